@@ -1,0 +1,149 @@
+//! The collector merges what producers and workers report (in batches) into the run's
+//! statistics, and keeps the queue-depth samples the scheduler takes. In a worker-only process
+//! it also publishes its merged statistics to Redis every second, so the process that owns the
+//! run can merge the histograms of every worker process.
+
+use crate::queue::{Depth, Queue};
+use crate::stats::{ProducerStats, WorkerStats};
+use actix::prelude::*;
+use std::time::Duration;
+
+/// How often a worker-only process publishes its statistics.
+const PUBLISH_EVERY: Duration = Duration::from_secs(1);
+
+/// Most depth samples kept (one a second: a 24-hour soak).
+const MAX_DEPTH_SAMPLES: usize = 86_400;
+
+/// A worker's statistics since its last report, for jobs of run `run`.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct WorkerReport {
+    pub run: u32,
+    pub stats: WorkerStats,
+}
+
+/// A producer's statistics since its last report.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct ProducerReport {
+    pub stats: ProducerStats,
+}
+
+/// Queue depth at a moment (µs since the epoch).
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct DepthSample {
+    pub at_us: u64,
+    pub depth: Depth,
+}
+
+/// Everything merged so far, for the coordinator (and progress display).
+#[derive(Message, Debug)]
+#[rtype(result = "Snapshot")]
+pub struct TakeSnapshot;
+
+#[derive(Debug, Clone, Default, MessageResponse)]
+pub struct Snapshot {
+    /// The run the worker statistics belong to (0 before any job was seen).
+    pub run: u32,
+    pub workers: WorkerStats,
+    pub producers: ProducerStats,
+    pub depth: Vec<DepthSample>,
+}
+
+/// Where a worker-only process publishes its statistics.
+#[derive(Debug, Clone)]
+pub struct Publisher {
+    pub queue: Queue,
+    /// Names this process in the run's stats hash.
+    pub instance: String,
+}
+
+#[derive(Debug, Default)]
+pub struct Collector {
+    /// Run whose statistics are being merged; reports of an older run are dropped, a newer run
+    /// starts afresh (a long-lived worker process serves run after run).
+    run: u32,
+    workers: WorkerStats,
+    producers: ProducerStats,
+    depth: Vec<DepthSample>,
+    /// Set in worker-only processes.
+    publisher: Option<Publisher>,
+    /// Something changed since the last publish.
+    dirty: bool,
+}
+
+impl Collector {
+    pub fn new(publisher: Option<Publisher>) -> Self {
+        Self { publisher, ..Default::default() }
+    }
+
+    fn publish(&mut self, ctx: &mut Context<Self>) {
+        let Some(p) = self.publisher.clone() else { return };
+        if !self.dirty || self.run == 0 {
+            return;
+        }
+        self.dirty = false;
+        let (run, bytes) = (self.run, self.workers.encode());
+        ctx.spawn(
+            async move {
+                if let Err(e) = p.queue.publish_stats(run, &p.instance, &bytes).await {
+                    tracing::warn!(error = %e, "publishing worker statistics failed; retrying next second");
+                }
+            }
+            .into_actor(self),
+        );
+    }
+}
+
+impl Actor for Collector {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        if self.publisher.is_some() {
+            ctx.run_interval(PUBLISH_EVERY, |act, ctx| act.publish(ctx));
+        }
+    }
+}
+
+impl Handler<WorkerReport> for Collector {
+    type Result = ();
+
+    fn handle(&mut self, report: WorkerReport, _: &mut Context<Self>) {
+        if report.run < self.run {
+            return;
+        }
+        if report.run > self.run {
+            self.run = report.run;
+            self.workers = WorkerStats::default();
+        }
+        self.workers.add(&report.stats);
+        self.dirty = true;
+    }
+}
+
+impl Handler<ProducerReport> for Collector {
+    type Result = ();
+
+    fn handle(&mut self, report: ProducerReport, _: &mut Context<Self>) {
+        self.producers.add(&report.stats);
+    }
+}
+
+impl Handler<DepthSample> for Collector {
+    type Result = ();
+
+    fn handle(&mut self, sample: DepthSample, _: &mut Context<Self>) {
+        if self.depth.len() < MAX_DEPTH_SAMPLES {
+            self.depth.push(sample);
+        }
+    }
+}
+
+impl Handler<TakeSnapshot> for Collector {
+    type Result = Snapshot;
+
+    fn handle(&mut self, _: TakeSnapshot, _: &mut Context<Self>) -> Snapshot {
+        Snapshot { run: self.run, workers: self.workers.clone(), producers: self.producers.clone(), depth: self.depth.clone() }
+    }
+}

@@ -1,0 +1,20 @@
+//! The four actix actors of a run. They live on one actix `System` (one event-loop thread),
+//! talk in typed messages, and batch their telemetry: no actor sends a message per job.
+//!
+//! - [`Producer`] enqueues jobs in pipelined batches, open loop (planned rate) or closed loop.
+//! - [`Worker`] claims batches, runs handlers, settles each batch in one round trip, renews
+//!   leases of jobs still running, and reports batched statistics.
+//! - [`Scheduler`] promotes due delayed jobs, reclaims expired leases and samples queue depth.
+//! - [`Collector`] merges what the others report into the run's statistics.
+
+mod collector;
+mod lifecycle;
+mod producer;
+mod scheduler;
+mod worker;
+
+pub use collector::{Collector, DepthSample, ProducerReport, Publisher, Snapshot, TakeSnapshot, WorkerReport};
+pub use lifecycle::{Join, Stop};
+pub use producer::{End, Producer, ProducerPlan, producer_end};
+pub use scheduler::{Halt, Scheduler};
+pub use worker::{Worker, WorkerConfig};

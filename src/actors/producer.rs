@@ -1,0 +1,204 @@
+//! A producer enqueues jobs in pipelined batches following its plan.
+//!
+//! Open loop (a planned rate): job `k` is due at `start + k / rate`, and is stamped with that
+//! *intended* time, so if the producer (or Redis) stalls, the stall lands in the measured
+//! latency instead of silently lowering the load; how far behind its plan the producer was
+//! is recorded as schedule lag. Closed loop ("max"): the next batch goes as soon as Redis
+//! acknowledged the last, and each job is stamped with its real send time.
+
+use super::collector::ProducerReport;
+use super::lifecycle::{Join, Lifecycle, Stop};
+use crate::clock;
+use crate::queue::{Job, JobKind, Queue};
+use crate::scenario::Rate;
+use crate::stats::ProducerStats;
+use actix::prelude::*;
+use rand::Rng;
+use std::time::{Duration, Instant};
+
+/// Report to the collector at least this often.
+const REPORT_EVERY: Duration = Duration::from_millis(250);
+/// Wait after a failed enqueue call before sending the same batch again.
+const RETRY_WAIT: Duration = Duration::from_millis(100);
+
+/// When a producer stops producing measured jobs.
+#[derive(Debug, Clone, Copy)]
+pub enum End {
+    Jobs(u64),
+    After(Duration),
+}
+
+/// Everything one producer needs to know about its share of the load.
+#[derive(Debug, Clone)]
+pub struct ProducerPlan {
+    /// This producer's index among `producers`; it sends sequence numbers
+    /// `index, index + producers, ...` so producers never collide.
+    pub index: u64,
+    pub producers: u64,
+    /// This producer's share of the rate.
+    pub rate: Rate,
+    pub batch: usize,
+    pub warmup: Duration,
+    pub end: End,
+    /// Benchmark run number stamped on every job.
+    pub run: u32,
+    /// Job kinds with their payload and cumulative weight.
+    pub mix: Vec<(JobKind, Vec<u8>, u32)>,
+}
+
+pub struct Producer {
+    queue: Queue,
+    plan: ProducerPlan,
+    collector: Recipient<ProducerReport>,
+    lifecycle: Lifecycle,
+}
+
+impl Producer {
+    pub fn new(queue: Queue, plan: ProducerPlan, collector: Recipient<ProducerReport>) -> Self {
+        Self { queue, plan, collector, lifecycle: Lifecycle::new() }
+    }
+}
+
+impl Actor for Producer {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let work = produce(self.queue.clone(), self.plan.clone(), self.collector.clone(), self.lifecycle.clone());
+        ctx.spawn(work.into_actor(self));
+    }
+}
+
+impl Handler<Stop> for Producer {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: Stop, _: &mut Context<Self>) -> Self::Result {
+        self.lifecycle.request_stop();
+        Box::pin(self.lifecycle.finished())
+    }
+}
+
+impl Handler<Join> for Producer {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: Join, _: &mut Context<Self>) -> Self::Result {
+        Box::pin(self.lifecycle.finished())
+    }
+}
+
+async fn produce(queue: Queue, plan: ProducerPlan, collector: Recipient<ProducerReport>, lifecycle: Lifecycle) {
+    let start_us = clock::now_us();
+    let warmup_end_us = start_us + plan.warmup.as_micros() as u64;
+    let measure_end_us = match plan.end {
+        End::After(d) => Some(warmup_end_us + d.as_micros() as u64),
+        End::Jobs(_) => None,
+    };
+    let total_weight = plan.mix.last().map_or(1, |m| m.2);
+    let mut rng = rand::rng();
+    let mut stats = ProducerStats::default();
+    let mut last_report = Instant::now();
+    // k: jobs sent so far by this producer; measured: of those, outside warm-up.
+    let (mut k, mut measured) = (0u64, 0u64);
+    let mut batch: Vec<Job> = Vec::with_capacity(plan.batch);
+
+    'plan: while !lifecycle.stopping() {
+        let now = clock::now_us();
+        // How many jobs are due now, and when job k was meant to go.
+        let (due, intended_of): (u64, Box<dyn Fn(u64) -> u64>) = match plan.rate {
+            Rate::Max => (plan.batch as u64, Box::new(move |_| now)),
+            Rate::PerSecond(r) => {
+                let planned = ((now - start_us) as f64 * r / 1e6) as u64 + 1;
+                let intended = move |j: u64| start_us + (j as f64 * 1e6 / r) as u64;
+                if planned <= k {
+                    // Not due yet: sleep until job k's time (the timer wheel rounds up to 1 ms,
+                    // which the latency then honestly includes).
+                    let wait = intended(k).saturating_sub(now);
+                    tokio::time::sleep(Duration::from_micros(wait)).await;
+                    continue;
+                }
+                ((planned - k).min(plan.batch as u64), Box::new(intended))
+            }
+        };
+        batch.clear();
+        let mut batch_measured = 0u64;
+        for j in k..k + due {
+            let intended_us = intended_of(j);
+            let warmup = intended_us < warmup_end_us;
+            if !warmup {
+                let over = match (plan.end, measure_end_us) {
+                    (End::Jobs(n), _) => measured + batch_measured >= n,
+                    (_, Some(end)) => intended_us >= end,
+                    _ => false,
+                };
+                if over {
+                    if batch.is_empty() {
+                        break 'plan;
+                    }
+                    break;
+                }
+                batch_measured += 1;
+            }
+            let pick = rng.random_range(0..total_weight);
+            let (kind, payload, _) = plan.mix.iter().find(|m| pick < m.2).unwrap_or(&plan.mix[0]);
+            batch.push(Job {
+                seq: plan.index + plan.producers * j,
+                run: plan.run,
+                attempt: 0,
+                warmup,
+                kind: *kind,
+                intended_us,
+                enqueued_us: now,
+                payload: payload.clone(),
+            });
+        }
+        // Send; on failure send the same jobs again (same sequence numbers): a batch Redis
+        // half-applied then shows up as duplicates in the audit, never as lost jobs.
+        loop {
+            let call = Instant::now();
+            match queue.enqueue_batch(&batch).await {
+                Ok(()) => {
+                    stats.enqueue_call.record_us(call.elapsed().as_micros() as u64);
+                    break;
+                }
+                Err(e) => {
+                    stats.enqueue_errors += 1;
+                    metrics::counter!("conveyor_redis_errors_total", "role" => "producer").increment(1);
+                    tracing::warn!(error = %e, jobs = batch.len(), "enqueue failed; sending the batch again");
+                    if lifecycle.stopping() {
+                        break 'plan;
+                    }
+                    tokio::time::sleep(RETRY_WAIT).await;
+                }
+            }
+        }
+        let sent = batch.len() as u64;
+        let warm = batch.iter().filter(|j| j.warmup).count() as u64;
+        if let Some(first) = batch.iter().find(|j| !j.warmup)
+            && stats.measure_start_us == 0
+        {
+            stats.measure_start_us = first.intended_us;
+        }
+        if let Rate::PerSecond(_) = plan.rate {
+            stats.schedule_lag.record_us(now.saturating_sub(batch[0].intended_us));
+        }
+        stats.produced += sent;
+        stats.produced_warmup += warm;
+        measured += sent - warm;
+        k += sent;
+        if last_report.elapsed() >= REPORT_EVERY {
+            collector.do_send(ProducerReport { stats: std::mem::take(&mut stats) });
+            last_report = Instant::now();
+        }
+    }
+    collector.do_send(ProducerReport { stats });
+    lifecycle.finish();
+}
+
+/// The end of a producer's plan from a scenario's `jobs` or `duration` (validation makes sure
+/// one of them is set).
+pub fn producer_end(jobs: Option<u64>, duration: Option<Duration>) -> End {
+    match (jobs, duration) {
+        (Some(n), _) => End::Jobs(n),
+        (None, Some(d)) => End::After(d),
+        (None, None) => End::Jobs(0),
+    }
+}

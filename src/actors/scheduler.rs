@@ -1,0 +1,127 @@
+//! The scheduler moves due delayed jobs into the ready stream, takes back jobs whose worker
+//! stopped renewing its lease, and samples queue depth. It keeps no state of its own beyond a
+//! scan cursor: Redis holds the truth, so any number of schedulers (one per process) may run.
+//! Each duty does one unit of work per tick; a failure is logged and counted, and the next
+//! tick tries again.
+
+use super::collector::DepthSample;
+use crate::clock;
+use crate::queue::Queue;
+use actix::prelude::*;
+use std::time::Duration;
+
+/// How often due delayed jobs are promoted (bounds how late a delayed job can start).
+const PROMOTE_EVERY: Duration = Duration::from_millis(20);
+/// Most jobs promoted per script call.
+const PROMOTE_LIMIT: usize = 1_000;
+/// Most pending entries reclaimed per script call.
+const RECLAIM_LIMIT: usize = 500;
+/// How often queue depth is sampled.
+const DEPTH_EVERY: Duration = Duration::from_secs(1);
+
+pub struct Scheduler {
+    queue: Queue,
+    /// Where depth samples go.
+    collector: Recipient<DepthSample>,
+    /// Where the next reclaim scan of the pending list continues.
+    cursor: String,
+    /// A duty still running from an earlier tick is not started again.
+    promoting: bool,
+    reclaiming: bool,
+}
+
+impl Scheduler {
+    pub fn new(queue: Queue, collector: Recipient<DepthSample>) -> Self {
+        Self { queue, collector, cursor: "0-0".into(), promoting: false, reclaiming: false }
+    }
+
+    /// Promotes due jobs until fewer than a full batch were due.
+    fn promote(&mut self, ctx: &mut Context<Self>) {
+        if self.promoting {
+            return;
+        }
+        self.promoting = true;
+        let queue = self.queue.clone();
+        let work = async move {
+            loop {
+                match queue.promote_due(PROMOTE_LIMIT).await {
+                    Ok(n) => {
+                        metrics::counter!("conveyor_jobs_promoted_total").increment(n);
+                        if n < PROMOTE_LIMIT as u64 {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        metrics::counter!("conveyor_redis_errors_total", "role" => "scheduler").increment(1);
+                        tracing::warn!(error = %e, "promoting delayed jobs failed; next tick retries");
+                        break;
+                    }
+                }
+            }
+        };
+        ctx.spawn(work.into_actor(self).map(|_, act, _| act.promoting = false));
+    }
+
+    fn reclaim(&mut self, ctx: &mut Context<Self>) {
+        if self.reclaiming {
+            return;
+        }
+        self.reclaiming = true;
+        let (queue, cursor) = (self.queue.clone(), self.cursor.clone());
+        let work = async move { queue.reclaim(&cursor, RECLAIM_LIMIT).await };
+        ctx.spawn(work.into_actor(self).map(|result, act, _| {
+            act.reclaiming = false;
+            match result {
+                Ok(r) => {
+                    if r.moved + r.dead > 0 {
+                        tracing::info!(moved = r.moved, dead = r.dead, "reclaimed jobs whose lease expired");
+                    }
+                    metrics::counter!("conveyor_jobs_reclaimed_total").increment(r.moved);
+                    act.cursor = r.cursor;
+                }
+                Err(e) => {
+                    metrics::counter!("conveyor_redis_errors_total", "role" => "scheduler").increment(1);
+                    tracing::warn!(error = %e, "reclaiming expired leases failed; next tick retries");
+                }
+            }
+        }));
+    }
+
+    fn sample_depth(&mut self, ctx: &mut Context<Self>) {
+        let (queue, collector) = (self.queue.clone(), self.collector.clone());
+        ctx.spawn(
+            async move {
+                match queue.depth().await {
+                    Ok(depth) => collector.do_send(DepthSample { at_us: clock::now_us(), depth }),
+                    Err(e) => tracing::warn!(error = %e, "sampling queue depth failed"),
+                }
+            }
+            .into_actor(self),
+        );
+    }
+}
+
+impl Actor for Scheduler {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        // A lease is noticed as expired within a quarter of its length.
+        let reclaim_every = (self.queue.options().lease / 4).max(Duration::from_millis(10));
+        ctx.run_interval(PROMOTE_EVERY, |act, ctx| act.promote(ctx));
+        ctx.run_interval(reclaim_every, |act, ctx| act.reclaim(ctx));
+        ctx.run_interval(DEPTH_EVERY, |act, ctx| act.sample_depth(ctx));
+    }
+}
+
+/// Stops the scheduler at once (its duties are idempotent ticks).
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Halt;
+
+impl Handler<Halt> for Scheduler {
+    type Result = ();
+
+    fn handle(&mut self, _: Halt, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}

@@ -1,0 +1,111 @@
+//! The Redis ceiling: what a plain client does with the same Redis commands and no runtime at
+//! all, measured in the same run as conveyor so a figure reads as a fraction of what this
+//! machine allows. Two loops, each one pipelined round trip after another:
+//! - `xadd`: pipelined `XADD` batches (the enqueue side alone);
+//! - `cycle`: enqueue a batch, claim it with `XREADGROUP COUNT`, then `XACK` + `XDEL` it
+//!   (conveyor's whole command mix per job, minus the runtime).
+
+use crate::connection::Redis;
+use crate::error::Result;
+use crate::queue::{GROUP, Job, JobKind, QueueKeys};
+use redis::Value;
+use serde::Serialize;
+use std::time::Instant;
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Ceiling {
+    /// Entries per second added by pipelined XADD alone.
+    pub xadd_per_second: f64,
+    /// Jobs per second through XADD → XREADGROUP → XACK + XDEL, no runtime.
+    pub cycle_per_second: f64,
+    /// Entries each loop moved.
+    pub entries: u64,
+    /// Entries per pipelined call.
+    pub batch: usize,
+}
+
+/// Runs both loops on a scratch stream under `{prefix:ceiling}` and removes it after.
+pub async fn measure(redis: &Redis, prefix: &str, entries: u64, batch: usize, payload_bytes: usize) -> Result<Ceiling> {
+    let keys = QueueKeys::new(prefix, "ceiling");
+    let stream = keys.ready();
+    let job = Job {
+        seq: 0,
+        run: 0,
+        attempt: 0,
+        warmup: false,
+        kind: JobKind::Noop,
+        intended_us: 0,
+        enqueued_us: 0,
+        payload: vec![b'x'; payload_bytes],
+    }
+    .encode();
+    let mut conn = redis.blocking_connection().await?;
+    let _: () = redis::cmd("DEL").arg(&stream).query_async(&mut conn).await?;
+
+    let xadd_batch = |n: u64| {
+        let mut pipe = redis::pipe();
+        for _ in 0..n {
+            pipe.cmd("XADD").arg(&stream).arg("*").arg("j").arg(&job).ignore();
+        }
+        pipe
+    };
+
+    let start = Instant::now();
+    let mut sent = 0;
+    while sent < entries {
+        let n = (entries - sent).min(batch as u64);
+        xadd_batch(n).query_async::<()>(&mut conn).await?;
+        sent += n;
+    }
+    let xadd_per_second = entries as f64 / start.elapsed().as_secs_f64();
+
+    let _: () = redis::cmd("DEL").arg(&stream).query_async(&mut conn).await?;
+    let _: () = redis::cmd("XGROUP").arg("CREATE").arg(&stream).arg(GROUP).arg("0").arg("MKSTREAM").query_async(&mut conn).await?;
+    let start = Instant::now();
+    let mut done = 0;
+    while done < entries {
+        let n = (entries - done).min(batch as u64);
+        xadd_batch(n).query_async::<()>(&mut conn).await?;
+        let reply: Value = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg(GROUP)
+            .arg("ceiling")
+            .arg("COUNT")
+            .arg(n)
+            .arg("STREAMS")
+            .arg(&stream)
+            .arg(">")
+            .query_async(&mut conn)
+            .await?;
+        let ids = entry_ids(reply);
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        pipe.cmd("XACK").arg(&stream).arg(GROUP).arg(&ids).ignore();
+        pipe.cmd("XDEL").arg(&stream).arg(&ids).ignore();
+        pipe.query_async::<()>(&mut conn).await?;
+        done += ids.len().max(1) as u64;
+    }
+    let cycle_per_second = entries as f64 / start.elapsed().as_secs_f64();
+    let _: () = redis::cmd("DEL").arg(&stream).query_async(&mut conn).await?;
+    Ok(Ceiling { xadd_per_second, cycle_per_second, entries, batch })
+}
+
+fn entry_ids(reply: Value) -> Vec<Vec<u8>> {
+    let mut ids = Vec::new();
+    if let Value::Array(streams) = reply {
+        for s in streams {
+            if let Value::Array(mut parts) = s
+                && let Some(Value::Array(entries)) = parts.pop()
+            {
+                for e in entries {
+                    if let Value::Array(pair) = e
+                        && let Some(Value::BulkString(id)) = pair.into_iter().next()
+                    {
+                        ids.push(id);
+                    }
+                }
+            }
+        }
+    }
+    ids
+}

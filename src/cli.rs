@@ -1,0 +1,269 @@
+//! The command line. Each subcommand parses its flags, resolves settings, starts a private
+//! redis-server when no Redis URL is configured, and hands over to the library.
+//!
+//! Exit codes: 0 success; 1 the run finished but failed a check (lost jobs); 2 an error (bad
+//! input, Redis unreachable), in which case nothing is written.
+
+use crate::actors::{Collector, Halt, Publisher, Scheduler, Stop, TakeSnapshot, Worker, WorkerConfig};
+use crate::clock;
+use crate::connection::Redis;
+use crate::error::{Error, Result};
+use crate::queue::{Queue, QueueOptions};
+use crate::redis_server::{RedisServer, ServerOptions};
+use crate::run::{self, RunOptions};
+use crate::scenario::{self, Scenario};
+use crate::settings::Settings;
+use actix::prelude::*;
+use clap::{Args, Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Parser, Debug)]
+#[command(name = "conveyor", version, about = "Actor-based job queue on Redis Streams, with built-in benchmark scenarios")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a scenario with every role in this process; print a summary and write JSON.
+    Run(RunArgs),
+    /// Run a scenario's producers here; workers run elsewhere (`conveyor worker`).
+    Produce(RunArgs),
+    /// Run workers (and a scheduler) for a queue until SIGINT or SIGTERM.
+    Worker(WorkerArgs),
+    /// Check scenario files and report every error.
+    Validate {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// List the scenarios in a directory with their descriptions.
+    List {
+        #[arg(default_value = "scenarios")]
+        dir: PathBuf,
+    },
+    /// Measure what Redis does with conveyor's command mix and no runtime.
+    Ceiling {
+        #[command(flatten)]
+        redis: RedisArgs,
+        /// Entries each loop moves.
+        #[arg(long, default_value_t = 200_000)]
+        entries: u64,
+        /// Entries per pipelined call.
+        #[arg(long, default_value_t = 500)]
+        batch: usize,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
+struct RedisArgs {
+    /// Redis URL (also CONVEYOR_REDIS_URL or `redis_url` in the config file). Without one,
+    /// conveyor starts a private redis-server and stops it at exit.
+    #[arg(long)]
+    redis_url: Option<String>,
+    /// Settings file (TOML); `./conveyor.toml` is read when present.
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// Scenario file (TOML).
+    scenario: PathBuf,
+    #[command(flatten)]
+    redis: RedisArgs,
+    /// Directory for result files (default `results`).
+    #[arg(long)]
+    results: Option<PathBuf>,
+    /// Also measure the Redis ceiling before the run.
+    #[arg(long)]
+    ceiling: bool,
+    /// Print the result as JSON on stdout instead of the summary.
+    #[arg(long)]
+    json: bool,
+    /// No progress lines.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Args, Debug)]
+struct WorkerArgs {
+    /// Take the queue and worker settings from this scenario file.
+    scenario: Option<PathBuf>,
+    /// Queue name (default: the scenario's queue).
+    #[arg(long)]
+    queue: Option<String>,
+    #[command(flatten)]
+    redis: RedisArgs,
+    /// Worker actors in this process.
+    #[arg(long)]
+    count: Option<u32>,
+    /// Jobs each worker runs at the same time.
+    #[arg(long)]
+    concurrency: Option<u32>,
+    /// Most jobs per claim.
+    #[arg(long)]
+    batch: Option<u32>,
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    match dispatch(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "conveyor=info,warn".into());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+fn dispatch(command: Command) -> Result<ExitCode> {
+    match command {
+        Command::Run(args) => run_command(args, true),
+        Command::Produce(args) => run_command(args, false),
+        Command::Worker(args) => worker_command(args),
+        Command::Validate { files } => Ok(validate(&files)),
+        Command::List { dir } => list(&dir),
+        Command::Ceiling { redis, entries, batch } => {
+            let (url, _server) = resolve_redis(&redis)?;
+            System::new().block_on(async move {
+                let redis = Redis::connect(&url).await?;
+                let c = crate::ceiling::measure(&redis, "conveyor", entries, batch, 0).await?;
+                println!("{}", serde_json::to_string_pretty(&c).expect("serializes"));
+                Ok(ExitCode::SUCCESS)
+            })
+        }
+    }
+}
+
+/// The Redis URL to use and, when none is configured, the private server that serves it.
+fn resolve_redis(args: &RedisArgs) -> Result<(String, Option<RedisServer>)> {
+    let settings = Settings::load(args.config.as_deref())?;
+    let url = args.redis_url.clone().or(settings.redis_url);
+    match url {
+        Some(url) => Ok((url, None)),
+        None => {
+            let server = RedisServer::start(ServerOptions::default())?;
+            tracing::info!(url = %server.url(), "started a private redis-server (no Redis URL configured)");
+            Ok((server.url(), Some(server)))
+        }
+    }
+}
+
+fn instance_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_else(|_| "host".into());
+    format!("{}-{}", host.trim(), std::process::id())
+}
+
+fn run_command(args: RunArgs, local_workers: bool) -> Result<ExitCode> {
+    let scenario = Scenario::load(&args.scenario)?;
+    let settings = Settings::load(args.redis.config.as_deref())?;
+    let results_dir = args.results.clone().unwrap_or_else(|| settings.results_dir());
+    let (url, server) = resolve_redis(&args.redis)?;
+    let options = RunOptions {
+        local_workers,
+        instance: instance_name(),
+        progress: !args.quiet && !args.json,
+        private_server: server.is_some(),
+        ceiling: args.ceiling,
+    };
+    let result = System::new().block_on(async move {
+        let redis = Redis::connect(&url).await?;
+        run::run_scenario(&scenario, &redis, &options, run::shutdown_signal()).await
+    })?;
+    drop(server);
+    let path = result.write_json(&results_dir)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&result).expect("serializes"));
+    } else {
+        print!("{}", result.summary());
+        println!("  result      {}", path.display());
+    }
+    if result.passed() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("FAIL: {} job(s) lost", result.counts.lost);
+        Ok(ExitCode::from(1))
+    }
+}
+
+fn worker_command(args: WorkerArgs) -> Result<ExitCode> {
+    let scenario = args.scenario.as_deref().map(Scenario::load).transpose()?;
+    let queue_name = args
+        .queue
+        .clone()
+        .or_else(|| scenario.as_ref().map(Scenario::queue_name))
+        .ok_or_else(|| Error::Other("worker: give a scenario file or --queue NAME".into()))?;
+    let options = scenario.as_ref().map_or_else(QueueOptions::default, Scenario::queue_options);
+    let section = scenario.as_ref().map(|s| s.workers.clone()).unwrap_or_default();
+    let count = args.count.unwrap_or(section.count).max(1);
+    let config = |i: u32, instance: &str| WorkerConfig {
+        consumer: format!("{instance}-w{i}"),
+        concurrency: args.concurrency.unwrap_or(section.concurrency).max(1) as usize,
+        batch: args.batch.unwrap_or(section.batch).max(1) as usize,
+        block: section.block,
+    };
+    let (url, _server) = resolve_redis(&args.redis)?;
+    System::new().block_on(async move {
+        let redis = Redis::connect(&url).await?;
+        let queue = Queue::new(redis, &queue_name, options, clock::system());
+        queue.ensure_group().await?;
+        let instance = instance_name();
+        let publisher = Publisher { queue: queue.clone(), instance: instance.clone() };
+        let collector = Collector::new(Some(publisher)).start();
+        let scheduler = Scheduler::new(queue.clone(), collector.clone().recipient()).start();
+        let workers: Vec<_> = (0..count)
+            .map(|i| Worker::new(queue.clone(), config(i, &instance), collector.clone().recipient()).start())
+            .collect();
+        tracing::info!(queue = %queue_name, workers = count, instance = %instance, "workers running; SIGINT or SIGTERM stops them");
+        run::shutdown_signal().await;
+        tracing::info!("stopping: finishing the jobs in hand");
+        futures::future::join_all(workers.iter().map(|w| w.send(Stop))).await;
+        scheduler.do_send(Halt);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let snapshot = collector.send(TakeSnapshot).await?;
+        if snapshot.run > 0 {
+            queue.publish_stats(snapshot.run, &instance, &snapshot.workers.encode()).await?;
+        }
+        tracing::info!(completed = snapshot.workers.counts.completed, "workers stopped");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn validate(files: &[PathBuf]) -> ExitCode {
+    let mut failed = 0;
+    for f in files {
+        match Scenario::load(f) {
+            Ok(s) => println!("ok    {} ({})", f.display(), s.name),
+            Err(e) => {
+                failed += 1;
+                println!("error {e}");
+            }
+        }
+    }
+    if failed > 0 {
+        eprintln!("{failed} of {} file(s) invalid", files.len());
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn list(dir: &Path) -> Result<ExitCode> {
+    for f in scenario::files_in(dir)? {
+        match Scenario::load(&f) {
+            Ok(s) => println!("{:<14} {}", s.name, s.description),
+            Err(e) => println!("{:<14} INVALID: {e}", f.file_stem().unwrap_or_default().to_string_lossy()),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

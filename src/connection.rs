@@ -1,0 +1,171 @@
+//! Connections to Redis. Ordinary commands share a small bb8 pool of multiplexed connections;
+//! blocking reads (`XREADGROUP ... BLOCK`) get a dedicated connection each, with no response
+//! timeout, because a blocking command stalls everything else on its connection and redis 1.x
+//! otherwise gives up on any reply after 500 ms.
+//!
+//! When Redis restarts, pooled connections die with it; [`Redis::conn`] notices a dropped
+//! connection through [`Redis::recover`] and builds a fresh pool, so callers only retry.
+
+use crate::error::{Error, Result};
+use bb8_redis::RedisConnectionManager;
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, Client, IntoConnectionInfo};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+/// How many multiplexed connections the pool keeps. Each one pipelines any number of requests,
+/// so a few are plenty on one event-loop thread.
+const POOL_SIZE: u32 = 4;
+
+/// How long to wait for a TCP connection (and for a pooled connection) before reporting Redis
+/// unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Response timeout for ordinary (non-blocking) commands. Long enough for a pipeline of
+/// thousands of entries on a loaded machine, short enough that a hung Redis is noticed.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub type Pool = bb8::Pool<RedisConnectionManager>;
+pub type PooledConn = bb8::PooledConnection<'static, RedisConnectionManager>;
+
+/// A handle to one Redis deployment; cheap to clone.
+#[derive(Clone)]
+pub struct Redis {
+    /// Used to open dedicated connections for blocking reads.
+    client: Client,
+    /// Replaced as a whole after Redis dropped our connections.
+    pool: Arc<RwLock<Pool>>,
+    /// The URL with any password replaced by `***`, for messages.
+    redacted_url: Arc<str>,
+}
+
+impl std::fmt::Debug for Redis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Redis({})", self.redacted_url)
+    }
+}
+
+impl Redis {
+    /// Connects and checks that Redis answers, within a bounded time.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let redacted_url: Arc<str> = redact_url(url).into();
+        let info = url.into_connection_info().map_err(|e| {
+            Error::Other(format!("redis url {redacted_url}: {}", redact_error(&e.to_string(), url)))
+        })?;
+        let client = Client::open(info.clone())?;
+        let pool = build_pool(info);
+        let redis = Self { client, pool: Arc::new(RwLock::new(pool)), redacted_url };
+        let mut conn = redis.conn().await.map_err(|e| redis.unreachable(e))?;
+        let _: () = redis::cmd("PING").query_async(&mut *conn).await.map_err(|e| redis.unreachable(e.into()))?;
+        Ok(redis)
+    }
+
+    fn unreachable(&self, e: Error) -> Error {
+        Error::Other(format!("redis at {} is unreachable: {e}", self.redacted_url))
+    }
+
+    pub fn redacted_url(&self) -> &str {
+        &self.redacted_url
+    }
+
+    /// A pooled connection for ordinary commands.
+    pub async fn conn(&self) -> Result<PooledConn> {
+        let pool = self.pool.read().expect("pool lock").clone();
+        Ok(pool.get_owned().await?)
+    }
+
+    /// Call after a command failed: if the failure means our connections are gone (Redis
+    /// restarted, or `CLIENT KILL`), the pool is rebuilt so the next call reconnects.
+    pub fn recover(&self, error: &redis::RedisError) {
+        if error.is_connection_dropped() || error.is_io_error() || error.is_timeout() {
+            let fresh = build_pool(self.client.get_connection_info().clone());
+            *self.pool.write().expect("pool lock") = fresh;
+        }
+    }
+
+    /// Runs `f` on a pooled connection; a failure that means the connection is gone rebuilds
+    /// the pool before the error is returned.
+    pub async fn with_conn<T, F>(&self, f: F) -> Result<T>
+    where
+        F: AsyncFnOnce(&mut MultiplexedConnection) -> redis::RedisResult<T>,
+    {
+        let mut conn = self.conn().await?;
+        f(&mut conn).await.map_err(|e| {
+            self.recover(&e);
+            Error::Redis(e)
+        })
+    }
+
+    /// A connection of its own for blocking reads: no response timeout.
+    pub async fn blocking_connection(&self) -> Result<MultiplexedConnection> {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(None);
+        Ok(self.client.get_multiplexed_async_connection_with_config(&config).await?)
+    }
+}
+
+fn build_pool(info: redis::ConnectionInfo) -> Pool {
+    let manager = RedisConnectionManager::new(info).expect("connection info already parsed");
+    bb8::Pool::builder()
+        .max_size(POOL_SIZE)
+        .min_idle(Some(1))
+        // A PING per checkout would double our round trips; dropped connections are replaced
+        // by `recover` instead.
+        .test_on_check_out(false)
+        .connection_timeout(CONNECT_TIMEOUT)
+        .retry_connection(false)
+        .connection_customizer(Box::new(LongerResponseTimeout))
+        .build_unchecked(manager)
+}
+
+/// redis 1.x gives a multiplexed connection a 500 ms response timeout; a pipeline of thousands
+/// of entries on a loaded 2-core machine can take longer than that without anything being
+/// wrong, so pooled connections get [`RESPONSE_TIMEOUT`] instead.
+#[derive(Debug)]
+struct LongerResponseTimeout;
+
+impl bb8::CustomizeConnection<MultiplexedConnection, redis::RedisError> for LongerResponseTimeout {
+    fn on_acquire<'a>(
+        &'a self,
+        conn: &'a mut MultiplexedConnection,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<(), redis::RedisError>> + Send + 'a>> {
+        conn.set_response_timeout(RESPONSE_TIMEOUT);
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// `redis://user:secret@host:6379/0` → `redis://user:***@host:6379/0`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let (authority, path) = rest.split_once('/').map_or((rest, None), |(a, p)| (a, Some(p)));
+    let redacted_authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:***@{host}"),
+            None => format!("***@{host}"),
+        },
+        None => authority.to_owned(),
+    };
+    match path {
+        Some(p) => format!("{scheme}://{redacted_authority}/{p}"),
+        None => format!("{scheme}://{redacted_authority}"),
+    }
+}
+
+/// Removes a URL's password from an error message that may quote the URL.
+fn redact_error(message: &str, url: &str) -> String {
+    message.replace(url, &redact_url(url))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_never_survive_redaction() {
+        assert_eq!(redact_url("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+        assert_eq!(redact_url("redis://:hunter2@h:1/0"), "redis://:***@h:1/0");
+        assert_eq!(redact_url("rediss://app:hunter2@h:1"), "rediss://app:***@h:1");
+        assert_eq!(redact_url("redis://hunter2@h"), "redis://***@h");
+    }
+}

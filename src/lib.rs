@@ -1,0 +1,44 @@
+//! conveyor: an actor-based job-queue runtime over Redis Streams, with built-in benchmark scenarios.
+//!
+//! # Map of the architecture
+//!
+//! ```text
+//!   scenario.toml ──► scenario ──► run::Coordinator ─────────────── result (JSON + summary)
+//!                                     │ starts, walks phases, stops        ▲
+//!        ┌────────────────┬───────────┴─────┬──────────────────┐         │
+//!        ▼                ▼                 ▼                  ▼         │
+//!   actors::Producer  actors::Worker ×N  actors::Scheduler  actors::Collector
+//!   (open/closed loop  (claim batch, run,  (promote due,     (merges batched
+//!    pipelined XADD)    settle in one trip) reclaim, depth)   HDR histograms)
+//!        │                ▲     │             │                  ▲
+//!        ▼                │     ▼             ▼                  │ WorkerReport (batched)
+//!   ┌──────────────────── queue::Queue (one Redis Stream per queue) ─────────────────┐
+//!   │ keys.rs: every key · scripts.rs: every Lua script · job.rs: the wire format     │
+//!   └──────────────────────────────────────────────────────────────────────────────────┘
+//! ```
+//!
+//! - [`queue`] owns everything that touches Redis for a queue: keys, scripts, the job codec,
+//!   backoff, and the exact-delivery audit bitmap.
+//! - [`actors`] holds the four actix actors; they talk in typed messages and batch telemetry.
+//! - [`run`] is the coordinator: it starts the actors for a scenario, walks warm-up → measure →
+//!   drain, handles Ctrl-C, and builds the [`report::RunResult`].
+//! - [`redis_server`] starts a private `redis-server` when no URL is configured (and in tests).
+//! - [`cli`] is the command line; `main.rs` only calls [`cli::main`].
+
+pub mod actors;
+pub mod ceiling;
+pub mod cli;
+pub mod clock;
+pub mod connection;
+pub mod error;
+pub mod handler;
+pub mod redis_server;
+pub mod report;
+pub mod run;
+pub mod scenario;
+pub mod settings;
+pub mod stats;
+pub mod system;
+pub mod queue;
+
+pub use error::Error;

@@ -1,0 +1,85 @@
+//! Every Redis key conveyor uses is built here and nowhere else.
+//!
+//! All keys of one queue share the hash tag `{<prefix>:<queue>}`, so every script and pipeline
+//! of a queue touches one cluster slot. Layout for prefix `conveyor`, queue `q`:
+//!
+//! | key                          | type        | holds                                            |
+//! |------------------------------|-------------|--------------------------------------------------|
+//! | `{conveyor:q}:ready`         | stream      | jobs waiting or running (payload inline); consumer group `workers` tracks who holds what |
+//! | `{conveyor:q}:delayed`       | sorted set  | delayed and retrying jobs, scored by due time (ms) |
+//! | `{conveyor:q}:dead`          | stream      | dead letters: the job and the reason              |
+//! | `{conveyor:q}:audit:done`    | bitmap      | bit `seq` set when job `seq` completed or died (exact-delivery audit) |
+//! | `{conveyor:q}:run`           | string      | number of the latest benchmark run on this queue  |
+//! | `{conveyor:q}:stats:<run>`   | hash        | per worker process: its merged statistics for run `<run>` |
+
+/// The names of one queue's keys.
+#[derive(Debug, Clone)]
+pub struct QueueKeys {
+    /// `{prefix:queue}`: the hash tag every key of the queue starts with.
+    tag: String,
+    /// Name of the queue, kept for labels and messages.
+    queue: String,
+}
+
+/// The consumer group every worker of a queue joins.
+pub const GROUP: &str = "workers";
+
+/// The stream field that holds the encoded job.
+pub const JOB_FIELD: &str = "j";
+
+/// The dead-letter stream field that holds why the job died.
+pub const REASON_FIELD: &str = "reason";
+
+impl QueueKeys {
+    pub fn new(prefix: &str, queue: &str) -> Self {
+        Self { tag: format!("{{{prefix}:{queue}}}"), queue: queue.to_owned() }
+    }
+
+    pub fn queue(&self) -> &str {
+        &self.queue
+    }
+
+    pub fn ready(&self) -> String {
+        format!("{}:ready", self.tag)
+    }
+
+    pub fn delayed(&self) -> String {
+        format!("{}:delayed", self.tag)
+    }
+
+    pub fn dead(&self) -> String {
+        format!("{}:dead", self.tag)
+    }
+
+    pub fn audit_done(&self) -> String {
+        format!("{}:audit:done", self.tag)
+    }
+
+    pub fn run(&self) -> String {
+        format!("{}:run", self.tag)
+    }
+
+    pub fn stats(&self, run: u32) -> String {
+        format!("{}:stats:{run}", self.tag)
+    }
+
+    /// Pattern matching every key of the queue (for `reset`).
+    pub fn pattern(&self) -> String {
+        // The tag contains `{` `}` which are not glob characters; `[`, `*`, `?` in queue names
+        // are rejected by scenario validation.
+        format!("{}:*", self.tag)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_shares_the_hash_tag() {
+        let k = QueueKeys::new("conveyor", "emails");
+        for key in [k.ready(), k.delayed(), k.dead(), k.audit_done(), k.run(), k.stats(3)] {
+            assert!(key.starts_with("{conveyor:emails}:"), "{key}");
+        }
+    }
+}

@@ -1,0 +1,525 @@
+//! The queue: how jobs live in Redis and every operation on them.
+//!
+//! One Redis Stream per queue holds the jobs, payload inline; a consumer group hands each
+//! entry to one worker and its pending-entries list records who holds what and for how long.
+//! A job leaves the stream only when it is settled: completed jobs are acknowledged **and
+//! deleted** in the same atomic round trip, failed jobs move to the delayed sorted set with
+//! their next due time (retry with backoff) or to the dead-letter stream after their last
+//! attempt. Delayed jobs wait in the sorted set until [`Queue::promote_due`] moves them back.
+//! Jobs whose worker stopped renewing its lease come back through [`Queue::reclaim`].
+//!
+//! Delivery is at-least-once. With auditing on, settling a job also sets bit `seq` of the
+//! audit bitmap, so a run can tell exactly which jobs finished, and how many finished twice.
+
+mod backoff;
+mod job;
+mod keys;
+mod scripts;
+
+pub use backoff::Backoff;
+pub use job::{DecodeError, Job, JobKind};
+pub use keys::{GROUP, QueueKeys};
+
+use crate::clock::SharedClock;
+use crate::connection::Redis;
+use crate::error::Result;
+use keys::{JOB_FIELD, REASON_FIELD};
+use redis::Value;
+use redis::aio::MultiplexedConnection;
+use std::time::Duration;
+
+/// How a queue treats its jobs.
+#[derive(Debug, Clone)]
+pub struct QueueOptions {
+    /// Every key starts with `{prefix:queue}`.
+    pub prefix: String,
+    /// A job whose worker has not renewed its hold for this long is given to another worker.
+    pub lease: Duration,
+    /// Attempts before a failing job goes to the dead letters (1 = no retry).
+    pub max_attempts: u16,
+    /// Times a job may be reclaimed from a dead or stalled worker before it is declared dead
+    /// (a job that crashes every worker that runs it must not circulate forever).
+    pub max_reclaims: u32,
+    pub backoff: Backoff,
+    /// Record every settled job in the audit bitmap (benchmarks always do).
+    pub audit: bool,
+}
+
+impl Default for QueueOptions {
+    fn default() -> Self {
+        Self {
+            prefix: "conveyor".into(),
+            lease: Duration::from_secs(30),
+            max_attempts: 3,
+            max_reclaims: 5,
+            backoff: Backoff::default(),
+            audit: true,
+        }
+    }
+}
+
+/// A job handed to a worker by [`Queue::claim`].
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    /// Stream entry id: what acknowledging and renewing refer to.
+    pub entry_id: String,
+    /// The decoded job, or why it could not be decoded (a poison entry).
+    pub job: Result<Job, DecodeError>,
+    /// The encoded job as stored, moved unchanged to the dead letters if it must die.
+    pub raw: Vec<u8>,
+}
+
+/// How a worker finished a claimed job.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Completed,
+    Failed(String),
+}
+
+/// What one [`Queue::settle`] call did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Settled {
+    pub completed: u64,
+    pub retried: u64,
+    pub dead: u64,
+    /// Jobs whose audit bit was already set: they had finished before (a duplicate delivery).
+    pub duplicates: u64,
+}
+
+/// What one [`Queue::reclaim`] call did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reclaimed {
+    /// Jobs given back to the ready stream.
+    pub moved: u64,
+    /// Jobs reclaimed too often, moved to the dead letters.
+    pub dead: u64,
+    /// Pending records whose entry had already been deleted.
+    pub gone: u64,
+    /// Where the next call continues its scan (`0-0` once the scan wrapped around).
+    pub cursor: String,
+}
+
+/// How many jobs are in each state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Depth {
+    /// In the stream and not yet handed to a worker.
+    pub waiting: u64,
+    /// Handed to a worker and not yet settled.
+    pub in_flight: u64,
+    /// Waiting for their due time (delayed jobs and retries).
+    pub delayed: u64,
+    pub dead: u64,
+}
+
+/// One queue on one Redis deployment; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Queue {
+    keys: QueueKeys,
+    redis: Redis,
+    options: QueueOptions,
+    clock: SharedClock,
+}
+
+impl Queue {
+    pub fn new(redis: Redis, name: &str, options: QueueOptions, clock: SharedClock) -> Self {
+        Self { keys: QueueKeys::new(&options.prefix, name), redis, options, clock }
+    }
+
+    pub fn keys(&self) -> &QueueKeys {
+        &self.keys
+    }
+
+    pub fn options(&self) -> &QueueOptions {
+        &self.options
+    }
+
+    pub fn redis(&self) -> &Redis {
+        &self.redis
+    }
+
+    /// Creates the stream and its consumer group if they do not exist yet.
+    pub async fn ensure_group(&self) -> Result<()> {
+        let ready = self.keys.ready();
+        let created = self
+            .redis
+            .with_conn(async |c| {
+                redis::cmd("XGROUP")
+                    .arg("CREATE")
+                    .arg(&ready)
+                    .arg(GROUP)
+                    .arg("0")
+                    .arg("MKSTREAM")
+                    .query_async::<()>(c)
+                    .await
+            })
+            .await;
+        match created {
+            Err(crate::Error::Redis(e)) if e.code() == Some("BUSYGROUP") => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Deletes every key of the queue (a benchmark run starts from nothing).
+    pub async fn reset(&self) -> Result<()> {
+        let pattern = self.keys.pattern();
+        self.redis
+            .with_conn(async |c| {
+                let mut cursor: u64 = 0;
+                loop {
+                    let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(&pattern)
+                        .arg("COUNT")
+                        .arg(1000)
+                        .query_async(c)
+                        .await?;
+                    if !keys.is_empty() {
+                        redis::cmd("UNLINK").arg(&keys).query_async::<()>(c).await?;
+                    }
+                    if next == 0 {
+                        return Ok(());
+                    }
+                    cursor = next;
+                }
+            })
+            .await
+    }
+
+    /// Adds one job to the ready stream.
+    pub async fn enqueue(&self, job: &Job) -> Result<()> {
+        self.enqueue_batch(std::slice::from_ref(job)).await
+    }
+
+    /// Adds jobs to the ready stream in one pipelined round trip.
+    pub async fn enqueue_batch(&self, jobs: &[Job]) -> Result<()> {
+        let ready = self.keys.ready();
+        let mut pipe = redis::pipe();
+        for job in jobs {
+            pipe.cmd("XADD").arg(&ready).arg("*").arg(JOB_FIELD).arg(job.encode()).ignore();
+        }
+        self.redis.with_conn(async |c| pipe.query_async::<()>(c).await).await
+    }
+
+    /// Adds a job that must not run before `due_ms` (ms since the epoch).
+    pub async fn schedule(&self, job: &Job, due_ms: u64) -> Result<()> {
+        let delayed = self.keys.delayed();
+        self.redis
+            .with_conn(async |c| {
+                redis::cmd("ZADD").arg(&delayed).arg(due_ms).arg(job.encode()).query_async::<()>(c).await
+            })
+            .await
+    }
+
+    /// Claims up to `count` jobs for `consumer`, waiting up to `block` for the first one.
+    /// Runs on a dedicated connection: a blocking read holds up its connection.
+    pub async fn claim(
+        &self,
+        conn: &mut MultiplexedConnection,
+        consumer: &str,
+        count: usize,
+        block: Duration,
+    ) -> Result<Vec<Claimed>> {
+        let reply: Value = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg(GROUP)
+            .arg(consumer)
+            .arg("COUNT")
+            .arg(count)
+            .arg("BLOCK")
+            .arg(block.as_millis() as u64)
+            .arg("STREAMS")
+            .arg(self.keys.ready())
+            .arg(">")
+            .query_async(conn)
+            .await?;
+        Ok(parse_read_reply(reply))
+    }
+
+    /// Settles a batch of claimed jobs in one atomic round trip: completed jobs are
+    /// acknowledged and deleted; failed jobs are scheduled for a retry with backoff, or moved
+    /// to the dead letters after their last attempt; undecodable entries go to the dead
+    /// letters with the reason.
+    pub async fn settle(&self, batch: &[(Claimed, Outcome)]) -> Result<Settled> {
+        if batch.is_empty() {
+            return Ok(Settled::default());
+        }
+        let (ready, delayed, dead) = (self.keys.ready(), self.keys.delayed(), self.keys.dead());
+        let now_ms = self.clock.now_ms();
+        let mut rng = rand::rng();
+        let mut settled = Settled::default();
+        let mut audit_bits = redis::cmd("BITFIELD");
+        audit_bits.arg(self.keys.audit_done());
+        let mut audited = 0usize;
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        let ids: Vec<&str> = batch.iter().map(|(c, _)| c.entry_id.as_str()).collect();
+        pipe.cmd("XACK").arg(&ready).arg(GROUP).arg(&ids).ignore();
+        pipe.cmd("XDEL").arg(&ready).arg(&ids).ignore();
+        for (claimed, outcome) in batch {
+            let finished_seq = match (&claimed.job, outcome) {
+                (Ok(job), Outcome::Completed) => {
+                    settled.completed += 1;
+                    Some(job.seq)
+                }
+                (Ok(job), Outcome::Failed(reason)) => {
+                    if job.attempt + 1 < self.options.max_attempts {
+                        let mut next = job.clone();
+                        next.attempt += 1;
+                        let due = now_ms + self.options.backoff.delay(job.attempt, &mut rng).as_millis() as u64;
+                        pipe.cmd("ZADD").arg(&delayed).arg(due).arg(next.encode()).ignore();
+                        settled.retried += 1;
+                        None
+                    } else {
+                        let why = format!("failed {} times; last error: {reason}", job.attempt + 1);
+                        pipe.cmd("XADD").arg(&dead).arg("*").arg(JOB_FIELD).arg(&claimed.raw);
+                        pipe.arg(REASON_FIELD).arg(why).ignore();
+                        settled.dead += 1;
+                        Some(job.seq)
+                    }
+                }
+                (Err(e), _) => {
+                    pipe.cmd("XADD").arg(&dead).arg("*").arg(JOB_FIELD).arg(&claimed.raw);
+                    pipe.arg(REASON_FIELD).arg(e.to_string()).ignore();
+                    settled.dead += 1;
+                    None
+                }
+            };
+            if let (Some(seq), true) = (finished_seq, self.options.audit) {
+                audit_bits.arg("SET").arg("u1").arg(seq).arg(1);
+                audited += 1;
+            }
+        }
+        if audited > 0 {
+            pipe.add_command(audit_bits);
+        }
+        let reply: Value = self.redis.with_conn(async |c| pipe.query_async(c).await).await?;
+        if audited > 0 {
+            settled.duplicates = count_set_bits(reply);
+        }
+        Ok(settled)
+    }
+
+    /// Resets the idle time of jobs `consumer` still runs, so they are not reclaimed.
+    pub async fn renew(&self, consumer: &str, entry_ids: &[String]) -> Result<()> {
+        if entry_ids.is_empty() {
+            return Ok(());
+        }
+        let ready = self.keys.ready();
+        self.redis
+            .with_conn(async |c| {
+                redis::cmd("XCLAIM")
+                    .arg(&ready)
+                    .arg(GROUP)
+                    .arg(consumer)
+                    .arg(0)
+                    .arg(entry_ids)
+                    .arg("JUSTID")
+                    .query_async::<()>(c)
+                    .await
+            })
+            .await
+    }
+
+    /// Moves up to `limit` (≤ 1000) delayed jobs whose due time has passed into the ready
+    /// stream. Returns how many moved.
+    pub async fn promote_due(&self, limit: usize) -> Result<u64> {
+        let (delayed, ready, now) = (self.keys.delayed(), self.keys.ready(), self.clock.now_ms());
+        let limit = limit.min(1000);
+        self.redis
+            .with_conn(async |c| {
+                scripts::PROMOTE.key(&delayed).key(&ready).arg(now).arg(limit).arg(JOB_FIELD).invoke_async(c).await
+            })
+            .await
+    }
+
+    /// Gives back up to `limit` jobs whose worker has not renewed its lease, scanning the
+    /// pending list from `cursor` (start with `"0-0"`).
+    pub async fn reclaim(&self, cursor: &str, limit: usize) -> Result<Reclaimed> {
+        let (ready, dead, audit) = (self.keys.ready(), self.keys.dead(), self.keys.audit_done());
+        let lease_ms = self.options.lease.as_millis() as u64;
+        let (moved, dead_n, gone, cursor): (u64, u64, u64, String) = self
+            .redis
+            .with_conn(async |c| {
+                scripts::RECLAIM
+                    .key(&ready)
+                    .key(&dead)
+                    .key(&audit)
+                    .arg(GROUP)
+                    .arg(lease_ms)
+                    .arg(limit)
+                    .arg("reclaimer")
+                    .arg(self.options.max_reclaims)
+                    .arg(cursor)
+                    .arg(if self.options.audit { "1" } else { "0" })
+                    .invoke_async(c)
+                    .await
+            })
+            .await?;
+        Ok(Reclaimed { moved, dead: dead_n, gone, cursor })
+    }
+
+    /// How many jobs are in each state, read in one round trip.
+    pub async fn depth(&self) -> Result<Depth> {
+        let (ready, delayed, dead) = (self.keys.ready(), self.keys.delayed(), self.keys.dead());
+        let (len, pending, delayed_n, dead_n): (u64, Value, u64, u64) = self
+            .redis
+            .with_conn(async |c| {
+                redis::pipe()
+                    .cmd("XLEN")
+                    .arg(&ready)
+                    .cmd("XPENDING")
+                    .arg(&ready)
+                    .arg(GROUP)
+                    .cmd("ZCARD")
+                    .arg(&delayed)
+                    .cmd("XLEN")
+                    .arg(&dead)
+                    .query_async(c)
+                    .await
+            })
+            .await?;
+        // XPENDING's summary starts with the count; it errors only when the group is missing.
+        let in_flight = match pending {
+            Value::Array(items) => match items.first() {
+                Some(Value::Int(n)) => *n as u64,
+                _ => 0,
+            },
+            _ => 0,
+        };
+        Ok(Depth { waiting: len.saturating_sub(in_flight), in_flight, delayed: delayed_n, dead: dead_n })
+    }
+
+    /// The distinct jobs finished (completed or dead), from the audit bitmap.
+    pub async fn audited_done(&self) -> Result<u64> {
+        let key = self.keys.audit_done();
+        self.redis.with_conn(async |c| redis::cmd("BITCOUNT").arg(&key).query_async(c).await).await
+    }
+
+    /// Up to `limit` sequence numbers below `produced` whose audit bit is not set.
+    pub async fn missing(&self, produced: u64, limit: usize) -> Result<Vec<u64>> {
+        let key = self.keys.audit_done();
+        let bits: Vec<u8> = self
+            .redis
+            .with_conn(async |c| redis::cmd("GET").arg(&key).query_async::<Option<Vec<u8>>>(c).await)
+            .await?
+            .unwrap_or_default();
+        let bit = |seq: u64| bits.get((seq / 8) as usize).is_some_and(|b| b & (0x80 >> (seq % 8)) != 0);
+        Ok((0..produced).filter(|&s| !bit(s)).take(limit).collect())
+    }
+
+    /// Dead letters as `(job, reason)`, oldest first, at most `limit`.
+    pub async fn dead_letters(&self, limit: usize) -> Result<Vec<(Vec<u8>, String)>> {
+        let dead = self.keys.dead();
+        let reply: Value = self
+            .redis
+            .with_conn(async |c| redis::cmd("XRANGE").arg(&dead).arg("-").arg("+").arg("COUNT").arg(limit).query_async(c).await)
+            .await?;
+        let mut out = Vec::new();
+        if let Value::Array(entries) = reply {
+            for entry in entries {
+                let fields = entry_fields(entry);
+                let job = field(&fields, JOB_FIELD).unwrap_or_default();
+                let reason = String::from_utf8_lossy(&field(&fields, REASON_FIELD).unwrap_or_default()).into_owned();
+                out.push((job, reason));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Starts a new benchmark run on this queue and returns its number.
+    pub async fn start_run(&self) -> Result<u32> {
+        let key = self.keys.run();
+        self.redis.with_conn(async |c| redis::cmd("INCR").arg(&key).query_async(c).await).await
+    }
+
+    /// Stores `instance`'s encoded statistics for `run` (worker processes publish theirs).
+    pub async fn publish_stats(&self, run: u32, instance: &str, stats: &[u8]) -> Result<()> {
+        let key = self.keys.stats(run);
+        self.redis
+            .with_conn(async |c| {
+                redis::pipe()
+                    .cmd("HSET")
+                    .arg(&key)
+                    .arg(instance)
+                    .arg(stats)
+                    .ignore()
+                    .cmd("EXPIRE")
+                    .arg(&key)
+                    .arg(7 * 24 * 3600)
+                    .ignore()
+                    .query_async::<()>(c)
+                    .await
+            })
+            .await
+    }
+
+    /// Every worker process's published statistics for `run`, by instance name.
+    pub async fn published_stats(&self, run: u32) -> Result<Vec<(String, Vec<u8>)>> {
+        let key = self.keys.stats(run);
+        self.redis.with_conn(async |c| redis::cmd("HGETALL").arg(&key).query_async(c).await).await
+    }
+}
+
+/// XREADGROUP's reply: `[[stream, [[id, [field, value, ...]], ...]]]`, or nil on timeout.
+fn parse_read_reply(reply: Value) -> Vec<Claimed> {
+    let Value::Array(streams) = reply else { return Vec::new() };
+    let mut out = Vec::new();
+    for stream in streams {
+        let Value::Array(mut parts) = stream else { continue };
+        let Some(Value::Array(entries)) = parts.pop() else { continue };
+        out.reserve(entries.len());
+        for entry in entries {
+            let Value::Array(mut pair) = entry else { continue };
+            if pair.len() != 2 {
+                continue;
+            }
+            let fields = pair.pop().map(entry_fields_of).unwrap_or_default();
+            let entry_id = match pair.pop() {
+                Some(Value::BulkString(id)) => String::from_utf8_lossy(&id).into_owned(),
+                _ => continue,
+            };
+            let raw = field(&fields, JOB_FIELD);
+            let job = match &raw {
+                Some(bytes) => Job::decode(bytes),
+                None => Err(DecodeError("entry has no job field".into())),
+            };
+            out.push(Claimed { entry_id, job, raw: raw.unwrap_or_default() });
+        }
+    }
+    out
+}
+
+/// `[id, [field, value, ...]]` → the field/value list.
+fn entry_fields(entry: Value) -> Vec<Value> {
+    match entry {
+        Value::Array(mut pair) if pair.len() == 2 => pair.pop().map(entry_fields_of).unwrap_or_default(),
+        _ => Vec::new(),
+    }
+}
+
+fn entry_fields_of(fields: Value) -> Vec<Value> {
+    match fields {
+        Value::Array(f) => f,
+        _ => Vec::new(),
+    }
+}
+
+fn field(fields: &[Value], name: &str) -> Option<Vec<u8>> {
+    fields.chunks_exact(2).find_map(|kv| match kv {
+        [Value::BulkString(k), Value::BulkString(v)] if k == name.as_bytes() => Some(v.clone()),
+        _ => None,
+    })
+}
+
+/// The EXEC reply's last element is BITFIELD's list of previous bit values.
+fn count_set_bits(reply: Value) -> u64 {
+    let last = match reply {
+        Value::Array(mut items) => items.pop(),
+        other => Some(other),
+    };
+    match last {
+        Some(Value::Array(bits)) => bits.iter().filter(|b| matches!(b, Value::Int(1))).count() as u64,
+        _ => 0,
+    }
+}

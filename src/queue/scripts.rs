@@ -1,0 +1,74 @@
+//! Every Lua script conveyor runs, each named after the [`Queue`](super::Queue) method that runs
+//! it and opening with its contract. Scripts only touch keys passed in `KEYS`, all of one queue's
+//! hash tag, so they run unchanged on Redis Cluster.
+
+use redis::Script;
+use std::sync::LazyLock;
+
+/// Used by [`Queue::promote_due`](super::Queue::promote_due).
+pub static PROMOTE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+-- promote: move delayed and retrying jobs whose due time has come into the ready stream.
+-- KEYS[1] delayed zset  KEYS[2] ready stream
+-- ARGV[1] now (ms)  ARGV[2] most jobs to move (<= 1000)  ARGV[3] stream field for the job
+-- Returns the number of jobs moved. Jobs keep their order of due time.
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, job in ipairs(due) do
+  redis.call('XADD', KEYS[2], '*', ARGV[3], job)
+end
+if #due > 0 then
+  redis.call('ZREM', KEYS[1], unpack(due))
+end
+return #due
+"#,
+    )
+});
+
+/// Used by [`Queue::reclaim`](super::Queue::reclaim).
+pub static RECLAIM: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+-- reclaim: give back jobs whose worker stopped renewing its lease (it died or stalled).
+-- Each pending entry idle longer than the lease is re-added to the ready stream as a new entry
+-- (so any live worker takes it) with its reclaim count `r` incremented, then the old entry is
+-- acknowledged and deleted. An entry reclaimed more than ARGV[5] times is a job that keeps
+-- killing its worker: it goes to the dead-letter stream instead, and its audit bit is set.
+-- KEYS[1] ready stream  KEYS[2] dead stream  KEYS[3] audit bitmap
+-- ARGV[1] group  ARGV[2] lease (ms)  ARGV[3] most entries  ARGV[4] reclaimer consumer name
+-- ARGV[5] most reclaims per job  ARGV[6] cursor (stream id to scan from)  ARGV[7] '1' to audit
+-- Returns {moved, dead, gone, next cursor}: gone counts entries deleted while pending (their
+-- pending record is dropped by XAUTOCLAIM itself).
+local res = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[4], ARGV[2], ARGV[6], 'COUNT', ARGV[3])
+local moved, dead = 0, 0
+for _, entry in ipairs(res[2]) do
+  local id, fields = entry[1], entry[2]
+  if fields then
+    local job, reclaims = nil, 0
+    for i = 1, #fields, 2 do
+      if fields[i] == 'j' then job = fields[i + 1] end
+      if fields[i] == 'r' then reclaims = tonumber(fields[i + 1]) end
+    end
+    reclaims = reclaims + 1
+    if job == nil then
+      redis.call('XADD', KEYS[2], '*', 'j', '', 'reason', 'entry without a job field')
+      dead = dead + 1
+    elseif reclaims > tonumber(ARGV[5]) then
+      redis.call('XADD', KEYS[2], '*', 'j', job, 'reason', 'lease expired ' .. reclaims .. ' times')
+      local ok, decoded = pcall(cmsgpack.unpack, job)
+      if ok and type(decoded) == 'table' and ARGV[7] == '1' then
+        redis.call('SETBIT', KEYS[3], decoded[1], 1)
+      end
+      dead = dead + 1
+    else
+      redis.call('XADD', KEYS[1], '*', 'j', job, 'r', reclaims)
+      moved = moved + 1
+    end
+  end
+  redis.call('XACK', KEYS[1], ARGV[1], id)
+  redis.call('XDEL', KEYS[1], id)
+end
+return {moved, dead, #res[3], res[1]}
+"#,
+    )
+});

@@ -1,0 +1,332 @@
+//! The coordinator: runs one scenario. It resets the queue, starts the collector, scheduler,
+//! workers and producers, walks the phases (warm-up, which producers mark on the jobs they
+//! send; measure; drain until the audit says every produced job finished), and on Ctrl-C or
+//! SIGTERM stops intake, lets workers settle what they hold, and still builds the result.
+
+use crate::actors::{
+    Collector, Halt, Join, Producer, ProducerPlan, Scheduler, Snapshot, Stop, TakeSnapshot, Worker, WorkerConfig,
+};
+use crate::actors::producer_end;
+use crate::ceiling;
+use crate::clock;
+use crate::connection::Redis;
+use crate::error::Result;
+use crate::queue::{Depth, Queue};
+use crate::report::{Counts, Latencies, Percentiles, Resources, RunResult, SCHEMA_VERSION, Setup, Throughput};
+use crate::scenario::{Rate, Scenario};
+use crate::stats::WorkerStats;
+use crate::system::{self, RedisInfo, SystemInfo};
+use actix::prelude::*;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+/// How often the drain phase asks the audit whether every job finished.
+const DRAIN_POLL: Duration = Duration::from_millis(20);
+/// How long a run waits for worker processes elsewhere to publish their final statistics.
+const REMOTE_STATS_WAIT: Duration = Duration::from_secs(3);
+/// Entries each ceiling loop moves.
+const CEILING_ENTRIES: u64 = 200_000;
+
+/// How this process takes part in the run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Start the scenario's workers here (false for `conveyor produce`: workers run elsewhere).
+    pub local_workers: bool,
+    /// Names this process among worker processes (consumer names start with it).
+    pub instance: String,
+    /// Print a progress line every second.
+    pub progress: bool,
+    /// conveyor started the Redis it runs against.
+    pub private_server: bool,
+    /// Measure the Redis ceiling first, whatever the scenario says.
+    pub ceiling: bool,
+}
+
+/// A future that resolves on Ctrl-C or SIGTERM.
+pub type Interrupt = Pin<Box<dyn Future<Output = ()>>>;
+
+/// Resolves when the process is asked to stop (SIGINT or SIGTERM).
+pub fn shutdown_signal() -> Interrupt {
+    Box::pin(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+        }
+    })
+}
+
+/// Runs `scenario` against `redis` and returns its result. Call inside an actix `System`.
+pub async fn run_scenario(scenario: &Scenario, redis: &Redis, options: &RunOptions, mut interrupt: Interrupt) -> Result<RunResult> {
+    let started_at = rfc3339_now();
+    let system_info = SystemInfo::gather();
+    let redis_info = RedisInfo::gather(redis, options.private_server).await;
+    let ceiling = if scenario.ceiling || options.ceiling {
+        let payload = scenario.jobs.iter().map(|j| j.payload_bytes).max().unwrap_or(0);
+        Some(ceiling::measure(redis, &scenario.queue.prefix, CEILING_ENTRIES, 500, payload).await?)
+    } else {
+        None
+    };
+
+    let queue = Queue::new(redis.clone(), &scenario.queue_name(), scenario.queue_options(), clock::system());
+    queue.reset().await?;
+    queue.ensure_group().await?;
+    let run = queue.start_run().await?;
+    let cpu_at_start = system::process_cpu_seconds();
+
+    let collector = Collector::new(None).start();
+    let scheduler = Scheduler::new(queue.clone(), collector.clone().recipient()).start();
+    let local_workers = if options.local_workers { scenario.workers.count } else { 0 };
+    let workers: Vec<Addr<Worker>> = (0..local_workers)
+        .map(|i| {
+            let config = WorkerConfig {
+                consumer: format!("{}-w{i}", options.instance),
+                concurrency: scenario.workers.concurrency as usize,
+                batch: scenario.workers.batch as usize,
+                block: scenario.workers.block,
+            };
+            Worker::new(queue.clone(), config, collector.clone().recipient()).start()
+        })
+        .collect();
+    let producers: Vec<Addr<Producer>> = producer_plans(scenario, run)
+        .into_iter()
+        .map(|plan| Producer::new(queue.clone(), plan, collector.clone().recipient()).start())
+        .collect();
+
+    let begun = Instant::now();
+    let mut interrupted = false;
+    let mut progress = tokio::time::interval(Duration::from_secs(1));
+    progress.tick().await;
+
+    // Measure (and warm-up): until every producer has sent its plan.
+    let all_produced = futures::future::join_all(producers.iter().map(|p| p.send(Join)));
+    tokio::pin!(all_produced);
+    loop {
+        tokio::select! {
+            _ = &mut all_produced => break,
+            _ = &mut interrupt => { interrupted = true; break; }
+            _ = progress.tick(), if options.progress => print_progress("produce", begun, &collector, &queue).await,
+        }
+    }
+    if interrupted {
+        futures::future::join_all(producers.iter().map(|p| p.send(Stop))).await;
+    }
+
+    // Drain: until the audit has every produced job finished.
+    let drain_deadline = tokio::time::Instant::now() + scenario.phases.drain_timeout;
+    if !interrupted {
+        loop {
+            let produced = collector.send(TakeSnapshot).await?.producers.produced;
+            if queue.audited_done().await? >= produced {
+                break;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(DRAIN_POLL) => {}
+                _ = tokio::time::sleep_until(drain_deadline) => {
+                    tracing::warn!(timeout = ?scenario.phases.drain_timeout, "drain timed out with jobs unfinished");
+                    break;
+                }
+                _ = &mut interrupt => { interrupted = true; break; }
+                _ = progress.tick(), if options.progress => print_progress("drain", begun, &collector, &queue).await,
+            }
+        }
+    }
+
+    // Stop: workers settle what they hold.
+    futures::future::join_all(workers.iter().map(|w| w.send(Stop))).await;
+    scheduler.do_send(Halt);
+    let cpu_seconds = system::process_cpu_seconds() - cpu_at_start;
+    let snapshot = collector.send(TakeSnapshot).await?;
+    let finished = queue.audited_done().await?;
+    let (remote, remote_processes) = remote_stats(&queue, run, &options.instance, &snapshot, finished).await?;
+    let remaining = queue.depth().await?;
+    let mut merged = snapshot.workers.clone();
+    merged.add(&remote);
+
+    Ok(build_result(BuildInput {
+        scenario,
+        queue: &queue,
+        run,
+        started_at,
+        interrupted,
+        snapshot: &snapshot,
+        workers: &merged,
+        local_workers,
+        remote_processes,
+        finished,
+        remaining,
+        ceiling,
+        cpu_seconds,
+        system: system_info,
+        redis: redis_info,
+    }))
+}
+
+/// Splits the scenario's load between its producers.
+fn producer_plans(scenario: &Scenario, run: u32) -> Vec<ProducerPlan> {
+    let n = u64::from(scenario.producer.count);
+    let mut cumulative = 0;
+    let mix: Vec<_> = scenario
+        .jobs
+        .iter()
+        .map(|spec| {
+            cumulative += spec.weight;
+            (spec.kind(), vec![b'x'; spec.payload_bytes], cumulative)
+        })
+        .collect();
+    (0..n)
+        .map(|index| ProducerPlan {
+            index,
+            producers: n,
+            rate: match scenario.producer.rate {
+                Rate::Max => Rate::Max,
+                Rate::PerSecond(r) => Rate::PerSecond(r / n as f64),
+            },
+            batch: scenario.producer.batch as usize,
+            warmup: scenario.phases.warmup,
+            end: producer_end(scenario.producer.jobs.map(|j| j / n + u64::from(index < j % n)), scenario.producer.duration),
+            run,
+            mix: mix.clone(),
+        })
+        .collect()
+}
+
+/// Statistics published by worker processes other than this one, waiting briefly until they
+/// account for every finished job.
+async fn remote_stats(queue: &Queue, run: u32, instance: &str, local: &Snapshot, finished: u64) -> Result<(WorkerStats, u32)> {
+    let deadline = Instant::now() + REMOTE_STATS_WAIT;
+    loop {
+        let mut merged = WorkerStats::default();
+        let mut processes = 0;
+        for (name, bytes) in queue.published_stats(run).await? {
+            if name == instance {
+                continue;
+            }
+            match WorkerStats::decode(&bytes) {
+                Ok(s) => {
+                    merged.add(&s);
+                    processes += 1;
+                }
+                Err(e) => tracing::warn!(instance = %name, error = %e, "ignoring undecodable worker statistics"),
+            }
+        }
+        let c = |s: &WorkerStats| s.counts.completed + s.counts.dead - s.counts.duplicates;
+        let accounted = c(&local.workers) + c(&merged);
+        if accounted >= finished || Instant::now() >= deadline {
+            return Ok((merged, processes));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+struct BuildInput<'a> {
+    scenario: &'a Scenario,
+    queue: &'a Queue,
+    run: u32,
+    started_at: String,
+    interrupted: bool,
+    snapshot: &'a Snapshot,
+    workers: &'a WorkerStats,
+    local_workers: u32,
+    remote_processes: u32,
+    finished: u64,
+    remaining: Depth,
+    ceiling: Option<ceiling::Ceiling>,
+    cpu_seconds: f64,
+    system: SystemInfo,
+    redis: RedisInfo,
+}
+
+fn build_result(i: BuildInput<'_>) -> RunResult {
+    let p = &i.snapshot.producers;
+    let w = &i.workers.counts;
+    let measure_start = if p.measure_start_us > 0 { p.measure_start_us } else { w.first_start_us };
+    let window_us = w.last_complete_us.saturating_sub(measure_start);
+    let window_seconds = window_us as f64 / 1e6;
+    let jobs_per_second = if window_seconds > 0.0 { w.measured_completed as f64 / window_seconds } else { 0.0 };
+    let in_redis = i.remaining.waiting + i.remaining.in_flight + i.remaining.delayed;
+    let not_finished = p.produced.saturating_sub(i.finished);
+    let unfinished = not_finished.min(in_redis);
+    let worker_count = (i.local_workers + i.remote_processes).max(1);
+    RunResult {
+        schema_version: SCHEMA_VERSION,
+        scenario: i.scenario.name.clone(),
+        description: i.scenario.description.clone(),
+        queue: i.queue.keys().queue().to_owned(),
+        run: i.run,
+        started_at: i.started_at,
+        finished_at: rfc3339_now(),
+        interrupted: i.interrupted,
+        setup: Setup {
+            producers: i.scenario.producer.count,
+            rate: match i.scenario.producer.rate {
+                Rate::Max => None,
+                Rate::PerSecond(r) => Some(r),
+            },
+            local_workers: i.local_workers,
+            remote_worker_processes: i.remote_processes,
+            concurrency: i.scenario.workers.concurrency,
+            claim_batch: i.scenario.workers.batch,
+            enqueue_batch: i.scenario.producer.batch,
+            warmup_seconds: i.scenario.phases.warmup.as_secs_f64(),
+        },
+        throughput: Throughput {
+            jobs_per_second,
+            measured_jobs: w.measured_completed,
+            window_seconds,
+            jobs_per_second_per_worker: jobs_per_second / f64::from(worker_count),
+        },
+        counts: Counts {
+            produced: p.produced,
+            produced_warmup: p.produced_warmup,
+            finished: i.finished,
+            completed: w.completed,
+            retried: w.retried,
+            dead: w.dead,
+            lost: not_finished - unfinished,
+            unfinished,
+            duplicates: w.duplicates,
+            poison: w.poison,
+            enqueue_errors: p.enqueue_errors,
+        },
+        latency_us: Latencies {
+            enqueue_to_start: Percentiles::from(&i.workers.enqueue_to_start),
+            start_to_complete: Percentiles::from(&i.workers.start_to_complete),
+            end_to_end: Percentiles::from(&i.workers.end_to_end),
+            enqueue_call: Percentiles::from(&p.enqueue_call),
+            schedule_lag: Percentiles::from(&p.schedule_lag),
+        },
+        remaining: i.remaining,
+        max_waiting: i.snapshot.depth.iter().map(|d| d.depth.waiting).max().unwrap_or(0),
+        ceiling: i.ceiling,
+        resources: Resources {
+            cpu_seconds: i.cpu_seconds,
+            jobs_per_cpu_second: if i.cpu_seconds > 0.0 { w.measured_completed as f64 / i.cpu_seconds } else { 0.0 },
+            rss_bytes: system::process_rss_bytes(),
+        },
+        system: i.system,
+        redis: i.redis,
+    }
+}
+
+async fn print_progress(phase: &str, begun: Instant, collector: &Addr<Collector>, queue: &Queue) {
+    let Ok(s) = collector.send(TakeSnapshot).await else { return };
+    let depth = queue.depth().await.unwrap_or_default();
+    let p99 = s.workers.end_to_end.histogram().value_at_quantile(0.99);
+    eprintln!(
+        "[{:>6.1}s] {phase:<7} produced {:>9}  completed {:>9}  waiting {:>8}  in flight {:>5}  e2e p99 {:.3}ms",
+        begun.elapsed().as_secs_f64(),
+        s.producers.produced,
+        s.workers.counts.completed,
+        depth.waiting,
+        depth.in_flight,
+        p99 as f64 / 1000.0
+    );
+}
+
+fn rfc3339_now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| "unknown".into())
+}

@@ -1,0 +1,400 @@
+//! Scenario files: what a benchmark run does, as typed TOML. Unknown fields are errors, and
+//! every error names the file, the field and what was expected, so a typo never silently
+//! becomes a default.
+//!
+//! ```toml
+//! # Quick sanity run: 4 workers drain 10,000 noop jobs.
+//! description = "about 10 s: 4 workers, 10k noop jobs, closed loop"
+//! [producer]
+//! jobs = 10000        # measured jobs (or `duration = "10s"`)
+//! rate = "max"        # closed loop; a number is an open-loop rate in jobs/s
+//! [workers]
+//! count = 4
+//! [[jobs]]
+//! kind = "noop"       # noop | sleep | cpu | fail | panic
+//! ```
+
+use crate::error::{Error, Result};
+use crate::queue::{Backoff, JobKind, QueueOptions};
+use serde::{Deserialize, Deserializer};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A parsed and validated scenario.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Defaults to the file name without `.toml`.
+    #[serde(default)]
+    pub name: String,
+    /// One line on what the scenario shows (printed by `conveyor list`).
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub queue: QueueSection,
+    #[serde(default)]
+    pub producer: ProducerSection,
+    #[serde(default)]
+    pub workers: WorkerSection,
+    /// The job mix; one noop job kind when absent.
+    #[serde(default = "default_jobs")]
+    pub jobs: Vec<JobSpec>,
+    #[serde(default)]
+    pub phases: Phases,
+    /// Measure the Redis ceiling (plain pipelined XADD) before the run, for comparison.
+    #[serde(default)]
+    pub ceiling: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueSection {
+    /// Queue name; defaults to `bench-<scenario name>`.
+    pub name: Option<String>,
+    /// Key prefix (all keys are `{prefix:queue}:...`).
+    pub prefix: String,
+    #[serde(deserialize_with = "duration")]
+    pub lease: Duration,
+    pub max_attempts: u16,
+    pub max_reclaims: u32,
+    #[serde(deserialize_with = "duration")]
+    pub backoff_base: Duration,
+    #[serde(deserialize_with = "duration")]
+    pub backoff_max: Duration,
+}
+
+impl Default for QueueSection {
+    fn default() -> Self {
+        let d = QueueOptions::default();
+        Self {
+            name: None,
+            prefix: d.prefix,
+            lease: d.lease,
+            max_attempts: d.max_attempts,
+            max_reclaims: d.max_reclaims,
+            backoff_base: d.backoff.base,
+            backoff_max: d.backoff.max,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProducerSection {
+    /// Concurrent producer actors.
+    pub count: u32,
+    /// Jobs per second for all producers together, or "max" (closed loop).
+    pub rate: Rate,
+    /// Most jobs per pipelined enqueue call.
+    pub batch: u32,
+    /// Measured jobs to produce (after warm-up). Either this or `duration`.
+    pub jobs: Option<u64>,
+    /// How long to produce measured jobs. Either this or `jobs`.
+    #[serde(deserialize_with = "opt_duration")]
+    pub duration: Option<Duration>,
+}
+
+impl Default for ProducerSection {
+    fn default() -> Self {
+        Self { count: 1, rate: Rate::Max, batch: 256, jobs: None, duration: None }
+    }
+}
+
+/// How fast producers send.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Rate {
+    /// Closed loop: the next batch goes as soon as the last one was acknowledged.
+    Max,
+    /// Open loop: jobs per second, each stamped with its planned send time.
+    PerSecond(f64),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkerSection {
+    /// Worker actors in this process (0: only workers in other processes).
+    pub count: u32,
+    /// Jobs one worker runs at the same time.
+    pub concurrency: u32,
+    /// Most jobs one worker claims per round trip.
+    pub batch: u32,
+    /// Longest a claim waits for work before looking again.
+    #[serde(deserialize_with = "duration")]
+    pub block: Duration,
+}
+
+impl Default for WorkerSection {
+    fn default() -> Self {
+        Self { count: 4, concurrency: 1, batch: 64, block: Duration::from_millis(100) }
+    }
+}
+
+/// One entry of the job mix.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobSpec {
+    pub kind: KindName,
+    /// For `sleep` and `cpu`.
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub duration: Option<Duration>,
+    /// For `fail`: probability of failing, 0 to 1.
+    pub probability: Option<f32>,
+    /// Relative share of the mix.
+    #[serde(default = "one")]
+    pub weight: u32,
+    /// Bytes of payload each job carries.
+    #[serde(default)]
+    pub payload_bytes: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KindName {
+    Noop,
+    Sleep,
+    Cpu,
+    Fail,
+    Panic,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Phases {
+    /// Producing before the measurement starts; these jobs are processed but not measured.
+    #[serde(deserialize_with = "duration")]
+    pub warmup: Duration,
+    /// Longest wait, after producing stops, for every job to finish.
+    #[serde(deserialize_with = "duration")]
+    pub drain_timeout: Duration,
+}
+
+impl Default for Phases {
+    fn default() -> Self {
+        Self { warmup: Duration::ZERO, drain_timeout: Duration::from_secs(60) }
+    }
+}
+
+fn default_jobs() -> Vec<JobSpec> {
+    vec![JobSpec { kind: KindName::Noop, duration: None, probability: None, weight: 1, payload_bytes: 0 }]
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// Largest payload a scenario may ask for (Redis' own limit is 512 MB per value).
+const MAX_PAYLOAD: usize = 64 * 1024 * 1024;
+
+impl Scenario {
+    /// Reads, parses and validates a scenario file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|e| input(path, format!("cannot read the file: {e}")))?;
+        let text = String::from_utf8(bytes)
+            .map_err(|e| input(path, format!("not UTF-8 text (byte {}): expected a TOML file", e.utf8_error().valid_up_to())))?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and validates scenario text; `path` names it in errors and gives the default name.
+    pub fn parse(text: &str, path: &Path) -> Result<Self> {
+        let de = toml::de::Deserializer::parse(text).map_err(|e| toml_error(path, text, &e, None))?;
+        let mut scenario: Scenario = serde_path_to_error::deserialize(de).map_err(|e| {
+            let field = e.path().to_string();
+            toml_error(path, text, e.inner(), Some(field))
+        })?;
+        if scenario.name.is_empty() {
+            scenario.name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "scenario".into());
+        }
+        scenario.validate(path)?;
+        Ok(scenario)
+    }
+
+    fn validate(&self, path: &Path) -> Result<()> {
+        let bad = |field: &str, message: String| Err(invalid(path, field, message));
+        if !valid_name(&self.name) {
+            return bad("name", format!("expected letters, digits, '-', '_' or '.', got {:?}", self.name));
+        }
+        if let Some(q) = &self.queue.name
+            && !valid_name(q)
+        {
+            return bad("queue.name", format!("expected letters, digits, '-', '_' or '.', got {q:?}"));
+        }
+        if !valid_name(&self.queue.prefix) {
+            return bad("queue.prefix", format!("expected letters, digits, '-', '_' or '.', got {:?}", self.queue.prefix));
+        }
+        if self.queue.lease < Duration::from_millis(10) {
+            return bad("queue.lease", format!("expected at least 10ms, got {:?}", self.queue.lease));
+        }
+        if self.queue.max_attempts == 0 {
+            return bad("queue.max_attempts", "expected at least 1 (1 means no retry), got 0".into());
+        }
+        if self.queue.backoff_base > self.queue.backoff_max {
+            return bad("queue.backoff_base", "expected no more than queue.backoff_max".into());
+        }
+        if self.producer.count == 0 {
+            return bad("producer.count", "expected at least 1 producer, got 0".into());
+        }
+        if let Rate::PerSecond(r) = self.producer.rate
+            && !(r.is_finite() && r > 0.0)
+        {
+            return bad("producer.rate", format!("expected a positive number of jobs per second or \"max\", got {r}"));
+        }
+        if !(1..=10_000).contains(&self.producer.batch) {
+            return bad("producer.batch", format!("expected 1 to 10000 jobs per enqueue call, got {}", self.producer.batch));
+        }
+        match (self.producer.jobs, self.producer.duration) {
+            (None, None) => return bad("producer", "expected `jobs` (a count) or `duration` (e.g. \"10s\") to end the run".into()),
+            (Some(_), Some(_)) => return bad("producer", "expected either `jobs` or `duration`, not both".into()),
+            (Some(0), _) => return bad("producer.jobs", "expected at least 1 job, got 0".into()),
+            (Some(n), _) if n >= 1 << 32 => return bad("producer.jobs", format!("expected fewer than 2^32 jobs, got {n}")),
+            (_, Some(d)) if d.is_zero() => return bad("producer.duration", "expected a duration above zero".into()),
+            _ => {}
+        }
+        if self.workers.concurrency == 0 {
+            return bad("workers.concurrency", "expected at least 1 job at a time, got 0".into());
+        }
+        if !(1..=10_000).contains(&self.workers.batch) {
+            return bad("workers.batch", format!("expected 1 to 10000 jobs per claim, got {}", self.workers.batch));
+        }
+        if self.workers.block.is_zero() {
+            return bad("workers.block", "expected a duration above zero (0 would block forever)".into());
+        }
+        if self.jobs.is_empty() {
+            return bad("jobs", "expected at least one [[jobs]] entry".into());
+        }
+        for (i, spec) in self.jobs.iter().enumerate() {
+            let field = |f: &str| format!("jobs[{i}].{f}");
+            if spec.weight == 0 {
+                return bad(&field("weight"), "expected a weight of at least 1".into());
+            }
+            if spec.payload_bytes > MAX_PAYLOAD {
+                return bad(&field("payload_bytes"), format!("expected at most {MAX_PAYLOAD} bytes, got {}", spec.payload_bytes));
+            }
+            match spec.kind {
+                KindName::Sleep | KindName::Cpu if spec.duration.is_none() => {
+                    return bad(&field("duration"), format!("expected a duration for a {:?} job, e.g. \"10ms\"", spec.kind).to_lowercase());
+                }
+                KindName::Fail => match spec.probability {
+                    Some(p) if (0.0..=1.0).contains(&p) => {}
+                    Some(p) => return bad(&field("probability"), format!("expected a number from 0 to 1, got {p}")),
+                    None => return bad(&field("probability"), "expected a probability from 0 to 1 for a fail job".into()),
+                },
+                _ => {}
+            }
+            if spec.probability.is_some() && spec.kind != KindName::Fail {
+                return bad(&field("probability"), "only fail jobs take a probability".into());
+            }
+            if spec.duration.is_some() && !matches!(spec.kind, KindName::Sleep | KindName::Cpu) {
+                return bad(&field("duration"), "only sleep and cpu jobs take a duration".into());
+            }
+        }
+        Ok(())
+    }
+
+    /// The queue this scenario runs on.
+    pub fn queue_name(&self) -> String {
+        self.queue.name.clone().unwrap_or_else(|| format!("bench-{}", self.name))
+    }
+
+    pub fn queue_options(&self) -> QueueOptions {
+        QueueOptions {
+            prefix: self.queue.prefix.clone(),
+            lease: self.queue.lease,
+            max_attempts: self.queue.max_attempts,
+            max_reclaims: self.queue.max_reclaims,
+            backoff: Backoff { base: self.queue.backoff_base, max: self.queue.backoff_max },
+            audit: true,
+        }
+    }
+}
+
+impl JobSpec {
+    pub fn kind(&self) -> JobKind {
+        let us = self.duration.unwrap_or_default().as_micros() as u64;
+        match self.kind {
+            KindName::Noop => JobKind::Noop,
+            KindName::Sleep => JobKind::Sleep { us },
+            KindName::Cpu => JobKind::Cpu { us },
+            KindName::Fail => JobKind::Fail { probability: self.probability.unwrap_or(0.0) },
+            KindName::Panic => JobKind::Panic,
+        }
+    }
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 100 && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+}
+
+fn input(path: &Path, message: String) -> Error {
+    Error::Input { file: path.to_path_buf(), message }
+}
+
+fn invalid(path: &Path, field: &str, message: String) -> Error {
+    Error::Invalid { file: path.to_path_buf(), field: field.to_owned(), message }
+}
+
+/// A TOML error as "line N: field "x": message".
+fn toml_error(path: &Path, text: &str, e: &toml::de::Error, field: Option<String>) -> Error {
+    let line = e.span().map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+    let message = e.message().trim().to_owned();
+    let field = field.filter(|f| !f.is_empty() && f != ".");
+    match (field, line) {
+        (Some(field), _) => invalid(path, &field, with_line(message, line)),
+        (None, _) => input(path, with_line(format!("expected a TOML scenario: {message}"), line)),
+    }
+}
+
+fn with_line(message: String, line: Option<usize>) -> String {
+    match line {
+        Some(l) => format!("{message} (line {l})"),
+        None => message,
+    }
+}
+
+pub(crate) fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let s = String::deserialize(d).map_err(|_| serde::de::Error::custom("expected a duration such as \"250ms\" or \"2s\""))?;
+    humantime::parse_duration(&s)
+        .map_err(|e| serde::de::Error::custom(format!("expected a duration such as \"250ms\" or \"2s\", got {s:?} ({e})")))
+}
+
+fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    duration(d).map(Some)
+}
+
+impl<'de> Deserialize<'de> for Rate {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Rate;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a number of jobs per second or \"max\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Rate, E> {
+                match s {
+                    "max" => Ok(Rate::Max),
+                    other => Err(E::custom(format!("expected a number of jobs per second or \"max\", got {other:?}"))),
+                }
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Rate, E> {
+                Ok(Rate::PerSecond(n as f64))
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Rate, E> {
+                Ok(Rate::PerSecond(n as f64))
+            }
+            fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<Rate, E> {
+                Ok(Rate::PerSecond(n))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Every `*.toml` file in a directory, sorted.
+pub fn files_in(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| input(dir, format!("cannot list scenarios: {e}")))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
