@@ -6,6 +6,9 @@ use crate::error::{Error, Result};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
+/// Environment variables read as settings.
+pub const ENV_VARS: &[&str] = &["CONVEYOR_REDIS_URL", "CONVEYOR_RESULTS_DIR"];
+
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
@@ -32,7 +35,9 @@ impl Settings {
                 builder = builder.add_source(config::File::with_name("conveyor.toml").format(config::FileFormat::Toml).required(false));
             }
         }
-        builder = builder.add_source(config::Environment::with_prefix("CONVEYOR").try_parsing(false));
+        // Only the variables that name a setting: other CONVEYOR_* variables are not ours to reject.
+        let env = std::env::vars().filter(|(k, _)| ENV_VARS.contains(&k.as_str())).collect();
+        builder = builder.add_source(config::Environment::with_prefix("CONVEYOR").source(Some(env)));
         let name = file.map_or_else(|| PathBuf::from("conveyor.toml"), Path::to_path_buf);
         let cfg = builder.build().map_err(|e| Error::Input { file: name.clone(), message: e.to_string() })?;
         cfg.try_deserialize().map_err(|e| Error::Input { file: name, message: e.to_string() })

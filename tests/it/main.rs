@@ -1,1 +1,9 @@
-fn main(){}
+//! Integration tests: one binary (shorter link time), one module per area. Every test runs
+//! against a real redis-server started by `support`, in a key namespace of its own, so tests
+//! run in parallel.
+
+mod support;
+
+mod queue;
+mod run;
+mod scenario;

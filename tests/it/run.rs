@@ -1,0 +1,216 @@
+//! Whole runs: the coordinator and all four actors against a real Redis, through the same
+//! entry points the CLI uses, and the CLI binary itself (including worker processes that are
+//! killed mid-run).
+
+use crate::support;
+use conveyor::report::RunResult;
+use conveyor::run::{self, Interrupt, RunOptions};
+use conveyor::scenario::Scenario;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn scenario(text: &str) -> Scenario {
+    let name = support::unique_name("run");
+    let text = format!("name = \"{name}\"\ndescription = \"test\"\n{text}");
+    Scenario::parse(&text, Path::new("test.toml")).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn options() -> RunOptions {
+    RunOptions { local_workers: true, instance: support::unique_name("inst"), progress: false, private_server: false, ceiling: false }
+}
+
+fn never() -> Interrupt {
+    Box::pin(std::future::pending())
+}
+
+async fn run(s: &Scenario, interrupt: Interrupt) -> RunResult {
+    let redis = support::redis().await;
+    run::run_scenario(s, &redis, &options(), interrupt).await.unwrap_or_else(|e| panic!("run failed: {e}"))
+}
+
+fn assert_exact_delivery(r: &RunResult) {
+    let c = &r.counts;
+    assert_eq!(c.lost, 0, "lost jobs: {c:?}");
+    assert_eq!(c.duplicates, 0, "duplicates: {c:?}");
+    assert_eq!(c.finished, c.produced, "{c:?}");
+    assert_eq!(r.remaining.waiting + r.remaining.in_flight + r.remaining.delayed, 0, "{:?}", r.remaining);
+}
+
+#[actix_rt::test]
+async fn quick_scenario_delivers_every_job_exactly_once() {
+    let mut s = Scenario::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/quick.toml"))).unwrap();
+    s.queue.name = Some(support::unique_name("quick"));
+    let r = run(&s, never()).await;
+    assert_exact_delivery(&r);
+    assert_eq!(r.counts.produced, 10_000);
+    assert_eq!(r.counts.completed, 10_000);
+    assert_eq!(r.throughput.measured_jobs, 10_000);
+    assert!(r.throughput.jobs_per_second > 0.0);
+    for p in [&r.latency_us.enqueue_to_start, &r.latency_us.start_to_complete, &r.latency_us.end_to_end] {
+        assert_eq!(p.count, 10_000);
+        assert!(p.min <= p.p50 && p.p50 <= p.p99 && p.p99 <= p.p999 && p.p999 <= p.max, "{p:?}");
+    }
+    // End to end includes waiting, so it can never be below it.
+    assert!(r.latency_us.end_to_end.p50 >= r.latency_us.enqueue_to_start.p50);
+    assert!(r.passed());
+    assert_eq!(r.redis.version.split('.').next().and_then(|m| m.parse::<u32>().ok()).map(|m| m >= 7), Some(true));
+}
+
+#[actix_rt::test]
+async fn warmup_jobs_are_processed_and_audited_but_not_measured() {
+    let s = scenario("[producer]\nduration = \"600ms\"\nrate = 2000\n[phases]\nwarmup = \"400ms\"\n[workers]\ncount = 2\n");
+    let r = run(&s, never()).await;
+    assert_exact_delivery(&r);
+    assert!(r.counts.produced_warmup > 0, "{:?}", r.counts);
+    assert_eq!(r.throughput.measured_jobs, r.counts.produced - r.counts.produced_warmup);
+    assert_eq!(r.latency_us.end_to_end.count, r.throughput.measured_jobs);
+    assert!(r.latency_us.schedule_lag.count > 0, "open loop records schedule lag");
+}
+
+#[actix_rt::test]
+async fn failing_jobs_retry_then_die_and_nothing_is_lost() {
+    let s = scenario(
+        "[producer]\njobs = 2000\n[queue]\nmax_attempts = 2\nbackoff_base = \"10ms\"\nbackoff_max = \"20ms\"\n\
+         [[jobs]]\nkind = \"fail\"\nprobability = 0.5\n[[jobs]]\nkind = \"panic\"\nweight = 1\n",
+    );
+    let r = run(&s, never()).await;
+    assert_exact_delivery(&r);
+    assert!(r.counts.retried > 0 && r.counts.dead > 0, "{:?}", r.counts);
+    assert_eq!(r.remaining.dead, r.counts.dead);
+    // Every panic job dies after its two attempts; the workers survive them all.
+    assert!(r.counts.dead >= 900, "{:?}", r.counts);
+}
+
+#[actix_rt::test]
+async fn interrupting_a_run_loses_nothing_and_still_reports() {
+    let s = scenario("[producer]\nduration = \"30s\"\nrate = 2000\n[workers]\ncount = 2\n[[jobs]]\nkind = \"sleep\"\nduration = \"2ms\"\n");
+    let interrupt: Interrupt = Box::pin(tokio::time::sleep(Duration::from_millis(1500)));
+    let started = std::time::Instant::now();
+    let r = run(&s, interrupt).await;
+    assert!(started.elapsed() < Duration::from_secs(20), "the interrupt did not stop the run");
+    assert!(r.interrupted);
+    assert_eq!(r.counts.lost, 0, "{:?}", r.counts);
+    assert_eq!(r.counts.duplicates, 0);
+    assert!(r.counts.produced > 0);
+    // Whatever did not finish is still in Redis, not gone.
+    assert_eq!(r.counts.finished + r.counts.unfinished, r.counts.produced, "{:?}", r.counts);
+    assert_eq!(r.remaining.in_flight, 0, "stopped workers must not hold jobs");
+}
+
+fn conveyor() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_conveyor"))
+}
+
+#[test]
+fn cli_run_prints_percentiles_and_writes_the_same_numbers_as_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("cli.toml");
+    let queue = support::unique_name("cli");
+    std::fs::write(&scenario, format!("# cli test\ndescription = \"cli\"\n[queue]\nname = \"{queue}\"\n[producer]\njobs = 3000\n")).unwrap();
+    let out = conveyor()
+        .args(["run", "--quiet", "--redis-url", &support::shared_server().url(), "--results"])
+        .arg(dir.path().join("results"))
+        .arg(&scenario)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "exit {:?}\n{stdout}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+    for needle in ["p50", "p99.9", "enqueue→start", "end-to-end", "lost 0, duplicates 0"] {
+        assert!(stdout.contains(needle), "summary lacks {needle:?}:\n{stdout}");
+    }
+    let json_path = std::fs::read_dir(dir.path().join("results")).unwrap().next().unwrap().unwrap().path();
+    assert!(json_path.file_name().unwrap().to_string_lossy().starts_with("cli-"));
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
+    assert_eq!(json["counts"]["produced"], 3000);
+    assert_eq!(json["counts"]["lost"], 0);
+    let p99 = json["latency_us"]["end_to_end"]["p99"].as_u64().unwrap();
+    let shown = format!("{:.3}ms", p99 as f64 / 1000.0);
+    let line = stdout.lines().find(|l| l.contains("end-to-end")).unwrap();
+    assert!(line.contains(&shown), "summary line {line:?} does not show the JSON's p99 {shown}");
+}
+
+#[test]
+fn cli_rejects_bad_input_with_exit_code_2_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("bad.toml");
+    std::fs::write(&scenario, "[producer]\njobs = \"lots\"\n").unwrap();
+    let out = conveyor().arg("run").arg(&scenario).arg("--results").arg(dir.path().join("results")).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("bad.toml") && stderr.contains("producer.jobs"), "{stderr}");
+    assert!(!dir.path().join("results").exists(), "a failed run wrote results");
+    let out = conveyor().arg("validate").arg(&scenario).arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/quick.toml")).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("ok    ") && stdout.contains("error "), "{stdout}");
+}
+
+#[test]
+fn cli_reports_unreachable_redis_quickly() {
+    let started = std::time::Instant::now();
+    let out = conveyor()
+        .args(["run", "--quiet", "--redis-url", "redis://127.0.0.1:1"])
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/quick.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(started.elapsed() < Duration::from_secs(15));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("unreachable"), "{stderr}");
+}
+
+/// Kills one of two worker processes with SIGKILL while a `conveyor produce` run is going;
+/// the survivor and the reclaim take over its jobs and the run ends with nothing lost.
+#[test]
+fn a_worker_process_killed_mid_run_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("kill.toml");
+    let queue = support::unique_name("kill");
+    std::fs::write(
+        &scenario,
+        format!(
+            "# kill test\ndescription = \"kill\"\n[queue]\nname = \"{queue}\"\nlease = \"1s\"\n\
+             [producer]\nrate = 1000\nduration = \"4s\"\n[workers]\ncount = 2\nbatch = 20\n\
+             [[jobs]]\nkind = \"sleep\"\nduration = \"1ms\"\n[phases]\ndrain_timeout = \"30s\"\n"
+        ),
+    )
+    .unwrap();
+    let url = support::shared_server().url();
+    let spawn_worker = || {
+        conveyor()
+            .args(["worker", "--redis-url", &url])
+            .arg(&scenario)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut victim = spawn_worker();
+    let mut survivor = spawn_worker();
+    let producer = conveyor()
+        .args(["produce", "--quiet", "--json", "--redis-url", &url, "--results"])
+        .arg(dir.path().join("results"))
+        .arg(&scenario)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(2000));
+    victim.kill().unwrap(); // SIGKILL
+    victim.wait().unwrap();
+    let out = producer.wait_with_output().unwrap();
+    let _ = Command::new("kill").arg("-TERM").arg(survivor.id().to_string()).status();
+    let _ = survivor.wait();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "exit {:?}\n{stdout}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let counts = &json["counts"];
+    assert_eq!(counts["lost"], 0, "{counts}");
+    assert_eq!(counts["finished"], counts["produced"], "{counts}");
+    assert!(counts["produced"].as_u64().unwrap() >= 3000, "{counts}");
+    // Duplicates are possible only for jobs the victim finished but had not settled.
+    assert!(counts["duplicates"].as_u64().unwrap() <= 20, "{counts}");
+    assert!(json["setup"]["remote_worker_processes"].as_u64().unwrap() >= 1);
+}

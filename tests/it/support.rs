@@ -1,0 +1,52 @@
+//! Shared test fixtures: a private redis-server per test binary (or per test, for fault tests
+//! that kill it), a unique queue name per test, and a ready-made [`Queue`].
+
+use conveyor::clock::{ManualClock, SharedClock};
+use conveyor::connection::Redis;
+use conveyor::queue::{Queue, QueueOptions};
+use conveyor::redis_server::{RedisServer, ServerOptions};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
+
+/// The redis-server all tests of this binary share; it lives until the process exits.
+pub fn shared_server() -> &'static RedisServer {
+    static SERVER: OnceLock<RedisServer> = OnceLock::new();
+    SERVER.get_or_init(|| match RedisServer::start(ServerOptions::default()) {
+        Ok(s) => s,
+        // Never skip: a missing redis-server is a failed run with instructions.
+        Err(e) => panic!("tests need a real redis-server: {e}"),
+    })
+}
+
+/// A server of the test's own, for tests that kill or restart it.
+pub fn own_server(args: &[&str]) -> RedisServer {
+    RedisServer::start(ServerOptions { args: args.iter().map(|s| s.to_string()).collect() })
+        .unwrap_or_else(|e| panic!("tests need a real redis-server: {e}"))
+}
+
+/// A queue name no other test uses.
+pub fn unique_name(test: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!("{test}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst))
+}
+
+pub async fn redis() -> Redis {
+    Redis::connect(&shared_server().url()).await.expect("connect to the shared test redis-server")
+}
+
+/// A fresh queue on the shared server, with its consumer group created.
+pub async fn queue(test: &str, options: QueueOptions) -> Queue {
+    queue_with_clock(test, options, conveyor::clock::system()).await
+}
+
+pub async fn queue_with_clock(test: &str, options: QueueOptions, clock: SharedClock) -> Queue {
+    let q = Queue::new(redis().await, &unique_name(test), options, clock);
+    q.ensure_group().await.expect("create consumer group");
+    q
+}
+
+/// A manual clock set to now.
+pub fn manual_clock() -> (ManualClock, SharedClock) {
+    let c = ManualClock::at(conveyor::clock::now_us());
+    (c.clone(), Arc::new(c))
+}
