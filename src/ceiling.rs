@@ -60,7 +60,14 @@ pub async fn measure(redis: &Redis, prefix: &str, entries: u64, batch: usize, pa
     let xadd_per_second = entries as f64 / start.elapsed().as_secs_f64();
 
     let _: () = redis::cmd("DEL").arg(&stream).query_async(&mut conn).await?;
-    let _: () = redis::cmd("XGROUP").arg("CREATE").arg(&stream).arg(GROUP).arg("0").arg("MKSTREAM").query_async(&mut conn).await?;
+    let _: () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(&stream)
+        .arg(GROUP)
+        .arg("0")
+        .arg("MKSTREAM")
+        .query_async(&mut conn)
+        .await?;
     let start = Instant::now();
     let mut done = 0;
     while done < entries {

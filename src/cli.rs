@@ -20,7 +20,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 #[derive(Parser, Debug)]
-#[command(name = "conveyor", version, about = "Actor-based job queue on Redis Streams, with built-in benchmark scenarios")]
+#[command(
+    name = "conveyor",
+    version,
+    about = "Actor-based job queue on Redis Streams, with built-in benchmark scenarios"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -49,14 +49,23 @@ impl Redis {
     /// Connects and checks that Redis answers, within a bounded time.
     pub async fn connect(url: &str) -> Result<Self> {
         let redacted_url: Arc<str> = redact_url(url).into();
-        let info = url.into_connection_info().map_err(|e| {
-            Error::Other(format!("redis url {redacted_url}: {}", redact_error(&e.to_string(), url)))
-        })?;
+        let info = url
+            .into_connection_info()
+            .map_err(|e| Error::Other(format!("redis url {redacted_url}: {}", redact_error(&e.to_string(), url))))?;
         let client = Client::open(info.clone())?;
         let pool = build_pool(info);
         let redis = Self { client, pool: Arc::new(RwLock::new(pool)), redacted_url };
-        let mut conn = redis.conn().await.map_err(|e| redis.unreachable(e))?;
-        let _: () = redis::cmd("PING").query_async(&mut *conn).await.map_err(|e| redis.unreachable(e.into()))?;
+        // A direct first connection reports the real cause (refused, auth, TLS), which the
+        // pool would only log.
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(CONNECT_TIMEOUT));
+        let mut conn = redis
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .map_err(|e| redis.unreachable(e.into()))?;
+        let _: () = redis::cmd("PING").query_async(&mut conn).await.map_err(|e| redis.unreachable(e.into()))?;
         Ok(redis)
     }
 
@@ -98,9 +107,8 @@ impl Redis {
 
     /// A connection of its own for blocking reads: no response timeout.
     pub async fn blocking_connection(&self) -> Result<MultiplexedConnection> {
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_response_timeout(None);
+        let config =
+            AsyncConnectionConfig::new().set_connection_timeout(Some(CONNECT_TIMEOUT)).set_response_timeout(None);
         Ok(self.client.get_multiplexed_async_connection_with_config(&config).await?)
     }
 }

@@ -32,6 +32,7 @@ pub mod clock;
 pub mod connection;
 pub mod error;
 pub mod handler;
+pub mod queue;
 pub mod redis_server;
 pub mod report;
 pub mod run;
@@ -39,6 +40,5 @@ pub mod scenario;
 pub mod settings;
 pub mod stats;
 pub mod system;
-pub mod queue;
 
 pub use error::Error;

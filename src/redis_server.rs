@@ -97,14 +97,20 @@ impl RedisServer {
             if let Some(status) = child.try_wait()? {
                 let log = std::fs::read_to_string(&log).unwrap_or_default();
                 let tail: Vec<&str> = log.lines().rev().take(5).collect();
-                return Err(Error::RedisServer(format!("redis-server exited at start ({status}): {}", tail.join(" | "))));
+                return Err(Error::RedisServer(format!(
+                    "redis-server exited at start ({status}): {}",
+                    tail.join(" | ")
+                )));
             }
             if ping(self.port) {
                 break;
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
-                return Err(Error::RedisServer(format!("redis-server did not answer on port {} within 10 s", self.port)));
+                return Err(Error::RedisServer(format!(
+                    "redis-server did not answer on port {} within 10 s",
+                    self.port
+                )));
             }
             std::thread::sleep(Duration::from_millis(20));
         }

@@ -151,7 +151,14 @@ impl RunResult {
     pub fn summary(&self) -> String {
         let mut s = String::new();
         let c = &self.counts;
-        let _ = writeln!(s, "scenario {} (run {} on queue {}){}", self.scenario, self.run, self.queue, if self.interrupted { " — INTERRUPTED" } else { "" });
+        let _ = writeln!(
+            s,
+            "scenario {} (run {} on queue {}){}",
+            self.scenario,
+            self.run,
+            self.queue,
+            if self.interrupted { " — INTERRUPTED" } else { "" }
+        );
         let rate = self.setup.rate.map_or("max (closed loop)".to_owned(), |r| format!("{r} jobs/s (open loop)"));
         let _ = writeln!(
             s,
@@ -159,7 +166,11 @@ impl RunResult {
             self.setup.producers, self.setup.local_workers, self.setup.concurrency, self.setup.remote_worker_processes
         );
         let t = &self.throughput;
-        let _ = writeln!(s, "  throughput  {:.0} jobs/s ({} measured jobs in {:.2} s)", t.jobs_per_second, t.measured_jobs, t.window_seconds);
+        let _ = writeln!(
+            s,
+            "  throughput  {:.0} jobs/s ({} measured jobs in {:.2} s)",
+            t.jobs_per_second, t.measured_jobs, t.window_seconds
+        );
         if let Some(ceil) = &self.ceiling {
             let _ = writeln!(
                 s,
@@ -174,8 +185,16 @@ impl RunResult {
             "  jobs        produced {} (warm-up {}), finished {}, completed {}, retried {}, dead {}",
             c.produced, c.produced_warmup, c.finished, c.completed, c.retried, c.dead
         );
-        let _ = writeln!(s, "  audit       lost {}, duplicates {}, unfinished {}, poison {}", c.lost, c.duplicates, c.unfinished, c.poison);
-        let _ = writeln!(s, "  latency     {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}", "p50", "p95", "p99", "p99.9", "max", "count");
+        let _ = writeln!(
+            s,
+            "  audit       lost {}, duplicates {}, unfinished {}, poison {}",
+            c.lost, c.duplicates, c.unfinished, c.poison
+        );
+        let _ = writeln!(
+            s,
+            "  latency     {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+            "p50", "p95", "p99", "p99.9", "max", "count"
+        );
         let l = &self.latency_us;
         for (name, p) in [
             ("enqueue→start", &l.enqueue_to_start),

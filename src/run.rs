@@ -3,10 +3,10 @@
 //! send; measure; drain until the audit says every produced job finished), and on Ctrl-C or
 //! SIGTERM stops intake, lets workers settle what they hold, and still builds the result.
 
+use crate::actors::producer_end;
 use crate::actors::{
     Collector, Halt, Join, Producer, ProducerPlan, Scheduler, Snapshot, Stop, TakeSnapshot, Worker, WorkerConfig,
 };
-use crate::actors::producer_end;
 use crate::ceiling;
 use crate::clock;
 use crate::connection::Redis;
@@ -58,7 +58,12 @@ pub fn shutdown_signal() -> Interrupt {
 }
 
 /// Runs `scenario` against `redis` and returns its result. Call inside an actix `System`.
-pub async fn run_scenario(scenario: &Scenario, redis: &Redis, options: &RunOptions, mut interrupt: Interrupt) -> Result<RunResult> {
+pub async fn run_scenario(
+    scenario: &Scenario,
+    redis: &Redis,
+    options: &RunOptions,
+    mut interrupt: Interrupt,
+) -> Result<RunResult> {
     let started_at = rfc3339_now();
     let system_info = SystemInfo::gather();
     let redis_info = RedisInfo::gather(redis, options.private_server).await;
@@ -185,7 +190,10 @@ fn producer_plans(scenario: &Scenario, run: u32) -> Vec<ProducerPlan> {
             },
             batch: scenario.producer.batch as usize,
             warmup: scenario.phases.warmup,
-            end: producer_end(scenario.producer.jobs.map(|j| j / n + u64::from(index < j % n)), scenario.producer.duration),
+            end: producer_end(
+                scenario.producer.jobs.map(|j| j / n + u64::from(index < j % n)),
+                scenario.producer.duration,
+            ),
             run,
             mix: mix.clone(),
         })
@@ -194,7 +202,13 @@ fn producer_plans(scenario: &Scenario, run: u32) -> Vec<ProducerPlan> {
 
 /// Statistics published by worker processes other than this one, waiting briefly until they
 /// account for every finished job.
-async fn remote_stats(queue: &Queue, run: u32, instance: &str, local: &Snapshot, finished: u64) -> Result<(WorkerStats, u32)> {
+async fn remote_stats(
+    queue: &Queue,
+    run: u32,
+    instance: &str,
+    local: &Snapshot,
+    finished: u64,
+) -> Result<(WorkerStats, u32)> {
     let deadline = Instant::now() + REMOTE_STATS_WAIT;
     loop {
         let mut merged = WorkerStats::default();

@@ -189,8 +189,9 @@ impl Scenario {
     /// Reads, parses and validates a scenario file.
     pub fn load(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|e| input(path, format!("cannot read the file: {e}")))?;
-        let text = String::from_utf8(bytes)
-            .map_err(|e| input(path, format!("not UTF-8 text (byte {}): expected a TOML file", e.utf8_error().valid_up_to())))?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            input(path, format!("not UTF-8 text (byte {}): expected a TOML file", e.utf8_error().valid_up_to()))
+        })?;
         Self::parse(&text, path)
     }
 
@@ -202,7 +203,8 @@ impl Scenario {
             toml_error(path, text, e.inner(), Some(field))
         })?;
         if scenario.name.is_empty() {
-            scenario.name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "scenario".into());
+            scenario.name =
+                path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "scenario".into());
         }
         scenario.validate(path)?;
         Ok(scenario)
@@ -219,7 +221,10 @@ impl Scenario {
             return bad("queue.name", format!("expected letters, digits, '-', '_' or '.', got {q:?}"));
         }
         if !valid_name(&self.queue.prefix) {
-            return bad("queue.prefix", format!("expected letters, digits, '-', '_' or '.', got {:?}", self.queue.prefix));
+            return bad(
+                "queue.prefix",
+                format!("expected letters, digits, '-', '_' or '.', got {:?}", self.queue.prefix),
+            );
         }
         if self.queue.lease < Duration::from_millis(10) {
             return bad("queue.lease", format!("expected at least 10ms, got {:?}", self.queue.lease));
@@ -239,13 +244,20 @@ impl Scenario {
             return bad("producer.rate", format!("expected a positive number of jobs per second or \"max\", got {r}"));
         }
         if !(1..=10_000).contains(&self.producer.batch) {
-            return bad("producer.batch", format!("expected 1 to 10000 jobs per enqueue call, got {}", self.producer.batch));
+            return bad(
+                "producer.batch",
+                format!("expected 1 to 10000 jobs per enqueue call, got {}", self.producer.batch),
+            );
         }
         match (self.producer.jobs, self.producer.duration) {
-            (None, None) => return bad("producer", "expected `jobs` (a count) or `duration` (e.g. \"10s\") to end the run".into()),
+            (None, None) => {
+                return bad("producer", "expected `jobs` (a count) or `duration` (e.g. \"10s\") to end the run".into());
+            }
             (Some(_), Some(_)) => return bad("producer", "expected either `jobs` or `duration`, not both".into()),
             (Some(0), _) => return bad("producer.jobs", "expected at least 1 job, got 0".into()),
-            (Some(n), _) if n >= 1 << 32 => return bad("producer.jobs", format!("expected fewer than 2^32 jobs, got {n}")),
+            (Some(n), _) if n >= 1 << 32 => {
+                return bad("producer.jobs", format!("expected fewer than 2^32 jobs, got {n}"));
+            }
             (_, Some(d)) if d.is_zero() => return bad("producer.duration", "expected a duration above zero".into()),
             _ => {}
         }
@@ -267,16 +279,24 @@ impl Scenario {
                 return bad(&field("weight"), "expected a weight of at least 1".into());
             }
             if spec.payload_bytes > MAX_PAYLOAD {
-                return bad(&field("payload_bytes"), format!("expected at most {MAX_PAYLOAD} bytes, got {}", spec.payload_bytes));
+                return bad(
+                    &field("payload_bytes"),
+                    format!("expected at most {MAX_PAYLOAD} bytes, got {}", spec.payload_bytes),
+                );
             }
             match spec.kind {
                 KindName::Sleep | KindName::Cpu if spec.duration.is_none() => {
-                    return bad(&field("duration"), format!("expected a duration for a {:?} job, e.g. \"10ms\"", spec.kind).to_lowercase());
+                    return bad(
+                        &field("duration"),
+                        format!("expected a duration for a {:?} job, e.g. \"10ms\"", spec.kind).to_lowercase(),
+                    );
                 }
                 KindName::Fail => match spec.probability {
                     Some(p) if (0.0..=1.0).contains(&p) => {}
                     Some(p) => return bad(&field("probability"), format!("expected a number from 0 to 1, got {p}")),
-                    None => return bad(&field("probability"), "expected a probability from 0 to 1 for a fail job".into()),
+                    None => {
+                        return bad(&field("probability"), "expected a probability from 0 to 1 for a fail job".into());
+                    }
                 },
                 _ => {}
             }
@@ -351,9 +371,11 @@ fn with_line(message: String, line: Option<usize>) -> String {
 }
 
 pub(crate) fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let s = String::deserialize(d).map_err(|_| serde::de::Error::custom("expected a duration such as \"250ms\" or \"2s\""))?;
-    humantime::parse_duration(&s)
-        .map_err(|e| serde::de::Error::custom(format!("expected a duration such as \"250ms\" or \"2s\", got {s:?} ({e})")))
+    let s = String::deserialize(d)
+        .map_err(|_| serde::de::Error::custom("expected a duration such as \"250ms\" or \"2s\""))?;
+    humantime::parse_duration(&s).map_err(|e| {
+        serde::de::Error::custom(format!("expected a duration such as \"250ms\" or \"2s\", got {s:?} ({e})"))
+    })
 }
 
 fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {

@@ -32,7 +32,9 @@ impl Settings {
                 builder = builder.add_source(config::File::from(f).format(config::FileFormat::Toml));
             }
             None => {
-                builder = builder.add_source(config::File::with_name("conveyor.toml").format(config::FileFormat::Toml).required(false));
+                builder = builder.add_source(
+                    config::File::with_name("conveyor.toml").format(config::FileFormat::Toml).required(false),
+                );
             }
         }
         // Only the variables that name a setting: other CONVEYOR_* variables are not ours to reject.

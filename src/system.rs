@@ -37,7 +37,9 @@ impl SystemInfo {
         let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
         let cpu_model = cpuinfo
             .lines()
-            .find_map(|l| l.strip_prefix("model name").and_then(|r| r.split_once(':')).map(|(_, v)| v.trim().to_owned()))
+            .find_map(|l| {
+                l.strip_prefix("model name").and_then(|r| r.split_once(':')).map(|(_, v)| v.trim().to_owned())
+            })
             .unwrap_or_else(|| "unknown".into());
         let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
         let memory_bytes = meminfo
@@ -68,12 +70,11 @@ impl RedisInfo {
     /// Reads version and persistence/eviction settings; fields Redis refuses (an ACL user
     /// without CONFIG) stay "unknown".
     pub async fn gather(redis: &Redis, private_server: bool) -> Self {
-        let info: String = redis
-            .with_conn(async |c| redis::cmd("INFO").arg("server").query_async(c).await)
-            .await
-            .unwrap_or_default();
+        let info: String =
+            redis.with_conn(async |c| redis::cmd("INFO").arg("server").query_async(c).await).await.unwrap_or_default();
         let field = |name: &str| {
-            info.lines().find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(':')).map(|v| v.trim().to_owned()))
+            info.lines()
+                .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(':')).map(|v| v.trim().to_owned()))
         };
         let version = field("redis_version").unwrap_or_else(|| "unknown".into());
         let same_host = field("process_id")

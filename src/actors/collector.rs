@@ -144,6 +144,11 @@ impl Handler<TakeSnapshot> for Collector {
     type Result = Snapshot;
 
     fn handle(&mut self, _: TakeSnapshot, _: &mut Context<Self>) -> Snapshot {
-        Snapshot { run: self.run, workers: self.workers.clone(), producers: self.producers.clone(), depth: self.depth.clone() }
+        Snapshot {
+            run: self.run,
+            workers: self.workers.clone(),
+            producers: self.producers.clone(),
+            depth: self.depth.clone(),
+        }
     }
 }

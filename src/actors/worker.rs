@@ -116,7 +116,10 @@ async fn work_loop(queue: Queue, config: WorkerConfig, collector: Recipient<Work
                 }
             }
         }
-        let claimed = match queue.claim(conn.as_mut().expect("connected above"), &config.consumer, config.batch, config.block).await {
+        let claimed = match queue
+            .claim(conn.as_mut().expect("connected above"), &config.consumer, config.batch, config.block)
+            .await
+        {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(consumer = %config.consumer, error = %e, "claim failed; reconnecting");

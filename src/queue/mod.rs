@@ -413,7 +413,9 @@ impl Queue {
         let dead = self.keys.dead();
         let reply: Value = self
             .redis
-            .with_conn(async |c| redis::cmd("XRANGE").arg(&dead).arg("-").arg("+").arg("COUNT").arg(limit).query_async(c).await)
+            .with_conn(async |c| {
+                redis::cmd("XRANGE").arg(&dead).arg("-").arg("+").arg("COUNT").arg(limit).query_async(c).await
+            })
             .await?;
         let mut out = Vec::new();
         if let Value::Array(entries) = reply {

@@ -17,7 +17,13 @@ fn scenario(text: &str) -> Scenario {
 }
 
 fn options() -> RunOptions {
-    RunOptions { local_workers: true, instance: support::unique_name("inst"), progress: false, private_server: false, ceiling: false }
+    RunOptions {
+        local_workers: true,
+        instance: support::unique_name("inst"),
+        progress: false,
+        private_server: false,
+        ceiling: false,
+    }
 }
 
 fn never() -> Interrupt {
@@ -59,7 +65,8 @@ async fn quick_scenario_delivers_every_job_exactly_once() {
 
 #[actix_rt::test]
 async fn warmup_jobs_are_processed_and_audited_but_not_measured() {
-    let s = scenario("[producer]\nduration = \"600ms\"\nrate = 2000\n[phases]\nwarmup = \"400ms\"\n[workers]\ncount = 2\n");
+    let s =
+        scenario("[producer]\nduration = \"600ms\"\nrate = 2000\n[phases]\nwarmup = \"400ms\"\n[workers]\ncount = 2\n");
     let r = run(&s, never()).await;
     assert_exact_delivery(&r);
     assert!(r.counts.produced_warmup > 0, "{:?}", r.counts);
@@ -84,7 +91,9 @@ async fn failing_jobs_retry_then_die_and_nothing_is_lost() {
 
 #[actix_rt::test]
 async fn interrupting_a_run_loses_nothing_and_still_reports() {
-    let s = scenario("[producer]\nduration = \"30s\"\nrate = 2000\n[workers]\ncount = 2\n[[jobs]]\nkind = \"sleep\"\nduration = \"2ms\"\n");
+    let s = scenario(
+        "[producer]\nduration = \"30s\"\nrate = 2000\n[workers]\ncount = 2\n[[jobs]]\nkind = \"sleep\"\nduration = \"2ms\"\n",
+    );
     let interrupt: Interrupt = Box::pin(tokio::time::sleep(Duration::from_millis(1500)));
     let started = std::time::Instant::now();
     let r = run(&s, interrupt).await;
@@ -107,7 +116,11 @@ fn cli_run_prints_percentiles_and_writes_the_same_numbers_as_json() {
     let dir = tempfile::tempdir().unwrap();
     let scenario = dir.path().join("cli.toml");
     let queue = support::unique_name("cli");
-    std::fs::write(&scenario, format!("# cli test\ndescription = \"cli\"\n[queue]\nname = \"{queue}\"\n[producer]\njobs = 3000\n")).unwrap();
+    std::fs::write(
+        &scenario,
+        format!("# cli test\ndescription = \"cli\"\n[queue]\nname = \"{queue}\"\n[producer]\njobs = 3000\n"),
+    )
+    .unwrap();
     let out = conveyor()
         .args(["run", "--quiet", "--redis-url", &support::shared_server().url(), "--results"])
         .arg(dir.path().join("results"))
@@ -140,7 +153,12 @@ fn cli_rejects_bad_input_with_exit_code_2_and_writes_nothing() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("bad.toml") && stderr.contains("producer.jobs"), "{stderr}");
     assert!(!dir.path().join("results").exists(), "a failed run wrote results");
-    let out = conveyor().arg("validate").arg(&scenario).arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/quick.toml")).output().unwrap();
+    let out = conveyor()
+        .arg("validate")
+        .arg(&scenario)
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/quick.toml"))
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("ok    ") && stdout.contains("error "), "{stdout}");
@@ -213,4 +231,28 @@ fn a_worker_process_killed_mid_run_loses_nothing() {
     // Duplicates are possible only for jobs the victim finished but had not settled.
     assert!(counts["duplicates"].as_u64().unwrap() <= 20, "{counts}");
     assert!(json["setup"]["remote_worker_processes"].as_u64().unwrap() >= 1);
+}
+
+/// Redis killed and restarted mid-run (append-only file, fsync on every write): producers and
+/// workers reconnect by themselves, and every job Redis acknowledged still finishes.
+#[actix_rt::test]
+async fn a_redis_restart_mid_run_loses_no_acknowledged_job() {
+    let server = support::own_server(&["--appendonly", "yes", "--appendfsync", "always"]);
+    let url = server.url();
+    let restarter = std::thread::spawn(move || {
+        let mut server = server;
+        std::thread::sleep(Duration::from_millis(1000));
+        server.restart().expect("restart redis-server");
+        server
+    });
+    let s = scenario(
+        "[queue]\nlease = \"2s\"\n[producer]\nrate = 1000\nduration = \"3s\"\n[workers]\ncount = 2\n\
+         [phases]\ndrain_timeout = \"30s\"\n",
+    );
+    let redis = conveyor::connection::Redis::connect(&url).await.unwrap();
+    let r = run::run_scenario(&s, &redis, &options(), never()).await.unwrap_or_else(|e| panic!("run failed: {e}"));
+    let _server = restarter.join().unwrap();
+    assert_eq!(r.counts.lost, 0, "{:?}", r.counts);
+    assert_eq!(r.counts.finished, r.counts.produced, "{:?}", r.counts);
+    assert!(r.counts.produced >= 2500, "producers did not carry on after the restart: {:?}", r.counts);
 }
