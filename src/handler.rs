@@ -12,7 +12,7 @@ pub async fn execute(kind: JobKind) -> Result<(), String> {
     match kind {
         JobKind::Noop => Ok(()),
         JobKind::Sleep { us } => {
-            sleep_precisely(Duration::from_micros(us)).await;
+            crate::timer::sleep(Duration::from_micros(us)).await;
             Ok(())
         }
         JobKind::Cpu { us } => {
@@ -31,18 +31,6 @@ pub async fn execute(kind: JobKind) -> Result<(), String> {
             let outcome = AssertUnwindSafe(async { panic!("job panicked on purpose") }).catch_unwind().await;
             outcome.map_err(|p| format!("handler panicked: {}", panic_message(&p)))
         }
-    }
-}
-
-/// Sleeps for `d`. The timer wheel has a 1 ms tick, so the last millisecond is a yield loop:
-/// a 10 ms sleep job should measure 10 ms, not 11.
-async fn sleep_precisely(d: Duration) {
-    let deadline = Instant::now() + d;
-    if d > Duration::from_millis(1) {
-        tokio::time::sleep(d - Duration::from_millis(1)).await;
-    }
-    while Instant::now() < deadline {
-        tokio::task::yield_now().await;
     }
 }
 

@@ -40,5 +40,6 @@ pub mod scenario;
 pub mod settings;
 pub mod stats;
 pub mod system;
+pub mod timer;
 
 pub use error::Error;

@@ -109,10 +109,10 @@ async fn produce(queue: Queue, plan: ProducerPlan, collector: Recipient<Producer
                 let planned = ((now - start_us) as f64 * r / 1e6) as u64 + 1;
                 let intended = move |j: u64| start_us + (j as f64 * 1e6 / r) as u64;
                 if planned <= k {
-                    // Not due yet: sleep until job k's time (the timer wheel rounds up to 1 ms,
-                    // which the latency then honestly includes).
+                    // Not due yet: sleep until job k's time (precisely: the tokio timer would
+                    // send up to 1 ms late, and the latency would rightly include it).
                     let wait = intended(k).saturating_sub(now);
-                    tokio::time::sleep(Duration::from_micros(wait)).await;
+                    crate::timer::sleep(Duration::from_micros(wait)).await;
                     continue;
                 }
                 ((planned - k).min(plan.batch as u64), Box::new(intended))

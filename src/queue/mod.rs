@@ -227,7 +227,7 @@ impl Queue {
             .arg("COUNT")
             .arg(count)
             .arg("BLOCK")
-            .arg(block.as_millis() as u64)
+            .arg(block.as_micros().div_ceil(1000).max(1) as u64) // BLOCK 0 would wait forever
             .arg("STREAMS")
             .arg(self.keys.ready())
             .arg(">")

@@ -39,6 +39,19 @@ pub static RECLAIM: LazyLock<Script> = LazyLock::new(|| {
 -- ARGV[5] most reclaims per job  ARGV[6] cursor (stream id to scan from)  ARGV[7] '1' to audit
 -- Returns {moved, dead, gone, next cursor}: gone counts entries deleted while pending (their
 -- pending record is dropped by XAUTOCLAIM itself).
+-- The job's sequence number: the first element of its MessagePack array. Read from the header
+-- because Redis' cmsgpack rejects the `bin` type the payload is encoded with.
+local function seq_of(job)
+  local head = string.byte(job, 1)
+  if not head or head < 0x91 or head > 0x9f then return nil end
+  local t = string.byte(job, 2)
+  if t and t < 0x80 then return t end
+  local width = ({[0xcc] = 1, [0xcd] = 2, [0xce] = 4, [0xcf] = 8})[t]
+  if not width or #job < 2 + width then return nil end
+  local v = 0
+  for i = 3, 2 + width do v = v * 256 + string.byte(job, i) end
+  return v
+end
 local res = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[4], ARGV[2], ARGV[6], 'COUNT', ARGV[3])
 local moved, dead = 0, 0
 for _, entry in ipairs(res[2]) do
@@ -55,9 +68,9 @@ for _, entry in ipairs(res[2]) do
       dead = dead + 1
     elseif reclaims > tonumber(ARGV[5]) then
       redis.call('XADD', KEYS[2], '*', 'j', job, 'reason', 'lease expired ' .. reclaims .. ' times')
-      local ok, decoded = pcall(cmsgpack.unpack, job)
-      if ok and type(decoded) == 'table' and ARGV[7] == '1' then
-        redis.call('SETBIT', KEYS[3], decoded[1], 1)
+      local seq = seq_of(job)
+      if seq and ARGV[7] == '1' then
+        redis.call('SETBIT', KEYS[3], string.format('%.0f', seq), 1)
       end
       dead = dead + 1
     else

@@ -5,7 +5,6 @@
 
 use crate::support;
 use conveyor::queue::{Backoff, Claimed, Depth, GROUP, Job, JobKind, Outcome, Queue, QueueOptions, Settled};
-use conveyor::redis_server::{RedisServer, ServerOptions};
 use std::time::Duration;
 
 /// Lease for the tests that wait for Redis to see an entry idle: long enough that claiming and
@@ -417,35 +416,23 @@ async fn claim_with_a_sub_millisecond_block_returns_on_an_empty_queue() {
     assert!(claimed.is_empty());
 }
 
-/// Marks the child process of [`starting_redis_server_without_it_on_path_names_the_install_command`].
-const NO_REDIS_CHILD: &str = "CONVEYOR_TEST_NO_REDIS_SERVER_CHILD";
-
-/// Runs this test binary again, with a PATH that holds no redis-server, so the parent process's
-/// environment (shared by every test running in parallel) is never changed.
+/// With no Redis URL and no redis-server on PATH, `conveyor run` says how to install it and
+/// exits 2. The binary runs with an empty PATH, so no other test's environment changes.
 #[test]
-fn starting_redis_server_without_it_on_path_names_the_install_command() {
+fn starting_without_redis_server_on_path_names_the_install_command() {
     let empty = tempfile::tempdir().unwrap();
-    // On Linux /proc/self/exe is this very binary even when a concurrent build replaced it.
-    let exe = if cfg!(target_os = "linux") { "/proc/self/exe".into() } else { std::env::current_exe().unwrap() };
-    let output = std::process::Command::new(exe)
-        .args(["queue::redis_server_start_without_path_child", "--exact", "--include-ignored", "--nocapture"])
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_conveyor"))
+        .arg("run")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/quick.toml"))
+        .arg("--results")
+        .arg(empty.path().join("results"))
         .env("PATH", empty.path())
-        .env(NO_REDIS_CHILD, "1")
+        .env_remove("CONVEYOR_REDIS_URL")
+        .current_dir(empty.path())
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "child failed: {stdout}\n{}", String::from_utf8_lossy(&output.stderr));
-    let line = stdout.lines().find_map(|l| l.strip_prefix("start error: ")).expect("the child reports the error");
-    assert!(line.contains("apt-get install"), "{line}");
-    assert!(line.contains("redis-server"), "{line}");
-}
-
-#[test]
-#[ignore = "run in a child process by starting_redis_server_without_it_on_path_names_the_install_command"]
-fn redis_server_start_without_path_child() {
-    if std::env::var_os(NO_REDIS_CHILD).is_none() {
-        return;
-    }
-    let error = RedisServer::start(ServerOptions::default()).expect_err("redis-server is not on PATH");
-    println!("start error: {error}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("redis-server") && stderr.contains("apt-get install"), "{stderr}");
+    assert!(stderr.contains("--redis-url"), "the error names the flag to use instead: {stderr}");
 }
