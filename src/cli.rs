@@ -90,6 +90,10 @@ struct RunArgs {
     /// No progress lines.
     #[arg(long, short)]
     quiet: bool,
+    /// Run even if Redis may evict keys (`maxmemory-policy` other than `noeviction`), which can
+    /// lose jobs silently.
+    #[arg(long)]
+    allow_eviction: bool,
 }
 
 #[derive(Args, Debug)]
@@ -110,6 +114,10 @@ struct WorkerArgs {
     /// Most jobs per claim.
     #[arg(long)]
     batch: Option<u32>,
+    /// Run even if Redis may evict keys (`maxmemory-policy` other than `noeviction`), which can
+    /// lose jobs silently.
+    #[arg(long)]
+    allow_eviction: bool,
 }
 
 /// Entry point of the binary.
@@ -180,8 +188,10 @@ fn run_command(args: RunArgs, local_workers: bool) -> Result<ExitCode> {
         private_server: server.is_some(),
         ceiling: args.ceiling,
     };
+    let allow_eviction = args.allow_eviction;
     let result = System::new().block_on(async move {
         let redis = Redis::connect(&url).await?;
+        crate::eviction::check(&redis, allow_eviction).await?;
         run::run_scenario(&scenario, &redis, &options, run::shutdown_signal()).await
     })?;
     drop(server);
@@ -219,6 +229,7 @@ fn worker_command(args: WorkerArgs) -> Result<ExitCode> {
     let (url, _server) = resolve_redis(&args.redis)?;
     System::new().block_on(async move {
         let redis = Redis::connect(&url).await?;
+        crate::eviction::check(&redis, args.allow_eviction).await?;
         let queue = Queue::new(redis, &queue_name, options, clock::system());
         queue.ensure_group().await?;
         let instance = instance_name();

@@ -31,6 +31,7 @@ pub mod cli;
 pub mod clock;
 pub mod connection;
 pub mod error;
+pub mod eviction;
 pub mod handler;
 pub mod queue;
 pub mod redis_server;

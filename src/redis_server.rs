@@ -50,6 +50,11 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
+    /// Process id of the running server (`None` while killed), for fault tests that pause it.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn dir(&self) -> PathBuf {
         self.dir.path().to_path_buf()
     }

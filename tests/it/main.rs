@@ -4,6 +4,7 @@
 
 mod support;
 
+mod eviction;
 mod queue;
 mod run;
 mod scenario;
