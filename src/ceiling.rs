@@ -2,8 +2,11 @@
 //! all, measured in the same run as conveyor so a figure reads as a fraction of what this
 //! machine allows. Two loops, each one pipelined round trip after another:
 //! - `xadd`: pipelined `XADD` batches (the enqueue side alone);
-//! - `cycle`: enqueue a batch, claim it with `XREADGROUP COUNT`, then `XACK` + `XDEL` it
-//!   (conveyor's whole command mix per job, minus the runtime).
+//! - `cycle`: enqueue a batch, claim it with `XREADGROUP COUNT`, then `XACK` + `XDEL` it, one
+//!   step after another on one connection (conveyor's whole command mix per job, no runtime);
+//! - `concurrent`: the same mix with a producer loop and a consumer loop running at the same
+//!   time on two connections, the shape conveyor itself has: the fair yardstick for its
+//!   end-to-end throughput.
 
 use crate::connection::Redis;
 use crate::error::Result;
@@ -16,8 +19,10 @@ use std::time::Instant;
 pub struct Ceiling {
     /// Entries per second added by pipelined XADD alone.
     pub xadd_per_second: f64,
-    /// Jobs per second through XADD → XREADGROUP → XACK + XDEL, no runtime.
+    /// Jobs per second through XADD → XREADGROUP → XACK + XDEL in sequence, no runtime.
     pub cycle_per_second: f64,
+    /// Jobs per second with a producer loop and a consumer loop running concurrently.
+    pub concurrent_per_second: f64,
     /// Entries each loop moved.
     pub entries: u64,
     /// Entries per pipelined call.
@@ -93,8 +98,62 @@ pub async fn measure(redis: &Redis, prefix: &str, entries: u64, batch: usize, pa
         done += ids.len().max(1) as u64;
     }
     let cycle_per_second = entries as f64 / start.elapsed().as_secs_f64();
+
     let _: () = redis::cmd("DEL").arg(&stream).query_async(&mut conn).await?;
-    Ok(Ceiling { xadd_per_second, cycle_per_second, entries, batch })
+    let _: () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(&stream)
+        .arg(GROUP)
+        .arg("0")
+        .arg("MKSTREAM")
+        .query_async(&mut conn)
+        .await?;
+    let mut consumer_conn = redis.blocking_connection().await?;
+    let start = Instant::now();
+    let producing = async {
+        let mut sent = 0;
+        while sent < entries {
+            let n = (entries - sent).min(batch as u64);
+            xadd_batch(n).query_async::<()>(&mut conn).await?;
+            sent += n;
+        }
+        Ok::<_, redis::RedisError>(())
+    };
+    let consuming = async {
+        let mut done = 0;
+        while done < entries {
+            let reply: Value = redis::cmd("XREADGROUP")
+                .arg("GROUP")
+                .arg(GROUP)
+                .arg("ceiling")
+                .arg("COUNT")
+                .arg(batch)
+                .arg("BLOCK")
+                .arg(100)
+                .arg("STREAMS")
+                .arg(&stream)
+                .arg(">")
+                .query_async(&mut consumer_conn)
+                .await?;
+            let ids = entry_ids(reply);
+            if ids.is_empty() {
+                continue;
+            }
+            let mut pipe = redis::pipe();
+            pipe.atomic();
+            pipe.cmd("XACK").arg(&stream).arg(GROUP).arg(&ids).ignore();
+            pipe.cmd("XDEL").arg(&stream).arg(&ids).ignore();
+            pipe.query_async::<()>(&mut consumer_conn).await?;
+            done += ids.len() as u64;
+        }
+        Ok::<_, redis::RedisError>(())
+    };
+    let (produced, consumed) = futures::join!(producing, consuming);
+    produced?;
+    consumed?;
+    let concurrent_per_second = entries as f64 / start.elapsed().as_secs_f64();
+    let _: () = redis::cmd("DEL").arg(&stream).query_async(&mut conn).await?;
+    Ok(Ceiling { xadd_per_second, cycle_per_second, concurrent_per_second, entries, batch })
 }
 
 fn entry_ids(reply: Value) -> Vec<Vec<u8>> {

@@ -174,10 +174,11 @@ impl RunResult {
         if let Some(ceil) = &self.ceiling {
             let _ = writeln!(
                 s,
-                "  ceiling     pipelined XADD {:.0}/s; XADD+XREADGROUP+XACK/XDEL {:.0}/s; conveyor = {:.0}% of the cycle",
+                "  ceiling     pipelined XADD {:.0}/s; XADD→XREADGROUP→XACK+XDEL {:.0}/s in sequence, {:.0}/s concurrently; conveyor = {:.0}% of concurrent",
                 ceil.xadd_per_second,
                 ceil.cycle_per_second,
-                100.0 * t.jobs_per_second / ceil.cycle_per_second
+                ceil.concurrent_per_second,
+                100.0 * t.jobs_per_second / ceil.concurrent_per_second
             );
         }
         let _ = writeln!(
