@@ -13,6 +13,7 @@ use crate::redis_server::{RedisServer, ServerOptions};
 use crate::run::{self, RunOptions};
 use crate::scenario::{self, Scenario};
 use crate::settings::Settings;
+use crate::telemetry;
 use actix::prelude::*;
 use clap::{Args, Parser, Subcommand};
 use std::path::{Path, PathBuf};
@@ -47,6 +48,20 @@ enum Command {
     List {
         #[arg(default_value = "scenarios")]
         dir: PathBuf,
+    },
+    /// The performance benchmark: ceiling, enqueue only, end to end, ratio, latency, memory.
+    Bench {
+        #[command(flatten)]
+        redis: RedisArgs,
+        /// A shorter run (CI's regression guard).
+        #[arg(long)]
+        quick: bool,
+        /// Exit 1 when end to end is below this fraction of the ceiling measured in the same run.
+        #[arg(long)]
+        min_ratio: Option<f64>,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Measure what Redis does with conveyor's command mix and no runtime.
     Ceiling {
@@ -94,6 +109,8 @@ struct RunArgs {
     /// lose jobs silently.
     #[arg(long)]
     allow_eviction: bool,
+    #[command(flatten)]
+    metrics: crate::telemetry::MetricsArgs,
 }
 
 #[derive(Args, Debug)]
@@ -118,6 +135,8 @@ struct WorkerArgs {
     /// lose jobs silently.
     #[arg(long)]
     allow_eviction: bool,
+    #[command(flatten)]
+    metrics: crate::telemetry::MetricsArgs,
 }
 
 /// Entry point of the binary.
@@ -145,6 +164,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Worker(args) => worker_command(args),
         Command::Validate { files } => Ok(validate(&files)),
         Command::List { dir } => list(&dir),
+        Command::Bench { redis, quick, min_ratio, json } => bench_command(&redis, quick, min_ratio, json),
         Command::Ceiling { redis, entries, batch } => {
             let (url, _server) = resolve_redis(&redis)?;
             System::new().block_on(async move {
@@ -189,6 +209,9 @@ fn run_command(args: RunArgs, local_workers: bool) -> Result<ExitCode> {
         ceiling: args.ceiling,
     };
     let allow_eviction = args.allow_eviction;
+    let role = if local_workers { telemetry::Role::Run } else { telemetry::Role::Producer };
+    let identity = telemetry::Identity { role, scenario: scenario.name.clone(), queue: scenario.queue_name() };
+    args.metrics.install(identity)?;
     let result = System::new().block_on(async move {
         let redis = Redis::connect(&url).await?;
         crate::eviction::check(&redis, allow_eviction).await?;
@@ -227,6 +250,9 @@ fn worker_command(args: WorkerArgs) -> Result<ExitCode> {
         block: section.block,
     };
     let (url, _server) = resolve_redis(&args.redis)?;
+    let scenario_name = scenario.as_ref().map_or_else(|| "none".to_owned(), |s| s.name.clone());
+    let identity = telemetry::Identity { role: telemetry::Role::Worker, scenario: scenario_name, queue: queue_name.clone() };
+    args.metrics.install(identity)?;
     System::new().block_on(async move {
         let redis = Redis::connect(&url).await?;
         crate::eviction::check(&redis, args.allow_eviction).await?;
@@ -234,14 +260,16 @@ fn worker_command(args: WorkerArgs) -> Result<ExitCode> {
         queue.ensure_group().await?;
         let instance = instance_name();
         let publisher = Publisher { queue: queue.clone(), instance: instance.clone() };
-        let collector = Collector::new(Some(publisher)).start();
+        let collector = Collector::new(Some(publisher)).exporting(&queue_name).start();
         let scheduler = Scheduler::new(queue.clone(), collector.clone().recipient()).start();
         let workers: Vec<_> = (0..count)
             .map(|i| Worker::new(queue.clone(), config(i, &instance), collector.clone().recipient()).start())
             .collect();
         tracing::info!(queue = %queue_name, workers = count, instance = %instance, "workers running; SIGINT or SIGTERM stops them");
+        telemetry::set_phase(telemetry::Phase::Serve);
         run::shutdown_signal().await;
         tracing::info!("stopping: finishing the jobs in hand");
+        telemetry::set_phase(telemetry::Phase::Stopping);
         futures::future::join_all(workers.iter().map(|w| w.send(Stop))).await;
         scheduler.do_send(Halt);
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -281,4 +309,29 @@ fn list(dir: &Path) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn bench_command(args: &RedisArgs, quick: bool, min_ratio: Option<f64>, json: bool) -> Result<ExitCode> {
+    let (url, _server) = resolve_redis(args)?;
+    let size = if quick { crate::bench::BenchSize::QUICK } else { crate::bench::BenchSize::FULL };
+    let result = System::new().block_on(async move {
+        let redis = Redis::connect(&url).await?;
+        crate::bench::run(&redis, size, |step| eprintln!("bench: {step}")).await
+    })?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&result).expect("serializes"));
+    } else {
+        print!("{}", result.summary());
+    }
+    match min_ratio {
+        Some(min) if result.ratio_to_ceiling < min => {
+            eprintln!(
+                "FAIL: end to end is {:.0}% of the ceiling measured in this run, below the guard of {:.0}%",
+                100.0 * result.ratio_to_ceiling,
+                100.0 * min
+            );
+            Ok(ExitCode::from(1))
+        }
+        _ => Ok(ExitCode::SUCCESS),
+    }
 }

@@ -26,6 +26,7 @@
 //! - [`cli`] is the command line; `main.rs` only calls [`cli::main`].
 
 pub mod actors;
+pub mod bench;
 pub mod ceiling;
 pub mod cli;
 pub mod clock;
@@ -41,6 +42,7 @@ pub mod scenario;
 pub mod settings;
 pub mod stats;
 pub mod system;
+pub mod telemetry;
 pub mod timer;
 
 pub use error::Error;

@@ -1,0 +1,288 @@
+//! `conveyor bench`: the performance benchmark, every figure measured in one run against one
+//! Redis so the figures can be read against each other rather than as absolutes that drift
+//! with the machine:
+//!
+//! 1. the Redis ceiling (plain pipelined clients, no runtime: [`crate::ceiling`]);
+//! 2. enqueue only: one producer actor, closed loop, no workers;
+//! 3. end to end: noop jobs drained by 10 workers in this process, closed loop;
+//! 4. the ratio of 3 to the concurrent ceiling;
+//! 5. open-loop latency at 1,000 jobs/s and at half the capacity measured in 3;
+//! 6. memory: this process's RSS with 20 idle workers, and Redis bytes per queued job.
+//!
+//! With `--min-ratio`, it exits 1 when end-to-end falls below that fraction of the ceiling
+//! measured in the same run: a regression guard that no machine's speed can trip.
+
+use crate::actors::{Collector, Join, Producer, ProducerPlan, Stop, TakeSnapshot, Worker, WorkerConfig, producer_end};
+use crate::ceiling::{self, Ceiling};
+use crate::clock;
+use crate::connection::Redis;
+use crate::error::Result;
+use crate::queue::{JobKind, Queue, QueueOptions};
+use crate::report::{Percentiles, RunResult};
+use crate::run::{self, RunOptions};
+use crate::scenario::{Rate, Scenario};
+use crate::system;
+use actix::prelude::*;
+use serde::Serialize;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// How big the benchmark is.
+#[derive(Debug, Clone, Copy)]
+pub struct BenchSize {
+    /// Jobs per throughput measurement (ceiling loops, enqueue only, end to end).
+    pub jobs: u64,
+    /// Length of each open-loop latency measurement.
+    pub latency_window: Duration,
+    /// Jobs queued for the Redis memory measurement.
+    pub memory_jobs: u64,
+}
+
+impl BenchSize {
+    pub const FULL: Self = Self { jobs: 500_000, latency_window: Duration::from_secs(10), memory_jobs: 100_000 };
+    pub const QUICK: Self = Self { jobs: 100_000, latency_window: Duration::from_secs(3), memory_jobs: 20_000 };
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchResult {
+    pub ceiling: Ceiling,
+    /// Jobs/s one producer actor enqueues with no workers running.
+    pub enqueue_only_per_second: f64,
+    /// Noop jobs/s end to end, 10 workers, closed loop.
+    pub end_to_end_per_second: f64,
+    /// `end_to_end_per_second / ceiling.concurrent_per_second`.
+    pub ratio_to_ceiling: f64,
+    /// Measured jobs per CPU-second of this process in the end-to-end run.
+    pub jobs_per_cpu_second: f64,
+    pub end_to_end_lost: u64,
+    pub end_to_end_duplicates: u64,
+    /// Open-loop enqueue→start latency (µs) at fixed rates.
+    pub latency: Vec<LatencyAt>,
+    pub rss_idle_20_workers_bytes: u64,
+    pub redis_bytes_per_queued_job: f64,
+    pub payload_bytes: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LatencyAt {
+    pub rate: f64,
+    pub enqueue_to_start_us: Percentiles,
+    pub end_to_end_us: Percentiles,
+    pub schedule_lag_us: Percentiles,
+    pub lost: u64,
+}
+
+/// Payload of every benchmark job (the issue's memory target is stated for 100 bytes).
+const PAYLOAD: usize = 100;
+
+/// Runs the whole benchmark. Call inside an actix `System`.
+pub async fn run(redis: &Redis, size: BenchSize, progress: impl Fn(&str)) -> Result<BenchResult> {
+    progress("ceiling: plain pipelined clients, no runtime");
+    let ceiling = ceiling::measure(redis, "conveyor-bench", size.jobs, 500, PAYLOAD).await?;
+
+    progress("enqueue only: one producer, no workers");
+    let enqueue_only_per_second = enqueue_only(redis, size.jobs).await?;
+
+    progress("end to end: 10 workers, noop jobs, closed loop");
+    let e2e = run_text(
+        redis,
+        &format!(
+            "name = \"bench-e2e\"\n[producer]\njobs = {}\nbatch = 500\n[workers]\ncount = 10\nbatch = 200\n\
+             [[jobs]]\nkind = \"noop\"\npayload_bytes = {PAYLOAD}\n[phases]\nwarmup = \"1s\"\n",
+            size.jobs
+        ),
+    )
+    .await?;
+    let end_to_end_per_second = e2e.throughput.jobs_per_second;
+
+    let mut latency = Vec::new();
+    for rate in [1_000.0, (end_to_end_per_second / 2.0).round()] {
+        progress(&format!("open-loop latency at {rate} jobs/s"));
+        let r = run_text(
+            redis,
+            &format!(
+                "name = \"bench-latency\"\n[producer]\nrate = {rate}\nduration = \"{}ms\"\nbatch = 500\n\
+                 [workers]\ncount = 10\nbatch = 200\n[[jobs]]\nkind = \"noop\"\npayload_bytes = {PAYLOAD}\n\
+                 [phases]\nwarmup = \"1s\"\n",
+                size.latency_window.as_millis()
+            ),
+        )
+        .await?;
+        latency.push(LatencyAt {
+            rate,
+            enqueue_to_start_us: r.latency_us.enqueue_to_start,
+            end_to_end_us: r.latency_us.end_to_end,
+            schedule_lag_us: r.latency_us.schedule_lag,
+            lost: r.counts.lost,
+        });
+    }
+
+    progress("memory: RSS with 20 idle workers; Redis bytes per queued job");
+    let rss_idle_20_workers_bytes = idle_rss(redis).await?;
+    let redis_bytes_per_queued_job = redis_bytes_per_job(redis, size.memory_jobs).await?;
+
+    Ok(BenchResult {
+        ratio_to_ceiling: end_to_end_per_second / ceiling.concurrent_per_second,
+        ceiling,
+        enqueue_only_per_second,
+        end_to_end_per_second,
+        jobs_per_cpu_second: e2e.resources.jobs_per_cpu_second,
+        end_to_end_lost: e2e.counts.lost,
+        end_to_end_duplicates: e2e.counts.duplicates,
+        latency,
+        rss_idle_20_workers_bytes,
+        redis_bytes_per_queued_job,
+        payload_bytes: PAYLOAD,
+    })
+}
+
+async fn run_text(redis: &Redis, text: &str) -> Result<RunResult> {
+    let scenario = Scenario::parse(text, Path::new("bench"))?;
+    let options = RunOptions {
+        local_workers: true,
+        instance: format!("bench-{}", std::process::id()),
+        progress: false,
+        private_server: false,
+        ceiling: false,
+    };
+    run::run_scenario(&scenario, redis, &options, Box::pin(std::future::pending())).await
+}
+
+fn bench_queue(redis: &Redis, name: &str) -> Queue {
+    let options = QueueOptions { prefix: "conveyor-bench".into(), ..QueueOptions::default() };
+    Queue::new(redis.clone(), name, options, clock::system())
+}
+
+/// One producer actor sending `jobs` noop jobs as fast as Redis takes them, nobody consuming.
+async fn enqueue_only(redis: &Redis, jobs: u64) -> Result<f64> {
+    let queue = bench_queue(redis, "enqueue-only");
+    queue.reset().await?;
+    let collector = Collector::new(None).start();
+    let plan = ProducerPlan {
+        index: 0,
+        producers: 1,
+        rate: Rate::Max,
+        batch: 500,
+        warmup: Duration::ZERO,
+        end: producer_end(Some(jobs), None),
+        run: 1,
+        mix: vec![(JobKind::Noop, vec![b'x'; PAYLOAD], 1)],
+    };
+    let started = Instant::now();
+    let producer = Producer::new(queue.clone(), plan, collector.clone().recipient()).start();
+    producer.send(Join).await?;
+    let elapsed = started.elapsed().as_secs_f64();
+    let produced = collector.send(TakeSnapshot).await?.producers.produced;
+    queue.reset().await?;
+    Ok(produced as f64 / elapsed)
+}
+
+/// This process's RSS after 20 workers have sat idle (blocked on an empty queue) for a second.
+async fn idle_rss(redis: &Redis) -> Result<u64> {
+    let queue = bench_queue(redis, "idle");
+    queue.reset().await?;
+    queue.ensure_group().await?;
+    let collector = Collector::new(None).start();
+    let workers: Vec<_> = (0..20)
+        .map(|i| {
+            let config = WorkerConfig {
+                consumer: format!("idle-{i}"),
+                concurrency: 1,
+                batch: 64,
+                block: Duration::from_millis(100),
+            };
+            Worker::new(queue.clone(), config, collector.clone().recipient()).start()
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let rss = system::process_rss_bytes();
+    futures::future::join_all(workers.iter().map(|w| w.send(Stop))).await;
+    queue.reset().await?;
+    Ok(rss)
+}
+
+/// Redis `used_memory` growth per job for `jobs` queued jobs with a 100-byte payload.
+async fn redis_bytes_per_job(redis: &Redis, jobs: u64) -> Result<f64> {
+    let queue = bench_queue(redis, "memory");
+    queue.reset().await?;
+    queue.ensure_group().await?;
+    let before = used_memory(redis).await?;
+    let mut batch = Vec::with_capacity(500);
+    let mut seq = 0;
+    while seq < jobs {
+        batch.clear();
+        for _ in 0..500.min(jobs - seq) {
+            batch.push(crate::queue::Job {
+                seq,
+                run: 1,
+                attempt: 0,
+                warmup: false,
+                kind: JobKind::Noop,
+                intended_us: clock::now_us(),
+                enqueued_us: clock::now_us(),
+                payload: vec![b'x'; PAYLOAD],
+            });
+            seq += 1;
+        }
+        queue.enqueue_batch(&batch).await?;
+    }
+    let after = used_memory(redis).await?;
+    queue.reset().await?;
+    Ok(after.saturating_sub(before) as f64 / jobs as f64)
+}
+
+async fn used_memory(redis: &Redis) -> Result<u64> {
+    let info: String = redis.with_conn(async |c| redis::cmd("INFO").arg("memory").query_async(c).await).await?;
+    Ok(info.lines().find_map(|l| l.strip_prefix("used_memory:")).and_then(|v| v.trim().parse().ok()).unwrap_or(0))
+}
+
+impl BenchResult {
+    /// The table printed at the end of `conveyor bench`.
+    pub fn summary(&self) -> String {
+        use std::fmt::Write as _;
+        let mut s = String::new();
+        let c = &self.ceiling;
+        let _ = writeln!(
+            s,
+            "conveyor bench ({} cores, Redis on the same machine)",
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        );
+        let _ = writeln!(s, "  ceiling: pipelined XADD              {:>10.0} jobs/s", c.xadd_per_second);
+        let _ = writeln!(s, "  ceiling: XADD→XREADGROUP→XACK+XDEL   {:>10.0} jobs/s in sequence", c.cycle_per_second);
+        let _ = writeln!(s, "  ceiling: same mix, concurrent loops  {:>10.0} jobs/s", c.concurrent_per_second);
+        let _ = writeln!(s, "  conveyor enqueue only (1 producer)   {:>10.0} jobs/s", self.enqueue_only_per_second);
+        let _ = writeln!(
+            s,
+            "  conveyor end to end (10 workers)     {:>10.0} jobs/s  = {:.0}% of the concurrent ceiling; lost {}, duplicates {}",
+            self.end_to_end_per_second,
+            100.0 * self.ratio_to_ceiling,
+            self.end_to_end_lost,
+            self.end_to_end_duplicates
+        );
+        let _ = writeln!(s, "  jobs per CPU-second (conveyor only)  {:>10.0}", self.jobs_per_cpu_second);
+        for l in &self.latency {
+            let p = &l.enqueue_to_start_us;
+            let _ = writeln!(
+                s,
+                "  open loop {:>7.0}/s enqueue→start    p50 {:.3} ms  p99 {:.3} ms  p99.9 {:.3} ms  max {:.3} ms (lost {})",
+                l.rate,
+                p.p50 as f64 / 1e3,
+                p.p99 as f64 / 1e3,
+                p.p999 as f64 / 1e3,
+                p.max as f64 / 1e3,
+                l.lost
+            );
+        }
+        let _ = writeln!(
+            s,
+            "  RSS with 20 idle workers             {:>10.1} MB",
+            self.rss_idle_20_workers_bytes as f64 / 1e6
+        );
+        let _ = writeln!(
+            s,
+            "  Redis bytes per queued job           {:>10.0} B ({}-byte payload)",
+            self.redis_bytes_per_queued_job, self.payload_bytes
+        );
+        s
+    }
+}
