@@ -11,6 +11,7 @@
 //! | `{conveyor:q}:audit:done`    | bitmap      | bit `seq` set when job `seq` completed or died (exact-delivery audit) |
 //! | `{conveyor:q}:run`           | string      | number of the latest benchmark run on this queue  |
 //! | `{conveyor:q}:stats:<run>`   | hash        | per worker process: its merged statistics for run `<run>` |
+//! | `{conveyor:q}:unique:<key>`  | string      | entry id of the job enqueued with idempotency key `<key>`; expires after its time to live |
 
 /// The names of one queue's keys.
 #[derive(Debug, Clone)]
@@ -63,6 +64,12 @@ impl QueueKeys {
         format!("{}:stats:{run}", self.tag)
     }
 
+    /// Holds the entry id of the job enqueued with idempotency key `key`. The user's key comes
+    /// after the hash tag, so any bytes in it (even braces) keep it in the queue's slot.
+    pub fn unique(&self, key: &str) -> String {
+        format!("{}:unique:{key}", self.tag)
+    }
+
     /// Pattern matching every key of the queue (for `reset`).
     pub fn pattern(&self) -> String {
         // The tag contains `{` `}` which are not glob characters; `[`, `*`, `?` in queue names
@@ -78,7 +85,7 @@ mod tests {
     #[test]
     fn every_key_shares_the_hash_tag() {
         let k = QueueKeys::new("conveyor", "emails");
-        for key in [k.ready(), k.delayed(), k.dead(), k.audit_done(), k.run(), k.stats(3)] {
+        for key in [k.ready(), k.delayed(), k.dead(), k.audit_done(), k.run(), k.stats(3), k.unique("{x}")] {
             assert!(key.starts_with("{conveyor:emails}:"), "{key}");
         }
     }

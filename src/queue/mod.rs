@@ -15,10 +15,12 @@ mod backoff;
 mod job;
 mod keys;
 mod scripts;
+mod unique;
 
 pub use backoff::Backoff;
 pub use job::{DecodeError, Job, JobKind};
 pub use keys::{GROUP, QueueKeys};
+pub use unique::{Enqueued, MAX_KEY_BYTES};
 
 use crate::clock::SharedClock;
 use crate::connection::Redis;

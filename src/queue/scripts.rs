@@ -85,3 +85,24 @@ return {moved, dead, #res[3], res[1]}
 "#,
     )
 });
+
+/// Used by [`Queue::enqueue_unique`](super::Queue::enqueue_unique).
+pub static ENQUEUE_UNIQUE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+-- enqueue_unique: add a job to the ready stream unless a job with the same idempotency key was
+-- added while the key lived. The key remembers the first job's entry id until it expires.
+-- KEYS[1] idempotency key  KEYS[2] ready stream
+-- ARGV[1] stream field for the job  ARGV[2] encoded job  ARGV[3] time to live of the key (ms)
+-- Returns {1, entry id} when the job was added, {0, entry id of the first job} when the key
+-- was already taken (nothing is added then).
+local first = redis.call('GET', KEYS[1])
+if first then
+  return {0, first}
+end
+local id = redis.call('XADD', KEYS[2], '*', ARGV[1], ARGV[2])
+redis.call('SET', KEYS[1], id, 'PX', ARGV[3])
+return {1, id}
+"#,
+    )
+});

@@ -3,6 +3,8 @@
 //! send; measure; drain until the audit says every produced job finished), and on Ctrl-C or
 //! SIGTERM stops intake, lets workers settle what they hold, and still builds the result.
 
+mod patience;
+
 use crate::actors::producer_end;
 use crate::actors::{
     Collector, Halt, Join, Producer, ProducerPlan, Scheduler, Snapshot, Stop, TakeSnapshot, Worker, WorkerConfig,
@@ -17,6 +19,7 @@ use crate::scenario::{Rate, Scenario};
 use crate::stats::WorkerStats;
 use crate::system::{self, RedisInfo, SystemInfo};
 use actix::prelude::*;
+use patience::patiently;
 use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
@@ -123,8 +126,11 @@ pub async fn run_scenario(
     if !interrupted {
         loop {
             let produced = collector.send(TakeSnapshot).await?.producers.produced;
-            if queue.audited_done().await? >= produced {
-                break;
+            match queue.audited_done().await {
+                Ok(done) if done >= produced => break,
+                Ok(_) => {}
+                // Redis away for a moment: the workers retry, and so does the drain.
+                Err(e) => tracing::warn!(error = %e, "reading the audit failed; retrying"),
             }
             tokio::select! {
                 _ = tokio::time::sleep(DRAIN_POLL) => {}
@@ -143,9 +149,12 @@ pub async fn run_scenario(
     scheduler.do_send(Halt);
     let cpu_seconds = system::process_cpu_seconds() - cpu_at_start;
     let snapshot = collector.send(TakeSnapshot).await?;
-    let finished = queue.audited_done().await?;
-    let (remote, remote_processes) = remote_stats(&queue, run, &options.instance, &snapshot, finished).await?;
-    let remaining = queue.depth().await?;
+    let finished = patiently("reading the audit", async || queue.audited_done().await).await?;
+    let (remote, remote_processes) = patiently("reading published statistics", async || {
+        remote_stats(&queue, run, &options.instance, &snapshot, finished).await
+    })
+    .await?;
+    let remaining = patiently("reading the queue depth", async || queue.depth().await).await?;
     let mut merged = snapshot.workers.clone();
     merged.add(&remote);
 

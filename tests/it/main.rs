@@ -5,6 +5,8 @@
 mod support;
 
 mod eviction;
+mod faults;
 mod queue;
 mod run;
 mod scenario;
+mod unique;

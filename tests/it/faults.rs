@@ -1,0 +1,282 @@
+//! Faults injected into real processes the test controls: every client connection killed, Redis
+//! paused for longer than a lease, Redis restarted (with the time to resume measured), a worker
+//! process stopped with SIGTERM under load, and Redis unreachable at start. Each ends with the
+//! audit: nothing lost, duplicates counted. Timings are printed (`cargo test faults --
+//! --nocapture`), never asserted.
+
+use crate::support;
+use conveyor::connection::Redis;
+use conveyor::queue::QueueKeys;
+use conveyor::report::RunResult;
+use conveyor::run::{self, Interrupt, RunOptions};
+use conveyor::scenario::Scenario;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+fn scenario(text: &str) -> Scenario {
+    let name = support::unique_name("fault");
+    let text = format!("name = \"{name}\"\ndescription = \"fault test\"\n{text}");
+    Scenario::parse(&text, Path::new("fault.toml")).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn options() -> RunOptions {
+    RunOptions {
+        local_workers: true,
+        instance: support::unique_name("fault-inst"),
+        progress: false,
+        private_server: false,
+        ceiling: false,
+    }
+}
+
+fn never() -> Interrupt {
+    Box::pin(std::future::pending())
+}
+
+async fn run_on(url: &str, s: &Scenario) -> RunResult {
+    let redis = Redis::connect(url).await.unwrap();
+    run::run_scenario(s, &redis, &options(), never()).await.unwrap_or_else(|e| panic!("run failed: {e}"))
+}
+
+/// Nothing lost: every produced job finished and nothing is left in Redis.
+fn assert_nothing_lost(r: &RunResult) {
+    let c = &r.counts;
+    assert_eq!(c.lost, 0, "lost jobs: {c:?}");
+    assert_eq!(c.finished, c.produced, "{c:?}");
+    assert_eq!(r.remaining.waiting + r.remaining.in_flight + r.remaining.delayed, 0, "{:?}", r.remaining);
+}
+
+/// Every second run shows up as a duplicate: each settle a worker saw succeed is a completion
+/// or a death, and the audit bitmap holds each distinct job once. (When a connection drops after
+/// Redis applied a settle but before its reply arrived, the worker settles again: the audit then
+/// counts a duplicate the worker's counts lack, so this holds only where no reply is lost.)
+fn assert_duplicates_counted(r: &RunResult) {
+    let c = &r.counts;
+    assert_eq!(c.completed + c.dead, c.finished + c.duplicates, "duplicates hidden: {c:?}");
+}
+
+/// A synchronous connection for the test's own commands (it must not share the runtime's).
+fn sync_conn(url: &str) -> redis::Connection {
+    redis::Client::open(url).unwrap().get_connection_with_timeout(Duration::from_secs(2)).unwrap()
+}
+
+#[actix_rt::test]
+async fn killing_every_client_connection_mid_run_is_recovered_from() {
+    let server = support::own_server(&[]);
+    let url = server.url();
+    let s = scenario(
+        "[queue]\nlease = \"2s\"\n[producer]\nrate = 2000\nduration = \"3s\"\n[workers]\ncount = 3\n\
+         [[jobs]]\nkind = \"sleep\"\nduration = \"1ms\"\n[phases]\ndrain_timeout = \"30s\"\n",
+    );
+    let killer_url = url.clone();
+    let done = Arc::new(AtomicBool::new(false));
+    let killer_done = done.clone();
+    // Kill every normal client three times while producing, then keep killing every 300 ms
+    // until the run ends, so the drain and the final reads meet dead connections too.
+    let killer = std::thread::spawn(move || {
+        let mut killed = 0u64;
+        let mut rounds = 0;
+        std::thread::sleep(Duration::from_millis(700));
+        while !killer_done.load(Ordering::SeqCst) && rounds < 20 {
+            let mut c = sync_conn(&killer_url);
+            let n: u64 = redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("normal").query(&mut c).unwrap();
+            killed += n;
+            rounds += 1;
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        (killed, rounds)
+    });
+    let started = Instant::now();
+    let r = run_on(&url, &s).await;
+    done.store(true, Ordering::SeqCst);
+    let (killed, rounds) = killer.join().unwrap();
+    eprintln!(
+        "CLIENT KILL: {rounds} rounds killed {killed} connections; run took {:.1}s; produced {} duplicates {} \
+         enqueue errors {}",
+        started.elapsed().as_secs_f64(),
+        r.counts.produced,
+        r.counts.duplicates,
+        r.counts.enqueue_errors
+    );
+    assert!(killed >= 3, "the test killed no connections");
+    assert_nothing_lost(&r);
+    assert!(r.counts.produced >= 5000, "producers did not carry on: {:?}", r.counts);
+}
+
+/// Redis stopped (SIGSTOP) for three leases, then resumed: replies arrive late, leases expire
+/// while workers still hold their jobs, and those jobs run twice. Nothing is lost and every
+/// second run is counted as a duplicate.
+#[actix_rt::test]
+async fn redis_paused_longer_than_a_lease_loses_nothing_and_counts_duplicates() {
+    let server = support::own_server(&[]);
+    let url = server.url();
+    let pid = server.pid().expect("server running").to_string();
+    let s = scenario(
+        "[queue]\nlease = \"1s\"\n[producer]\nrate = 1000\nduration = \"3s\"\n[workers]\ncount = 2\nbatch = 20\n\
+         [[jobs]]\nkind = \"sleep\"\nduration = \"5ms\"\n[phases]\ndrain_timeout = \"30s\"\n",
+    );
+    let pauser = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1000));
+        let stop = Command::new("kill").args(["-STOP", &pid]).status().unwrap();
+        std::thread::sleep(Duration::from_millis(3000));
+        let cont = Command::new("kill").args(["-CONT", &pid]).status().unwrap();
+        assert!(stop.success() && cont.success());
+    });
+    let r = run_on(&url, &s).await;
+    pauser.join().unwrap();
+    eprintln!(
+        "SIGSTOP 3s (lease 1s): produced {} finished {} duplicates {} lost {} end-to-end max {:.0}ms",
+        r.counts.produced,
+        r.counts.finished,
+        r.counts.duplicates,
+        r.counts.lost,
+        r.latency_us.end_to_end.max as f64 / 1000.0
+    );
+    assert_nothing_lost(&r);
+    assert_duplicates_counted(&r);
+    assert!(r.counts.produced >= 2500, "{:?}", r.counts);
+    drop(server);
+}
+
+/// Redis killed (SIGKILL) and restarted on the same port mid-run, with an append-only file
+/// fsynced on every write. Prints how long after Redis came back the first job finished.
+#[actix_rt::test]
+async fn time_to_resume_after_a_redis_restart_is_measured() {
+    let server = support::own_server(&["--appendonly", "yes", "--appendfsync", "always"]);
+    let url = server.url();
+    let s = scenario(
+        "[queue]\nlease = \"2s\"\n[producer]\nrate = 1000\nduration = \"3s\"\n[workers]\ncount = 2\n\
+         [phases]\ndrain_timeout = \"30s\"\n",
+    );
+    let audit = QueueKeys::new(&s.queue.prefix, &s.queue_name()).audit_done();
+    let watcher_url = url.clone();
+    let restarter = std::thread::spawn(move || {
+        let mut server = server;
+        std::thread::sleep(Duration::from_millis(1200));
+        let killed_at = Instant::now();
+        server.kill();
+        server.restart().expect("restart redis-server");
+        let up_at = Instant::now();
+        let mut conn = sync_conn(&watcher_url);
+        let at_restart: u64 = redis::cmd("BITCOUNT").arg(&audit).query(&mut conn).unwrap();
+        let resumed_at = loop {
+            let now: u64 = redis::cmd("BITCOUNT").arg(&audit).query(&mut conn).unwrap();
+            if now > at_restart {
+                break Instant::now();
+            }
+            assert!(up_at.elapsed() < Duration::from_secs(30), "no job finished within 30 s of the restart");
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        (server, up_at - killed_at, resumed_at - up_at)
+    });
+    let r = run_on(&url, &s).await;
+    let (_server, down, resume) = restarter.join().unwrap();
+    eprintln!(
+        "REDIS RESTART: down {:.0}ms (kill + start + load AOF); first job finished {:.0}ms after Redis was back; \
+         produced {} duplicates {} enqueue errors {}",
+        down.as_secs_f64() * 1000.0,
+        resume.as_secs_f64() * 1000.0,
+        r.counts.produced,
+        r.counts.duplicates,
+        r.counts.enqueue_errors
+    );
+    assert_nothing_lost(&r);
+    assert!(r.counts.produced >= 2500, "{:?}", r.counts);
+}
+
+fn conveyor() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_conveyor"))
+}
+
+/// SIGTERM to one of two worker processes under load: it finishes and settles the jobs it holds
+/// and exits 0. The lease is longer than the run may take, so any job it had dropped would show
+/// as unfinished or lost: none does, and none runs twice.
+#[test]
+fn sigterm_to_a_worker_process_under_load_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("term.toml");
+    let queue = support::unique_name("term");
+    std::fs::write(
+        &scenario,
+        format!(
+            "# sigterm test\ndescription = \"term\"\n[queue]\nname = \"{queue}\"\nlease = \"60s\"\n\
+             [producer]\nrate = 1500\nduration = \"3s\"\n[workers]\ncount = 2\nconcurrency = 4\nbatch = 20\n\
+             [[jobs]]\nkind = \"sleep\"\nduration = \"5ms\"\n[phases]\ndrain_timeout = \"20s\"\n"
+        ),
+    )
+    .unwrap();
+    let url = support::shared_server().url();
+    let spawn_worker = || {
+        conveyor()
+            .args(["worker", "--redis-url", &url])
+            .arg(&scenario)
+            .env("RUST_LOG", "conveyor=info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let victim = spawn_worker();
+    let mut survivor = spawn_worker();
+    let producer = conveyor()
+        .args(["produce", "--quiet", "--json", "--redis-url", &url, "--results"])
+        .arg(dir.path().join("results"))
+        .arg(&scenario)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let term_at = Instant::now();
+    assert!(Command::new("kill").args(["-TERM", &victim.id().to_string()]).status().unwrap().success());
+    let victim_out = victim.wait_with_output().unwrap();
+    let stop_took = term_at.elapsed();
+    let victim_log = String::from_utf8_lossy(&victim_out.stderr);
+    assert!(victim_out.status.success(), "worker exit {:?}: {victim_log}", victim_out.status);
+    assert!(victim_log.contains("workers stopped"), "{victim_log}");
+    let out = producer.wait_with_output().unwrap();
+    let _ = Command::new("kill").args(["-TERM", &survivor.id().to_string()]).status();
+    let _ = survivor.wait();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "exit {:?}\n{stdout}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let counts = &json["counts"];
+    eprintln!("SIGTERM: worker stopped {:.0}ms after the signal; counts {counts}", stop_took.as_secs_f64() * 1000.0);
+    assert_eq!(counts["lost"], 0, "{counts}");
+    assert_eq!(counts["unfinished"], 0, "{counts}");
+    assert_eq!(counts["finished"], counts["produced"], "{counts}");
+    assert_eq!(counts["duplicates"], 0, "a graceful stop must not make jobs run twice: {counts}");
+    assert!(counts["produced"].as_u64().unwrap() >= 4000, "{counts}");
+}
+
+/// Redis unreachable at start: every role exits 2 with a clear error within a bounded time,
+/// whether nothing listens on the port or something accepts connections and never answers.
+#[test]
+fn every_role_reports_unreachable_redis_within_a_bounded_time() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap(); // accepts, never answers
+    let silent_url = format!("redis://127.0.0.1:{}", silent.local_addr().unwrap().port());
+    let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/quick.toml");
+    let dir = tempfile::tempdir().unwrap();
+    for url in ["redis://127.0.0.1:1", silent_url.as_str()] {
+        for role in ["run", "produce", "worker"] {
+            let started = Instant::now();
+            let mut cmd = conveyor();
+            cmd.args([role, "--redis-url", url, scenario]);
+            if role != "worker" {
+                cmd.arg("--quiet").arg("--results").arg(dir.path().join("results"));
+            }
+            let out = cmd.output().unwrap();
+            let took = started.elapsed();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            eprintln!("UNREACHABLE {url} {role}: exit {:?} after {:.0}ms", out.status.code(), took.as_secs_f64() * 1e3);
+            assert_eq!(out.status.code(), Some(2), "{role} {url}: {stderr}");
+            assert!(took < Duration::from_secs(15), "{role} {url} took {took:?}");
+            assert!(stderr.contains("unreachable") && stderr.contains(url), "{role} {url}: {stderr}");
+        }
+    }
+    assert!(!dir.path().join("results").exists());
+    drop(silent);
+}
