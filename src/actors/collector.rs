@@ -5,6 +5,7 @@
 
 use crate::queue::{Depth, Queue};
 use crate::stats::{ProducerStats, WorkerStats};
+use crate::telemetry::JobMetrics;
 use actix::prelude::*;
 use std::time::Duration;
 
@@ -71,11 +72,19 @@ pub struct Collector {
     publisher: Option<Publisher>,
     /// Something changed since the last publish.
     dirty: bool,
+    /// Prometheus counters and histograms fed from the reports (see [`Collector::exporting`]).
+    metrics: Option<JobMetrics>,
 }
 
 impl Collector {
     pub fn new(publisher: Option<Publisher>) -> Self {
         Self { publisher, ..Default::default() }
+    }
+
+    /// Also exports what reports say as the metrics of `queue` (every report, whatever its run).
+    pub fn exporting(mut self, queue: &str) -> Self {
+        self.metrics = Some(JobMetrics::new(queue));
+        self
     }
 
     fn publish(&mut self, ctx: &mut Context<Self>) {
@@ -110,6 +119,9 @@ impl Handler<WorkerReport> for Collector {
     type Result = ();
 
     fn handle(&mut self, report: WorkerReport, _: &mut Context<Self>) {
+        if let Some(m) = &self.metrics {
+            m.workers_reported(&report.stats);
+        }
         if report.run < self.run {
             return;
         }
@@ -126,6 +138,9 @@ impl Handler<ProducerReport> for Collector {
     type Result = ();
 
     fn handle(&mut self, report: ProducerReport, _: &mut Context<Self>) {
+        if let Some(m) = &self.metrics {
+            m.producers_reported(&report.stats);
+        }
         self.producers.add(&report.stats);
     }
 }

@@ -99,6 +99,7 @@ async fn produce(queue: Queue, plan: ProducerPlan, collector: Recipient<Producer
     // k: jobs sent so far by this producer; measured: of those, outside warm-up.
     let (mut k, mut measured) = (0u64, 0u64);
     let mut batch: Vec<Job> = Vec::with_capacity(plan.batch);
+    let enqueue_call = crate::telemetry::redis_operation(queue.keys().queue(), "enqueue");
 
     'plan: while !lifecycle.stopping() {
         let now = clock::now_us();
@@ -156,6 +157,7 @@ async fn produce(queue: Queue, plan: ProducerPlan, collector: Recipient<Producer
             let call = Instant::now();
             match queue.enqueue_batch(&batch).await {
                 Ok(()) => {
+                    enqueue_call.record(call.elapsed());
                     stats.enqueue_call.record_us(call.elapsed().as_micros() as u64);
                     break;
                 }

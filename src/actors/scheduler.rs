@@ -7,8 +7,9 @@
 use super::collector::DepthSample;
 use crate::clock;
 use crate::queue::Queue;
+use crate::telemetry::SchedulerMetrics;
 use actix::prelude::*;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How often due delayed jobs are promoted (bounds how late a delayed job can start).
 const PROMOTE_EVERY: Duration = Duration::from_millis(20);
@@ -28,11 +29,13 @@ pub struct Scheduler {
     /// A duty still running from an earlier tick is not started again.
     promoting: bool,
     reclaiming: bool,
+    metrics: SchedulerMetrics,
 }
 
 impl Scheduler {
     pub fn new(queue: Queue, collector: Recipient<DepthSample>) -> Self {
-        Self { queue, collector, cursor: "0-0".into(), promoting: false, reclaiming: false }
+        let metrics = SchedulerMetrics::new(queue.keys().queue());
+        Self { queue, collector, cursor: "0-0".into(), promoting: false, reclaiming: false, metrics }
     }
 
     /// Promotes due jobs until fewer than a full batch were due.
@@ -41,12 +44,13 @@ impl Scheduler {
             return;
         }
         self.promoting = true;
-        let queue = self.queue.clone();
+        let (queue, metrics) = (self.queue.clone(), self.metrics.clone());
         let work = async move {
             loop {
+                let began = Instant::now();
                 match queue.promote_due(PROMOTE_LIMIT).await {
                     Ok(n) => {
-                        metrics::counter!("conveyor_jobs_promoted_total").increment(n);
+                        metrics.promoted(n, began.elapsed());
                         if n < PROMOTE_LIMIT as u64 {
                             break;
                         }
@@ -68,15 +72,16 @@ impl Scheduler {
         }
         self.reclaiming = true;
         let (queue, cursor) = (self.queue.clone(), self.cursor.clone());
+        let began = Instant::now();
         let work = async move { queue.reclaim(&cursor, RECLAIM_LIMIT).await };
-        ctx.spawn(work.into_actor(self).map(|result, act, _| {
+        ctx.spawn(work.into_actor(self).map(move |result, act, _| {
             act.reclaiming = false;
             match result {
                 Ok(r) => {
                     if r.moved + r.dead > 0 {
                         tracing::info!(moved = r.moved, dead = r.dead, "reclaimed jobs whose lease expired");
                     }
-                    metrics::counter!("conveyor_jobs_reclaimed_total").increment(r.moved);
+                    act.metrics.reclaimed(&r, began.elapsed());
                     act.cursor = r.cursor;
                 }
                 Err(e) => {
@@ -88,11 +93,20 @@ impl Scheduler {
     }
 
     fn sample_depth(&mut self, ctx: &mut Context<Self>) {
-        let (queue, collector) = (self.queue.clone(), self.collector.clone());
+        let (queue, collector, metrics) = (self.queue.clone(), self.collector.clone(), self.metrics.clone());
         ctx.spawn(
             async move {
+                let began = Instant::now();
                 match queue.depth().await {
-                    Ok(depth) => collector.do_send(DepthSample { at_us: clock::now_us(), depth }),
+                    Ok(depth) => {
+                        let took = began.elapsed();
+                        let oldest = queue.oldest_waiting_age().await;
+                        if let Err(e) = &oldest {
+                            tracing::debug!(error = %e, "reading the oldest waiting job failed");
+                        }
+                        metrics.sampled(&depth, oldest.ok(), took);
+                        collector.do_send(DepthSample { at_us: clock::now_us(), depth })
+                    }
                     Err(e) => tracing::warn!(error = %e, "sampling queue depth failed"),
                 }
             }

@@ -10,6 +10,7 @@ use crate::clock;
 use crate::handler;
 use crate::queue::{Claimed, Outcome, Queue};
 use crate::stats::WorkerStats;
+use crate::telemetry::WorkerMetrics;
 use actix::prelude::*;
 use futures::StreamExt;
 use std::time::{Duration, Instant};
@@ -104,6 +105,7 @@ async fn work_loop(queue: Queue, config: WorkerConfig, collector: Recipient<Work
     let mut pending = Pending::new();
     let mut conn = None;
     let mut retry_wait = FIRST_RETRY_WAIT;
+    let metrics = WorkerMetrics::new(queue.keys().queue());
     while !lifecycle.stopping() {
         if conn.is_none() {
             match queue.redis().blocking_connection().await {
@@ -116,6 +118,7 @@ async fn work_loop(queue: Queue, config: WorkerConfig, collector: Recipient<Work
                 }
             }
         }
+        let claim_began = Instant::now();
         let claimed = match queue
             .claim(conn.as_mut().expect("connected above"), &config.consumer, config.batch, config.block)
             .await
@@ -132,14 +135,19 @@ async fn work_loop(queue: Queue, config: WorkerConfig, collector: Recipient<Work
         };
         retry_wait = FIRST_RETRY_WAIT;
         if !claimed.is_empty() {
+            let jobs = claimed.len();
+            metrics.claimed(jobs, claim_began.elapsed());
             let outcomes = run_batch(&queue, &config, &claimed, &mut pending).await;
+            let settle_began = Instant::now();
             settle(&queue, &config, claimed, outcomes, &mut pending, &lifecycle).await;
+            metrics.settled(jobs, settle_began.elapsed());
         }
         if pending.due() {
             pending.flush(&collector);
         }
     }
     pending.flush(&collector);
+    metrics.stopped();
     lifecycle.finish();
 }
 

@@ -392,6 +392,55 @@ impl Queue {
         Ok(Depth { waiting: len.saturating_sub(in_flight), in_flight, delayed: delayed_n, dead: dead_n })
     }
 
+    /// How long the oldest job not yet handed to a worker has waited (zero when none waits):
+    /// the first entry after the group's last-delivered id, whose id is the time Redis added
+    /// it (ms), against Redis's own clock (`TIME`), so client clock skew does not matter.
+    pub async fn oldest_waiting_age(&self) -> Result<Duration> {
+        let ready = self.keys.ready();
+        let (groups, (secs, micros)): (Value, (u64, u64)) = self
+            .redis
+            .with_conn(async |c| redis::pipe().cmd("XINFO").arg("GROUPS").arg(&ready).cmd("TIME").query_async(c).await)
+            .await?;
+        let text = |v: &Value| match v {
+            Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+            Value::SimpleString(s) => Some(s.clone()),
+            _ => None,
+        };
+        // Each group is a flat [name, value, ...] list (RESP2) or a map (RESP3).
+        let fields = |g: &Value| -> Vec<(Option<String>, Option<String>)> {
+            match g {
+                Value::Array(kv) => kv.chunks(2).filter_map(|p| p.get(1).map(|v| (text(&p[0]), text(v)))).collect(),
+                Value::Map(kv) => kv.iter().map(|(k, v)| (text(k), text(v))).collect(),
+                _ => Vec::new(),
+            }
+        };
+        let last_delivered = match &groups {
+            Value::Array(gs) => gs.iter().map(fields).find_map(|f| {
+                let named = f.iter().any(|(k, v)| k.as_deref() == Some("name") && v.as_deref() == Some(GROUP));
+                let last = f.iter().find(|(k, _)| k.as_deref() == Some("last-delivered-id"));
+                if named { last.and_then(|(_, v)| v.clone()) } else { None }
+            }),
+            _ => None,
+        };
+        let start = format!("({}", last_delivered.unwrap_or_else(|| "0-0".into()));
+        let first: Value = self
+            .redis
+            .with_conn(async |c| {
+                redis::cmd("XRANGE").arg(&ready).arg(&start).arg("+").arg("COUNT").arg(1).query_async(c).await
+            })
+            .await?;
+        let added_ms = match &first {
+            Value::Array(entries) => match entries.first() {
+                Some(Value::Array(entry)) => entry.first().and_then(text),
+                _ => None,
+            },
+            _ => None,
+        }
+        .and_then(|id| id.split('-').next().and_then(|ms| ms.parse::<u64>().ok()));
+        let now_ms = secs * 1000 + micros / 1000;
+        Ok(added_ms.map_or(Duration::ZERO, |ms| Duration::from_millis(now_ms.saturating_sub(ms))))
+    }
+
     /// The distinct jobs finished (completed or dead), from the audit bitmap.
     pub async fn audited_done(&self) -> Result<u64> {
         let key = self.keys.audit_done();

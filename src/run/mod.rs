@@ -83,7 +83,7 @@ pub async fn run_scenario(
     let run = queue.start_run().await?;
     let cpu_at_start = system::process_cpu_seconds();
 
-    let collector = Collector::new(None).start();
+    let collector = Collector::new(None).exporting(queue.keys().queue()).start();
     let scheduler = Scheduler::new(queue.clone(), collector.clone().recipient()).start();
     let local_workers = if options.local_workers { scenario.workers.count } else { 0 };
     let workers: Vec<Addr<Worker>> = (0..local_workers)
@@ -102,6 +102,7 @@ pub async fn run_scenario(
         .map(|plan| Producer::new(queue.clone(), plan, collector.clone().recipient()).start())
         .collect();
 
+    crate::telemetry::start_run(scenario.phases.warmup);
     let begun = Instant::now();
     let mut interrupted = false;
     let mut progress = tokio::time::interval(Duration::from_secs(1));
@@ -122,6 +123,7 @@ pub async fn run_scenario(
     }
 
     // Drain: until the audit has every produced job finished.
+    crate::telemetry::set_phase(crate::telemetry::Phase::Drain);
     let drain_deadline = tokio::time::Instant::now() + scenario.phases.drain_timeout;
     if !interrupted {
         loop {
@@ -145,6 +147,7 @@ pub async fn run_scenario(
     }
 
     // Stop: workers settle what they hold.
+    crate::telemetry::set_phase(crate::telemetry::Phase::Done);
     futures::future::join_all(workers.iter().map(|w| w.send(Stop))).await;
     scheduler.do_send(Halt);
     let cpu_seconds = system::process_cpu_seconds() - cpu_at_start;

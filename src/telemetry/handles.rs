@@ -1,0 +1,176 @@
+//! Metric handles for each actor, registered once with their labels so that recording is a
+//! plain atomic update: [`JobMetrics`] for the collector (per report), [`WorkerMetrics`] for a
+//! worker's loop (per batch), [`SchedulerMetrics`] for the scheduler (per tick).
+
+use super::catalog::*;
+use super::job_histograms;
+use crate::queue::{Depth, Reclaimed};
+use crate::stats::{ProducerStats, WorkerStats};
+use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
+use std::time::Duration;
+
+/// The histogram of one Redis operation on `queue` (`enqueue`, `claim`, `settle`, ...).
+pub fn redis_operation(queue: &str, operation: &'static str) -> Histogram {
+    histogram!(REDIS_OPERATION, "queue" => queue.to_owned(), "operation" => operation)
+}
+
+/// What the collector exports from the reports it merges.
+#[derive(Debug, Clone)]
+pub struct JobMetrics {
+    queue: String,
+    enqueued: Counter,
+    started: Counter,
+    succeeded: Counter,
+    failed: Counter,
+    retried: Counter,
+    dead: Counter,
+    duplicated: Counter,
+    schedule_lag: Gauge,
+}
+
+impl JobMetrics {
+    pub fn new(queue: &str) -> Self {
+        let q = || queue.to_owned();
+        if let Some(h) = job_histograms() {
+            h.register(queue);
+        }
+        Self {
+            queue: q(),
+            enqueued: counter!(JOBS_ENQUEUED, "queue" => q()),
+            started: counter!(JOBS_STARTED, "queue" => q()),
+            succeeded: counter!(JOBS_COMPLETED, "queue" => q(), "outcome" => "success"),
+            failed: counter!(JOBS_COMPLETED, "queue" => q(), "outcome" => "failure"),
+            retried: counter!(JOBS_RETRIED, "queue" => q()),
+            dead: counter!(JOBS_DEAD, "queue" => q()),
+            duplicated: counter!(JOBS_DUPLICATED, "queue" => q()),
+            schedule_lag: gauge!(SCHEDULE_LAG, "queue" => q()),
+        }
+    }
+
+    /// Exports one worker report: its counts, and its HDR histograms as bucket counts.
+    pub fn workers_reported(&self, stats: &WorkerStats) {
+        let c = &stats.counts;
+        self.started.increment(c.started);
+        self.succeeded.increment(c.completed);
+        self.failed.increment(c.retried + c.dead);
+        self.retried.increment(c.retried);
+        self.dead.increment(c.dead);
+        self.duplicated.increment(c.duplicates);
+        if let Some(h) = job_histograms() {
+            h.add(0, &self.queue, &stats.enqueue_to_start);
+            h.add(1, &self.queue, &stats.start_to_complete);
+            h.add(2, &self.queue, &stats.end_to_end);
+        }
+    }
+
+    /// Exports one producer report: jobs enqueued and the worst schedule lag it saw.
+    pub fn producers_reported(&self, stats: &ProducerStats) {
+        self.enqueued.increment(stats.produced);
+        let lag = stats.schedule_lag.histogram();
+        self.schedule_lag.set(if lag.is_empty() { 0.0 } else { lag.max() as f64 / 1e6 });
+    }
+}
+
+/// A worker's gauges and Redis timings; changed once per batch.
+#[derive(Debug, Clone)]
+pub struct WorkerMetrics {
+    in_flight: Gauge,
+    busy: Gauge,
+    idle: Gauge,
+    claim: Histogram,
+    settle: Histogram,
+}
+
+impl WorkerMetrics {
+    /// Registers one more (idle) worker of `queue` in this process.
+    pub fn new(queue: &str) -> Self {
+        let m = Self {
+            in_flight: gauge!(JOBS_IN_FLIGHT, "queue" => queue.to_owned()),
+            busy: gauge!(WORKERS, "queue" => queue.to_owned(), "state" => "busy"),
+            idle: gauge!(WORKERS, "queue" => queue.to_owned(), "state" => "idle"),
+            claim: redis_operation(queue, "claim"),
+            settle: redis_operation(queue, "settle"),
+        };
+        m.idle.increment(1.0);
+        m
+    }
+
+    /// The worker claimed `jobs` jobs (more than none) in a call that took `took`.
+    pub fn claimed(&self, jobs: usize, took: Duration) {
+        self.claim.record(took);
+        self.in_flight.increment(jobs as f64);
+        self.idle.decrement(1.0);
+        self.busy.increment(1.0);
+    }
+
+    /// The worker settled (or gave up) its batch of `jobs` jobs; settling took `took`.
+    pub fn settled(&self, jobs: usize, took: Duration) {
+        self.settle.record(took);
+        self.in_flight.decrement(jobs as f64);
+        self.busy.decrement(1.0);
+        self.idle.increment(1.0);
+    }
+
+    /// The worker's loop ended.
+    pub fn stopped(&self) {
+        self.idle.decrement(1.0);
+    }
+}
+
+/// The scheduler's view of a queue: depth by state, oldest waiting job, and its duties.
+#[derive(Debug, Clone)]
+pub struct SchedulerMetrics {
+    waiting: Gauge,
+    in_flight: Gauge,
+    delayed: Gauge,
+    dead_letters: Gauge,
+    oldest_waiting_age: Gauge,
+    promoted: Counter,
+    reclaimed: Counter,
+    dead: Counter,
+    promote: Histogram,
+    reclaim: Histogram,
+    depth: Histogram,
+}
+
+impl SchedulerMetrics {
+    pub fn new(queue: &str) -> Self {
+        let q = || queue.to_owned();
+        Self {
+            waiting: gauge!(QUEUE_DEPTH, "queue" => q(), "state" => "waiting"),
+            in_flight: gauge!(QUEUE_DEPTH, "queue" => q(), "state" => "in_flight"),
+            delayed: gauge!(QUEUE_DEPTH, "queue" => q(), "state" => "delayed"),
+            dead_letters: gauge!(QUEUE_DEPTH, "queue" => q(), "state" => "dead"),
+            oldest_waiting_age: gauge!(OLDEST_WAITING_AGE, "queue" => q()),
+            promoted: counter!(JOBS_PROMOTED, "queue" => q()),
+            reclaimed: counter!(JOBS_RECLAIMED, "queue" => q()),
+            dead: counter!(JOBS_DEAD, "queue" => q()),
+            promote: redis_operation(queue, "promote"),
+            reclaim: redis_operation(queue, "reclaim"),
+            depth: redis_operation(queue, "depth"),
+        }
+    }
+
+    pub fn promoted(&self, jobs: u64, took: Duration) {
+        self.promote.record(took);
+        self.promoted.increment(jobs);
+    }
+
+    pub fn reclaimed(&self, r: &Reclaimed, took: Duration) {
+        self.reclaim.record(took);
+        self.reclaimed.increment(r.moved);
+        self.dead.increment(r.dead);
+    }
+
+    /// A depth sample (and the oldest waiting job's age, when it could be read).
+    pub fn sampled(&self, depth: &Depth, oldest_waiting_age: Option<Duration>, took: Duration) {
+        self.depth.record(took);
+        self.waiting.set(depth.waiting as f64);
+        self.in_flight.set(depth.in_flight as f64);
+        self.delayed.set(depth.delayed as f64);
+        self.dead_letters.set(depth.dead as f64);
+        if let Some(age) = oldest_waiting_age {
+            self.oldest_waiting_age.set(age.as_secs_f64());
+        }
+    }
+}
