@@ -24,11 +24,35 @@ pub(crate) struct Lifecycle {
     stopping: Rc<Cell<bool>>,
     /// Set by the loop as it ends.
     done: Rc<watch::Sender<bool>>,
+    /// Set by a pause (stall injection): the loop takes no new work before this instant.
+    paused_until: Rc<Cell<Option<std::time::Instant>>>,
 }
 
 impl Lifecycle {
     pub fn new() -> Self {
-        Self { stopping: Rc::new(Cell::new(false)), done: Rc::new(watch::channel(false).0) }
+        Self {
+            stopping: Rc::new(Cell::new(false)),
+            done: Rc::new(watch::channel(false).0),
+            paused_until: Rc::new(Cell::new(None)),
+        }
+    }
+
+    /// Takes no new work for `d` (a longer pause already in force is kept).
+    pub fn pause_for(&self, d: std::time::Duration) {
+        let until = std::time::Instant::now() + d;
+        self.paused_until.set(Some(self.paused_until.get().map_or(until, |u| u.max(until))));
+    }
+
+    /// Returns once no pause is in force (or a stop was requested).
+    pub async fn wait_while_paused(&self) {
+        while let Some(until) = self.paused_until.get() {
+            let now = std::time::Instant::now();
+            if now >= until || self.stopping() {
+                self.paused_until.set(None);
+                return;
+            }
+            tokio::time::sleep((until - now).min(std::time::Duration::from_millis(50))).await;
+        }
     }
 
     pub fn request_stop(&self) {

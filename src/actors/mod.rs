@@ -17,4 +17,4 @@ pub use collector::{Collector, DepthSample, ProducerReport, Publisher, Snapshot,
 pub use lifecycle::{Join, Stop};
 pub use producer::{End, Producer, ProducerPlan, producer_end};
 pub use scheduler::{Halt, Scheduler};
-pub use worker::{Worker, WorkerConfig};
+pub use worker::{Pause, Worker, WorkerConfig};

@@ -2,6 +2,8 @@
 //! the merged HDR histograms; counts come from the audit bitmap in Redis, so a job that was
 //! never finished cannot be missed.
 
+pub mod metric;
+
 use crate::ceiling::Ceiling;
 use crate::queue::Depth;
 use crate::stats::Latency;

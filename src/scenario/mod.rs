@@ -5,18 +5,39 @@
 //! ```toml
 //! # Quick sanity run: 4 workers drain 10,000 noop jobs.
 //! description = "about 10 s: 4 workers, 10k noop jobs, closed loop"
+//! repeats = 1         # measured runs (one unmeasured warm-up run precedes them when > 1)
 //! [producer]
 //! jobs = 10000        # measured jobs (or `duration = "10s"`)
-//! rate = "max"        # closed loop; a number is an open-loop rate in jobs/s
+//! rate = "max"        # closed loop; see `rate` for open-loop plans
 //! [workers]
 //! count = 4
 //! [[jobs]]
 //! kind = "noop"       # noop | sleep | cpu | fail | panic
+//! [backlog]
+//! jobs = 0            # enqueued before workers start
+//! [[events]]
+//! at = "2s"           # after the measured phase starts
+//! pause_workers = "1s"
+//! [matrix]            # one sub-run per value (see `matrix`)
+//! workers = [1, 5]
+//! [targets]           # what the run must achieve (see `target`)
+//! "end_to_end.p99" = "< 50ms"
 //! ```
+
+pub mod matrix;
+pub mod rate;
+pub mod target;
+
+pub use matrix::{AxisValue, Cell, Matrix};
+/// The send plan a producer follows (`Rate::Max` is the closed loop); same as [`Schedule`].
+pub use rate::Schedule as Rate;
+pub use rate::{RatePlan, RateValue, Schedule};
+pub use target::{Op, Target};
 
 use crate::error::{Error, Result};
 use crate::queue::{Backoff, JobKind, QueueOptions};
 use serde::{Deserialize, Deserializer};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -44,6 +65,98 @@ pub struct Scenario {
     /// Measure the Redis ceiling (plain pipelined XADD) before the run, for comparison.
     #[serde(default)]
     pub ceiling: bool,
+    /// What the run does: the full runtime (default), each queue operation alone, or Redis alone.
+    #[serde(default)]
+    pub mode: Mode,
+    /// Measured runs per matrix cell; with more than one, an unmeasured warm-up run goes first.
+    #[serde(default = "one")]
+    pub repeats: u32,
+    /// Jobs enqueued before the workers start.
+    #[serde(default)]
+    pub backlog: Backlog,
+    /// Things that happen during the measured phase (stall injection).
+    #[serde(default)]
+    pub events: Vec<Event>,
+    #[serde(default)]
+    pub matrix: Matrix,
+    /// Metric name (optionally `@axis=value`) → comparison, e.g. `"end_to_end.p99" = "< 50ms"`.
+    #[serde(default, rename = "targets")]
+    pub target_texts: BTreeMap<String, String>,
+    /// Parsed from `target_texts` by validation.
+    #[serde(skip)]
+    pub targets: Vec<Target>,
+    #[serde(default)]
+    pub probes: Probes,
+    #[serde(default)]
+    pub queue_ops: QueueOpsSection,
+    /// Jobs per second a closed-loop probe measured, for rates in "% capacity" (set by the
+    /// suite before a run; never read from the file).
+    #[serde(skip)]
+    pub capacity: Option<f64>,
+}
+
+/// What a run exercises.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Producers, workers, scheduler and collector: the whole runtime.
+    #[default]
+    Run,
+    /// Each queue operation timed alone, one at a time (enqueue, claim, ack, fail, status).
+    QueueOps,
+    /// Redis alone with conveyor's command mix, no runtime.
+    Ceiling,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Backlog {
+    /// Jobs enqueued (with the job mix) before the workers start.
+    pub jobs: u64,
+    /// Count the backlog's jobs in throughput and latency (their latency then runs from their
+    /// enqueue, before the workers started); otherwise they are processed and audited only.
+    pub measured: bool,
+}
+
+/// Something that happens during the measured phase.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Event {
+    /// When, counted from the start of the measured phase (after warm-up).
+    #[serde(deserialize_with = "duration")]
+    pub at: Duration,
+    /// Every local worker stops claiming for this long (it finishes the batch it holds).
+    #[serde(deserialize_with = "duration")]
+    pub pause_workers: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Probes {
+    /// Jobs of the closed-loop run that measures capacity when a rate is "N% capacity".
+    pub capacity_jobs: u64,
+    /// Jobs enqueued into a scratch queue per payload size to measure Redis bytes per queued
+    /// job (`INFO memory` before and after); 0 = not measured.
+    pub redis_memory_jobs: u64,
+}
+
+impl Default for Probes {
+    fn default() -> Self {
+        Self { capacity_jobs: 20_000, redis_memory_jobs: 0 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueOpsSection {
+    /// Times each operation is timed (mode = "queue-ops").
+    pub samples: u64,
+}
+
+impl Default for QueueOpsSection {
+    fn default() -> Self {
+        Self { samples: 2_000 }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -83,8 +196,9 @@ impl Default for QueueSection {
 pub struct ProducerSection {
     /// Concurrent producer actors.
     pub count: u32,
-    /// Jobs per second for all producers together, or "max" (closed loop).
-    pub rate: Rate,
+    /// Jobs per second for all producers together, "max" (closed loop), "N% capacity", a ramp
+    /// or steps (see [`rate`]).
+    pub rate: RatePlan,
     /// Most jobs per pipelined enqueue call.
     pub batch: u32,
     /// Measured jobs to produce (after warm-up). Either this or `duration`.
@@ -96,17 +210,8 @@ pub struct ProducerSection {
 
 impl Default for ProducerSection {
     fn default() -> Self {
-        Self { count: 1, rate: Rate::Max, batch: 256, jobs: None, duration: None }
+        Self { count: 1, rate: RatePlan::Max, batch: 256, jobs: None, duration: None }
     }
-}
-
-/// How fast producers send.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Rate {
-    /// Closed loop: the next batch goes as soon as the last one was acknowledged.
-    Max,
-    /// Open loop: jobs per second, each stamped with its planned send time.
-    PerSecond(f64),
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -166,11 +271,14 @@ pub struct Phases {
     /// Longest wait, after producing stops, for every job to finish.
     #[serde(deserialize_with = "duration")]
     pub drain_timeout: Duration,
+    /// Workers run idle this long before producers start (the idle RSS is sampled at its end).
+    #[serde(deserialize_with = "duration")]
+    pub idle: Duration,
 }
 
 impl Default for Phases {
     fn default() -> Self {
-        Self { warmup: Duration::ZERO, drain_timeout: Duration::from_secs(60) }
+        Self { warmup: Duration::ZERO, drain_timeout: Duration::from_secs(60), idle: Duration::ZERO }
     }
 }
 
@@ -210,7 +318,90 @@ impl Scenario {
         Ok(scenario)
     }
 
-    fn validate(&self, path: &Path) -> Result<()> {
+    /// Checks repeats, events, matrix, probes and targets, and parses the targets.
+    fn validate_suite(&mut self, path: &Path) -> Result<()> {
+        let bad = |field: &str, message: String| Err(invalid(path, field, message));
+        if !(1..=100).contains(&self.repeats) {
+            return bad("repeats", format!("expected 1 to 100 runs, got {}", self.repeats));
+        }
+        for (i, e) in self.events.iter().enumerate() {
+            if e.pause_workers.is_zero() {
+                return bad(&format!("events[{i}].pause_workers"), "expected a duration above zero".into());
+            }
+        }
+        let m = &self.matrix;
+        for (axis, zero) in [
+            ("matrix.workers", m.workers.contains(&0)),
+            ("matrix.producers", m.producers.contains(&0)),
+            ("matrix.concurrency", m.concurrency.contains(&0)),
+        ] {
+            if zero {
+                return bad(axis, "expected values of at least 1".into());
+            }
+        }
+        for (i, r) in m.rate.iter().enumerate() {
+            if let Err(e) = RatePlan::Constant(*r).check() {
+                return bad(&format!("matrix.rate[{i}]"), e);
+            }
+        }
+        if let Some(p) = m.payload_bytes.iter().find(|p| **p > MAX_PAYLOAD) {
+            return bad("matrix.payload_bytes", format!("expected at most {MAX_PAYLOAD} bytes, got {p}"));
+        }
+        if m.cells().len() > 100 {
+            return bad("matrix", format!("expected at most 100 combinations, got {}", m.cells().len()));
+        }
+        if self.needs_capacity() && self.probes.capacity_jobs == 0 {
+            return bad(
+                "probes.capacity_jobs",
+                "a rate in \"% capacity\" needs a capacity probe of at least 1 job".into(),
+            );
+        }
+        if self.queue_ops.samples == 0 || self.queue_ops.samples > 1_000_000 {
+            return bad("queue_ops.samples", format!("expected 1 to 1000000, got {}", self.queue_ops.samples));
+        }
+        let mut targets = Vec::new();
+        for (key, text) in &self.target_texts {
+            let field = format!("targets.\"{key}\"");
+            let t = Target::parse(key, text).map_err(|e| invalid(path, &field, e))?;
+            if let Some((axis, value)) = &t.cell {
+                let cells = self.matrix.cells();
+                if !self.matrix.axis_names().contains(&axis.as_str()) {
+                    return bad(
+                        &field,
+                        format!("no matrix axis {axis:?}; the matrix has {:?}", self.matrix.axis_names()),
+                    );
+                }
+                if !cells.iter().any(|c| c.value_of(axis).as_deref() == Some(value)) {
+                    return bad(&field, format!("matrix axis {axis:?} has no value {value:?}"));
+                }
+            }
+            targets.push(t);
+        }
+        self.targets = targets;
+        Ok(())
+    }
+
+    /// True when a rate (in the file or the matrix) is a share of measured capacity.
+    pub fn needs_capacity(&self) -> bool {
+        self.producer.rate.needs_capacity() || self.matrix.rate.iter().any(|r| matches!(r, RateValue::Capacity(_)))
+    }
+
+    /// Replaces how long producers send (the soak's `--duration`).
+    pub fn set_duration(&mut self, d: Duration) {
+        self.producer.duration = Some(d);
+        self.producer.jobs = None;
+    }
+
+    /// The jobs each producer sends (0 when only a backlog is drained).
+    pub fn producer_jobs(&self) -> Option<u64> {
+        match (self.producer.jobs, self.producer.duration) {
+            (None, None) => Some(0),
+            (j, _) => j,
+        }
+    }
+
+    fn validate(&mut self, path: &Path) -> Result<()> {
+        self.validate_suite(path)?;
         let bad = |field: &str, message: String| Err(invalid(path, field, message));
         if !valid_name(&self.name) {
             return bad("name", format!("expected letters, digits, '-', '_' or '.', got {:?}", self.name));
@@ -238,10 +429,8 @@ impl Scenario {
         if self.producer.count == 0 {
             return bad("producer.count", "expected at least 1 producer, got 0".into());
         }
-        if let Rate::PerSecond(r) = self.producer.rate
-            && !(r.is_finite() && r > 0.0)
-        {
-            return bad("producer.rate", format!("expected a positive number of jobs per second or \"max\", got {r}"));
+        if let Err(e) = self.producer.rate.check() {
+            return bad("producer.rate", e);
         }
         if !(1..=10_000).contains(&self.producer.batch) {
             return bad(
@@ -250,6 +439,7 @@ impl Scenario {
             );
         }
         match (self.producer.jobs, self.producer.duration) {
+            (None, None) if self.backlog.jobs > 0 || !self.matrix.backlog.is_empty() || self.mode != Mode::Run => {}
             (None, None) => {
                 return bad("producer", "expected `jobs` (a count) or `duration` (e.g. \"10s\") to end the run".into());
             }
@@ -380,34 +570,6 @@ pub(crate) fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::E
 
 fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     duration(d).map(Some)
-}
-
-impl<'de> Deserialize<'de> for Rate {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl serde::de::Visitor<'_> for V {
-            type Value = Rate;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a number of jobs per second or \"max\"")
-            }
-            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Rate, E> {
-                match s {
-                    "max" => Ok(Rate::Max),
-                    other => Err(E::custom(format!("expected a number of jobs per second or \"max\", got {other:?}"))),
-                }
-            }
-            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Rate, E> {
-                Ok(Rate::PerSecond(n as f64))
-            }
-            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Rate, E> {
-                Ok(Rate::PerSecond(n as f64))
-            }
-            fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<Rate, E> {
-                Ok(Rate::PerSecond(n))
-            }
-        }
-        d.deserialize_any(V)
-    }
 }
 
 /// Every `*.toml` file in a directory, sorted.

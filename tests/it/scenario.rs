@@ -1,7 +1,7 @@
 //! Scenario files: every shipped scenario loads, and malformed ones get one clear error that
 //! names the file, the field and what was expected.
 
-use conveyor::scenario::{Rate, Scenario};
+use conveyor::scenario::{RatePlan, Scenario};
 use std::path::Path;
 
 fn parse(text: &str) -> Result<Scenario, String> {
@@ -25,7 +25,7 @@ fn quick_scenario_is_what_the_readme_promises() {
     let s = Scenario::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/quick.toml"))).unwrap();
     assert_eq!(s.workers.count, 4);
     assert_eq!(s.producer.jobs, Some(10_000));
-    assert_eq!(s.producer.rate, Rate::Max);
+    assert_eq!(s.producer.rate, RatePlan::Max);
 }
 
 #[test]
