@@ -10,7 +10,7 @@ use super::collector::ProducerReport;
 use super::lifecycle::{Join, Lifecycle, Stop};
 use crate::clock;
 use crate::queue::{Job, JobKind, Queue};
-use crate::scenario::Rate;
+use crate::scenario::Schedule;
 use crate::stats::ProducerStats;
 use actix::prelude::*;
 use rand::Rng;
@@ -35,8 +35,8 @@ pub struct ProducerPlan {
     /// `index, index + producers, ...` so producers never collide.
     pub index: u64,
     pub producers: u64,
-    /// This producer's share of the rate.
-    pub rate: Rate,
+    /// This producer's share of the send plan.
+    pub rate: Schedule,
     pub batch: usize,
     pub warmup: Duration,
     pub end: End,
@@ -104,11 +104,12 @@ async fn produce(queue: Queue, plan: ProducerPlan, collector: Recipient<Producer
     'plan: while !lifecycle.stopping() {
         let now = clock::now_us();
         // How many jobs are due now, and when job k was meant to go.
-        let (due, intended_of): (u64, Box<dyn Fn(u64) -> u64>) = match plan.rate {
-            Rate::Max => (plan.batch as u64, Box::new(move |_| now)),
-            Rate::PerSecond(r) => {
-                let planned = ((now - start_us) as f64 * r / 1e6) as u64 + 1;
-                let intended = move |j: u64| start_us + (j as f64 * 1e6 / r) as u64;
+        let (due, intended_of): (u64, Box<dyn Fn(u64) -> u64>) = match &plan.rate {
+            Schedule::Max => (plan.batch as u64, Box::new(move |_| now)),
+            Schedule::Open(open) => {
+                let planned = open.jobs_due(now - start_us) + 1;
+                let open = open.clone();
+                let intended = move |j: u64| start_us + open.offset_us(j);
                 if planned <= k {
                     // Not due yet: sleep until job k's time (precisely: the tokio timer would
                     // send up to 1 ms late, and the latency would rightly include it).
@@ -179,7 +180,7 @@ async fn produce(queue: Queue, plan: ProducerPlan, collector: Recipient<Producer
         {
             stats.measure_start_us = first.intended_us;
         }
-        if let Rate::PerSecond(_) = plan.rate {
+        if let Schedule::Open(_) = plan.rate {
             stats.schedule_lag.record_us(now.saturating_sub(batch[0].intended_us));
         }
         stats.produced += sent;

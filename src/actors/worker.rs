@@ -67,6 +67,19 @@ impl Handler<Stop> for Worker {
     }
 }
 
+/// Stall injection: claim nothing for this long (the batch in hand is finished and settled).
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct Pause(pub Duration);
+
+impl Handler<Pause> for Worker {
+    type Result = ();
+
+    fn handle(&mut self, pause: Pause, _: &mut Context<Self>) {
+        self.lifecycle.pause_for(pause.0);
+    }
+}
+
 impl Handler<Join> for Worker {
     type Result = ResponseFuture<()>;
 
@@ -107,6 +120,7 @@ async fn work_loop(queue: Queue, config: WorkerConfig, collector: Recipient<Work
     let mut retry_wait = FIRST_RETRY_WAIT;
     let metrics = WorkerMetrics::new(queue.keys().queue());
     while !lifecycle.stopping() {
+        lifecycle.wait_while_paused().await;
         if conn.is_none() {
             match queue.redis().blocking_connection().await {
                 Ok(c) => conn = Some(c),

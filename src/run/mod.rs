@@ -15,7 +15,7 @@ use crate::connection::Redis;
 use crate::error::Result;
 use crate::queue::{Depth, Queue};
 use crate::report::{Counts, Latencies, Percentiles, Resources, RunResult, SCHEMA_VERSION, Setup, Throughput};
-use crate::scenario::{Rate, Scenario};
+use crate::scenario::Scenario;
 use crate::stats::WorkerStats;
 use crate::system::{self, RedisInfo, SystemInfo};
 use actix::prelude::*;
@@ -97,7 +97,7 @@ pub async fn run_scenario(
             Worker::new(queue.clone(), config, collector.clone().recipient()).start()
         })
         .collect();
-    let producers: Vec<Addr<Producer>> = producer_plans(scenario, run)
+    let producers: Vec<Addr<Producer>> = producer_plans(scenario, run)?
         .into_iter()
         .map(|plan| Producer::new(queue.clone(), plan, collector.clone().recipient()).start())
         .collect();
@@ -181,8 +181,9 @@ pub async fn run_scenario(
 }
 
 /// Splits the scenario's load between its producers.
-fn producer_plans(scenario: &Scenario, run: u32) -> Vec<ProducerPlan> {
+fn producer_plans(scenario: &Scenario, run: u32) -> Result<Vec<ProducerPlan>> {
     let n = u64::from(scenario.producer.count);
+    let schedule = scenario.producer.rate.schedule(scenario.capacity).map_err(crate::Error::Other)?;
     let mut cumulative = 0;
     let mix: Vec<_> = scenario
         .jobs
@@ -192,14 +193,11 @@ fn producer_plans(scenario: &Scenario, run: u32) -> Vec<ProducerPlan> {
             (spec.kind(), vec![b'x'; spec.payload_bytes], cumulative)
         })
         .collect();
-    (0..n)
+    Ok((0..n)
         .map(|index| ProducerPlan {
             index,
             producers: n,
-            rate: match scenario.producer.rate {
-                Rate::Max => Rate::Max,
-                Rate::PerSecond(r) => Rate::PerSecond(r / n as f64),
-            },
+            rate: schedule.share(n),
             batch: scenario.producer.batch as usize,
             warmup: scenario.phases.warmup,
             end: producer_end(
@@ -209,7 +207,7 @@ fn producer_plans(scenario: &Scenario, run: u32) -> Vec<ProducerPlan> {
             run,
             mix: mix.clone(),
         })
-        .collect()
+        .collect())
 }
 
 /// Statistics published by worker processes other than this one, waiting briefly until they
@@ -286,10 +284,7 @@ fn build_result(i: BuildInput<'_>) -> RunResult {
         interrupted: i.interrupted,
         setup: Setup {
             producers: i.scenario.producer.count,
-            rate: match i.scenario.producer.rate {
-                Rate::Max => None,
-                Rate::PerSecond(r) => Some(r),
-            },
+            rate: i.scenario.producer.rate.peak(i.scenario.capacity),
             local_workers: i.local_workers,
             remote_worker_processes: i.remote_processes,
             concurrency: i.scenario.workers.concurrency,
