@@ -7,7 +7,9 @@
 //! 3. end to end: noop jobs drained by 10 workers in this process, closed loop;
 //! 4. the ratio of 3 to the concurrent ceiling;
 //! 5. open-loop latency at 1,000 jobs/s and at half the capacity measured in 3;
-//! 6. memory: this process's RSS with 20 idle workers, and Redis bytes per queued job.
+//! 6. memory: this process's RSS with 20 idle workers, and Redis bytes per queued job;
+//! 7. scaling: sleep-1ms jobs drained by one, then two `conveyor worker` processes (Redis is
+//!    not the bottleneck there, so the second process should nearly double throughput).
 //!
 //! With `--min-ratio`, it exits 1 when end-to-end falls below that fraction of the ceiling
 //! measured in the same run: a regression guard that no machine's speed can trip.
@@ -36,11 +38,15 @@ pub struct BenchSize {
     pub latency_window: Duration,
     /// Jobs queued for the Redis memory measurement.
     pub memory_jobs: u64,
+    /// Sleep-1ms jobs per scaling measurement.
+    pub scaling_jobs: u64,
 }
 
 impl BenchSize {
-    pub const FULL: Self = Self { jobs: 500_000, latency_window: Duration::from_secs(10), memory_jobs: 100_000 };
-    pub const QUICK: Self = Self { jobs: 100_000, latency_window: Duration::from_secs(3), memory_jobs: 20_000 };
+    pub const FULL: Self =
+        Self { jobs: 500_000, latency_window: Duration::from_secs(10), memory_jobs: 100_000, scaling_jobs: 60_000 };
+    pub const QUICK: Self =
+        Self { jobs: 100_000, latency_window: Duration::from_secs(3), memory_jobs: 20_000, scaling_jobs: 0 };
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -61,6 +67,17 @@ pub struct BenchResult {
     pub rss_idle_20_workers_bytes: u64,
     pub redis_bytes_per_queued_job: f64,
     pub payload_bytes: usize,
+    /// Jobs/s with 1 and with 2 worker processes (sleep-1ms jobs); `None` when skipped.
+    pub scaling: Option<Scaling>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Scaling {
+    pub one_process_per_second: f64,
+    pub two_processes_per_second: f64,
+    /// `two / one`.
+    pub factor: f64,
+    pub lost: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -121,6 +138,20 @@ pub async fn run(redis: &Redis, size: BenchSize, progress: impl Fn(&str)) -> Res
     let rss_idle_20_workers_bytes = idle_rss(redis).await?;
     let redis_bytes_per_queued_job = redis_bytes_per_job(redis, size.memory_jobs).await?;
 
+    let scaling = if size.scaling_jobs > 0 {
+        progress("scaling: sleep-1ms jobs with 1, then 2 worker processes");
+        let one = with_worker_processes(redis, 1, size.scaling_jobs).await?;
+        let two = with_worker_processes(redis, 2, size.scaling_jobs).await?;
+        Some(Scaling {
+            one_process_per_second: one.throughput.jobs_per_second,
+            two_processes_per_second: two.throughput.jobs_per_second,
+            factor: two.throughput.jobs_per_second / one.throughput.jobs_per_second,
+            lost: one.counts.lost + two.counts.lost,
+        })
+    } else {
+        None
+    };
+
     Ok(BenchResult {
         ratio_to_ceiling: end_to_end_per_second / ceiling.concurrent_per_second,
         ceiling,
@@ -133,7 +164,56 @@ pub async fn run(redis: &Redis, size: BenchSize, progress: impl Fn(&str)) -> Res
         rss_idle_20_workers_bytes,
         redis_bytes_per_queued_job,
         payload_bytes: PAYLOAD,
+        scaling,
     })
+}
+
+/// Drains `jobs` sleep-1ms jobs with `processes` `conveyor worker` processes (4 workers ×
+/// concurrency 4 each) while this process produces and audits.
+async fn with_worker_processes(redis: &Redis, processes: usize, jobs: u64) -> Result<RunResult> {
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("scaling.toml");
+    let text = format!(
+        "# scaling\ndescription = \"scaling\"\nname = \"bench-scaling\"\n[queue]\nprefix = \"conveyor-bench\"\n\
+         [producer]\njobs = {jobs}\nbatch = 500\n[workers]\ncount = 4\nconcurrency = 4\nbatch = 16\n\
+         [[jobs]]\nkind = \"sleep\"\nduration = \"1ms\"\npayload_bytes = {PAYLOAD}\n[phases]\ndrain_timeout = \"120s\"\n"
+    );
+    std::fs::write(&file, &text)?;
+    let scenario = Scenario::parse(&text, &file)?;
+    // Worker processes join the queue's consumer group before the producer starts; a run
+    // resets the queue, so the group is created again by the run and workers re-join it.
+    let exe = std::env::current_exe()?;
+    let mut children = Vec::new();
+    for _ in 0..processes {
+        children.push(
+            std::process::Command::new(&exe)
+                .arg("worker")
+                .arg(&file)
+                // In the environment, not on the command line, where `ps` would show a password.
+                .env("CONVEYOR_REDIS_URL", redis.url())
+                .env("RUST_LOG", "warn")
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .spawn()?,
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let options = RunOptions {
+        local_workers: false,
+        instance: format!("bench-{}", std::process::id()),
+        progress: false,
+        private_server: false,
+        ceiling: false,
+    };
+    let result = run::run_scenario(&scenario, redis, &options, Box::pin(std::future::pending())).await;
+    for child in &mut children {
+        // SIGTERM: workers settle what they hold and publish their statistics.
+        let _ = std::process::Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    }
+    for child in &mut children {
+        let _ = child.wait();
+    }
+    result
 }
 
 async fn run_text(redis: &Redis, text: &str) -> Result<RunResult> {
@@ -271,6 +351,13 @@ impl BenchResult {
                 p.p999 as f64 / 1e3,
                 p.max as f64 / 1e3,
                 l.lost
+            );
+        }
+        if let Some(sc) = &self.scaling {
+            let _ = writeln!(
+                s,
+                "  scaling, sleep-1ms jobs              {:>10.0} jobs/s with 1 worker process, {:.0} with 2 = {:.2}x (lost {})",
+                sc.one_process_per_second, sc.two_processes_per_second, sc.factor, sc.lost
             );
         }
         let _ = writeln!(

@@ -37,6 +37,8 @@ pub struct Redis {
     pool: Arc<RwLock<Pool>>,
     /// The URL with any password replaced by `***`, for messages.
     redacted_url: Arc<str>,
+    /// The URL as given, password included: only ever handed to a child process's environment.
+    url: Arc<str>,
 }
 
 impl std::fmt::Debug for Redis {
@@ -54,7 +56,7 @@ impl Redis {
             .map_err(|e| Error::Other(format!("redis url {redacted_url}: {}", redact_error(&e.to_string(), url))))?;
         let client = Client::open(info.clone())?;
         let pool = build_pool(info);
-        let redis = Self { client, pool: Arc::new(RwLock::new(pool)), redacted_url };
+        let redis = Self { client, pool: Arc::new(RwLock::new(pool)), redacted_url, url: url.into() };
         // A direct first connection reports the real cause (refused, auth, TLS), which the
         // pool would only log.
         let config = AsyncConnectionConfig::new()
@@ -75,6 +77,11 @@ impl Redis {
 
     pub fn redacted_url(&self) -> &str {
         &self.redacted_url
+    }
+
+    /// The URL as given (it may hold a password: never print or log it).
+    pub fn url(&self) -> &str {
+        &self.url
     }
 
     /// A pooled connection for ordinary commands.

@@ -46,6 +46,17 @@ impl From<bb8::RunError<redis::RedisError>> for Error {
 }
 
 impl Error {
+    /// True when Redis says the stream or its consumer group is gone (the queue was reset while
+    /// we were blocked on it, or before we joined).
+    pub fn is_missing_group(&self) -> bool {
+        match self {
+            Error::Redis(e) => {
+                matches!(e.code(), Some("NOGROUP") | Some("UNBLOCKED"))
+            }
+            _ => false,
+        }
+    }
+
     /// True for mistakes in what the user gave us (exit code 2, nothing written).
     pub fn is_input(&self) -> bool {
         matches!(self, Error::Input { .. } | Error::Invalid { .. })

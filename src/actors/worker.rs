@@ -138,6 +138,14 @@ async fn work_loop(queue: Queue, config: WorkerConfig, collector: Recipient<Work
             .await
         {
             Ok(c) => c,
+            Err(e) if e.is_missing_group() => {
+                // The queue was reset (a new benchmark run): join its new consumer group.
+                if let Err(e) = queue.ensure_group().await {
+                    tracing::warn!(consumer = %config.consumer, error = %e, "cannot rejoin the consumer group");
+                    tokio::time::sleep(retry_wait).await;
+                }
+                continue;
+            }
             Err(e) => {
                 tracing::warn!(consumer = %config.consumer, error = %e, "claim failed; reconnecting");
                 metrics::counter!("conveyor_redis_errors_total", "role" => "worker").increment(1);
