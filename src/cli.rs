@@ -180,6 +180,9 @@ fn dispatch(command: Command) -> Result<ExitCode> {
 /// The Redis URL to use and, when none is configured, the private server that serves it.
 fn resolve_redis(args: &RedisArgs) -> Result<(String, Option<RedisServer>)> {
     let settings = Settings::load(args.config.as_deref())?;
+    if let Some(url) = &args.redis_url {
+        crate::settings::check_redis_url(url).map_err(|e| Error::Other(format!("--redis-url: {e}")))?;
+    }
     let url = args.redis_url.clone().or(settings.redis_url);
     match url {
         Some(url) => Ok((url, None)),

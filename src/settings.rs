@@ -29,6 +29,12 @@ impl Settings {
                 if !f.exists() {
                     return Err(Error::Input { file: f.to_path_buf(), message: "config file not found".into() });
                 }
+                if let Ok(bytes) = std::fs::read(f)
+                    && let Err(e) = std::str::from_utf8(&bytes)
+                {
+                    let message = format!("not UTF-8 text (byte {}): expected a TOML settings file", e.valid_up_to());
+                    return Err(Error::Input { file: f.to_path_buf(), message });
+                }
                 builder = builder.add_source(config::File::from(f).format(config::FileFormat::Toml));
             }
             None => {
@@ -41,11 +47,66 @@ impl Settings {
         let env = std::env::vars().filter(|(k, _)| ENV_VARS.contains(&k.as_str())).collect();
         builder = builder.add_source(config::Environment::with_prefix("CONVEYOR").source(Some(env)));
         let name = file.map_or_else(|| PathBuf::from("conveyor.toml"), Path::to_path_buf);
-        let cfg = builder.build().map_err(|e| Error::Input { file: name.clone(), message: e.to_string() })?;
-        cfg.try_deserialize().map_err(|e| Error::Input { file: name, message: e.to_string() })
+        let cfg = builder.build().map_err(|e| Error::Input { file: name.clone(), message: describe(&e) })?;
+        let settings: Self =
+            cfg.try_deserialize().map_err(|e| Error::Input { file: name.clone(), message: describe(&e) })?;
+        if let Some(url) = &settings.redis_url {
+            check_redis_url(url).map_err(|message| {
+                let from_env = std::env::var("CONVEYOR_REDIS_URL").is_ok_and(|v| &v == url);
+                let file = if from_env { PathBuf::from("environment variable CONVEYOR_REDIS_URL") } else { name };
+                Error::Input { file, message: format!("field \"redis_url\": {message}") }
+            })?;
+        }
+        Ok(settings)
     }
 
     pub fn results_dir(&self) -> PathBuf {
         self.results_dir.clone().unwrap_or_else(|| PathBuf::from("results"))
+    }
+}
+
+/// The schemes the redis crate connects with.
+const REDIS_SCHEMES: &[&str] = &["redis://", "rediss://", "redis+unix://", "unix://"];
+
+/// Checks that `url` is a Redis URL; the message never quotes a password.
+pub fn check_redis_url(url: &str) -> Result<(), String> {
+    use redis::IntoConnectionInfo;
+    let expected = "expected redis://[user:password@]host[:port][/db], rediss://... (TLS) or unix:///path";
+    let redacted = crate::connection::redact_url(url);
+    if !REDIS_SCHEMES.iter().any(|s| url.starts_with(s)) {
+        return Err(format!("{expected}, got {redacted:?}"));
+    }
+    url.into_connection_info().map(|_| ()).map_err(|e| {
+        let detail = e.to_string().replace(url, &redacted);
+        format!("{expected}, got {redacted:?} ({detail})")
+    })
+}
+
+/// A `config` error as one line that names the field, without the multi-line TOML excerpt.
+fn describe(e: &config::ConfigError) -> String {
+    use config::ConfigError;
+    match e {
+        ConfigError::Type { unexpected, expected, key, .. } => {
+            format!("field \"{}\": expected {expected}, got {unexpected}", key.as_deref().unwrap_or("?"))
+        }
+        ConfigError::At { error, key: Some(key), .. } => format!("field \"{key}\": {}", describe(error)),
+        ConfigError::At { error, .. } => describe(error),
+        ConfigError::FileParse { cause, .. } => {
+            let text = cause.to_string();
+            let location = text.lines().next().and_then(|l| l.strip_prefix("TOML parse error at ")).unwrap_or("");
+            let message = text
+                .lines()
+                .skip(1)
+                .filter(|l| !l.trim().is_empty() && !l.contains('|'))
+                .map(str::trim)
+                .next()
+                .unwrap_or(text.as_str());
+            format!("expected a TOML settings file: {message} ({location})")
+        }
+        ConfigError::Message(m) => match m.strip_prefix("unknown field `").and_then(|r| r.split_once('`')) {
+            Some((field, rest)) => format!("field \"{field}\": unknown field{rest}"),
+            None => m.clone(),
+        },
+        other => other.to_string(),
     }
 }

@@ -43,6 +43,9 @@ pub struct Job {
     pub payload: Vec<u8>,
 }
 
+/// Sequence numbers stay below this: a Redis bitmap (the audit) holds 2^32 bits.
+pub const SEQ_LIMIT: u64 = 1 << 32;
+
 /// A stream entry whose job field could not be decoded (a poison entry).
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("undecodable job: {0}")]
@@ -53,8 +56,14 @@ impl Job {
         rmp_serde::to_vec(self).expect("a Job always serializes")
     }
 
+    /// Decodes a stored job. A job whose sequence number the audit bitmap cannot hold is as
+    /// undecodable as garbage: settling it would make Redis refuse the whole batch.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        rmp_serde::from_slice(bytes).map_err(|e| DecodeError(e.to_string()))
+        let job: Self = rmp_serde::from_slice(bytes).map_err(|e| DecodeError(e.to_string()))?;
+        if job.seq >= SEQ_LIMIT {
+            return Err(DecodeError(format!("sequence number {} is not below 2^32", job.seq)));
+        }
+        Ok(job)
     }
 }
 

@@ -18,7 +18,7 @@ mod scripts;
 mod unique;
 
 pub use backoff::Backoff;
-pub use job::{DecodeError, Job, JobKind};
+pub use job::{DecodeError, Job, JobKind, SEQ_LIMIT};
 pub use keys::{GROUP, QueueKeys};
 pub use unique::{Enqueued, MAX_KEY_BYTES};
 

@@ -40,7 +40,8 @@ pub static RECLAIM: LazyLock<Script> = LazyLock::new(|| {
 -- Returns {moved, dead, gone, next cursor}: gone counts entries deleted while pending (their
 -- pending record is dropped by XAUTOCLAIM itself).
 -- The job's sequence number: the first element of its MessagePack array. Read from the header
--- because Redis' cmsgpack rejects the `bin` type the payload is encoded with.
+-- because Redis' cmsgpack rejects the `bin` type the payload is encoded with. A number the audit
+-- bitmap cannot hold (2^32 and above: only a corrupt entry has one) is not audited.
 local function seq_of(job)
   local head = string.byte(job, 1)
   if not head or head < 0x91 or head > 0x9f then return nil end
@@ -69,7 +70,7 @@ for _, entry in ipairs(res[2]) do
     elseif reclaims > tonumber(ARGV[5]) then
       redis.call('XADD', KEYS[2], '*', 'j', job, 'reason', 'lease expired ' .. reclaims .. ' times')
       local seq = seq_of(job)
-      if seq and ARGV[7] == '1' then
+      if seq and seq < 4294967296 and ARGV[7] == '1' then
         redis.call('SETBIT', KEYS[3], string.format('%.0f', seq), 1)
       end
       dead = dead + 1

@@ -17,12 +17,27 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Matrix {
+    #[serde(deserialize_with = "non_empty")]
     pub workers: Vec<u32>,
+    #[serde(deserialize_with = "non_empty")]
     pub producers: Vec<u32>,
+    #[serde(deserialize_with = "non_empty")]
     pub concurrency: Vec<u32>,
+    #[serde(deserialize_with = "non_empty")]
     pub rate: Vec<RateValue>,
+    #[serde(deserialize_with = "non_empty")]
     pub payload_bytes: Vec<usize>,
+    #[serde(deserialize_with = "non_empty")]
     pub backlog: Vec<u64>,
+}
+
+/// An axis that is written must have values: `workers = []` is a mistake, not "no matrix".
+fn non_empty<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
+    let values = Vec::<T>::deserialize(d)?;
+    if values.is_empty() {
+        return Err(serde::de::Error::custom("expected at least one value (leave the axis out for no matrix)"));
+    }
+    Ok(values)
 }
 
 /// One value of one axis.

@@ -97,6 +97,12 @@ impl Target {
         let threshold = parse_value(rest.trim(), def.unit).ok_or_else(|| {
             format!("expected {} after {:?}, got {:?}", expectation(def.unit), op_text(op), rest.trim())
         })?;
+        // Thresholds are never negative; only a slope can go below zero.
+        if op == Op::Less && threshold <= 0.0 && def.unit != Unit::BytesPerHour {
+            return Err(format!(
+                "{metric_name} is never below 0, so {t:?} can never be met; expected a threshold above 0"
+            ));
+        }
         Ok(Target {
             key: key.to_owned(),
             metric: metric_name.to_owned(),

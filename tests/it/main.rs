@@ -4,8 +4,10 @@
 
 mod support;
 
+mod bad_input;
 mod eviction;
 mod faults;
+mod fuzz;
 mod queue;
 mod run;
 mod scenario;
