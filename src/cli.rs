@@ -1,8 +1,9 @@
 //! The command line. Each subcommand parses its flags, resolves settings, starts a private
 //! redis-server when no Redis URL is configured, and hands over to the library.
 //!
-//! Exit codes: 0 success; 1 the run finished but failed a check (lost jobs); 2 an error (bad
-//! input, Redis unreachable), in which case nothing is written.
+//! Exit codes: 0 success (every target met, no job lost); 1 the run finished but failed a check
+//! (a target missed, a job lost) or `compare` found a regression; 2 an error (bad input, Redis
+//! unreachable), in which case nothing is written.
 
 use crate::actors::{Collector, Halt, Publisher, Scheduler, Stop, TakeSnapshot, Worker, WorkerConfig};
 use crate::clock;
@@ -39,6 +40,19 @@ enum Command {
     Produce(RunArgs),
     /// Run workers (and a scheduler) for a queue until SIGINT or SIGTERM.
     Worker(WorkerArgs),
+    /// Compare two results of a scenario; exit 1 when a metric regressed beyond tolerance.
+    Compare {
+        /// Results directory (or its result.json) of the baseline run.
+        baseline: PathBuf,
+        /// Results directory (or its result.json) of the run to judge.
+        current: PathBuf,
+        /// Relative change allowed beyond the repeats' own spread ("10%" or "0.1").
+        #[arg(long, default_value = "10%", value_parser = crate::report::compare::parse_tolerance)]
+        tolerance: f64,
+        /// Latency changes smaller than this never count as regressions.
+        #[arg(long, default_value = "100us", value_parser = humantime::parse_duration)]
+        min_latency_change: Duration,
+    },
     /// Check scenario files and report every error.
     Validate {
         #[arg(required = true)]
@@ -105,6 +119,13 @@ struct RunArgs {
     /// No progress lines.
     #[arg(long, short)]
     quiet: bool,
+    /// Measured runs per matrix cell (one unmeasured warm-up run goes first when above 1);
+    /// overrides the scenario's `repeats`.
+    #[arg(long)]
+    repeats: Option<u32>,
+    /// How long producers send (e.g. "1h", "30s"); overrides the scenario's `jobs`/`duration`.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    duration: Option<Duration>,
     /// Run even if Redis may evict keys (`maxmemory-policy` other than `noeviction`), which can
     /// lose jobs silently.
     #[arg(long)]
@@ -162,6 +183,9 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Run(args) => run_command(args, true),
         Command::Produce(args) => run_command(args, false),
         Command::Worker(args) => worker_command(args),
+        Command::Compare { baseline, current, tolerance, min_latency_change } => {
+            compare_command(&baseline, &current, tolerance, min_latency_change)
+        }
         Command::Validate { files } => Ok(validate(&files)),
         Command::List { dir } => list(&dir),
         Command::Bench { redis, quick, min_ratio, json } => bench_command(&redis, quick, min_ratio, json),
@@ -200,7 +224,17 @@ fn instance_name() -> String {
 }
 
 fn run_command(args: RunArgs, local_workers: bool) -> Result<ExitCode> {
-    let scenario = Scenario::load(&args.scenario)?;
+    let mut scenario = Scenario::load(&args.scenario)?;
+    if let Some(d) = args.duration {
+        if d.is_zero() {
+            return Err(Error::Other("--duration: expected a duration above zero".into()));
+        }
+        scenario.set_duration(d);
+    }
+    if args.repeats.is_some_and(|n| !(1..=100).contains(&n)) {
+        return Err(Error::Other("--repeats: expected 1 to 100 runs".into()));
+    }
+
     let settings = Settings::load(args.redis.config.as_deref())?;
     let results_dir = args.results.clone().unwrap_or_else(|| settings.results_dir());
     let (url, server) = resolve_redis(&args.redis)?;
@@ -218,23 +252,46 @@ fn run_command(args: RunArgs, local_workers: bool) -> Result<ExitCode> {
     let result = System::new().block_on(async move {
         let redis = Redis::connect(&url).await?;
         crate::eviction::check(&redis, allow_eviction).await?;
-        run::run_scenario(&scenario, &redis, &options, run::shutdown_signal()).await
+        let suite_options = run::SuiteOptions { announce: options.progress, run: options, repeats: args.repeats };
+        run::run_suite(&scenario, &redis, &suite_options, run::shutdown_signal()).await
     })?;
     drop(server);
-    let path = result.write_json(&results_dir)?;
+    let path = crate::report::files::write(&result, &results_dir)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&result).expect("serializes"));
     } else {
-        print!("{}", result.summary());
+        print!("{}", crate::report::console::summary(&result));
         println!("  result      {}", path.display());
     }
-    if result.passed() {
+    if result.passed {
         Ok(ExitCode::SUCCESS)
     } else {
-        eprintln!("FAIL: {} job(s) lost", result.counts.lost);
+        if result.lost > 0 {
+            eprintln!("FAIL: {} job(s) lost", result.lost);
+        }
+        for t in result.failed_targets() {
+            eprintln!("FAIL: target {} {} not met in {}: measured {}", t.metric, t.expected, t.cell, t.shown);
+        }
         Ok(ExitCode::from(1))
     }
 }
+
+fn compare_command(baseline: &Path, current: &Path, tolerance: f64, min_latency_change: Duration) -> Result<ExitCode> {
+    use crate::report::compare;
+    let tol = compare::Tolerance { relative: tolerance, min_latency_change_us: min_latency_change.as_micros() as f64 };
+    let c = compare::compare(&compare::load(baseline)?, &compare::load(current)?, tol)?;
+    print!("{}", c.render());
+    let regressed: Vec<String> =
+        c.regressions().map(|d| format!("{} ({}) {:+.1}%", d.metric, d.cell, d.change * 100.0)).collect();
+    if regressed.is_empty() {
+        println!("no regression beyond tolerance");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("REGRESSED: {}", regressed.join(", "));
+        Ok(ExitCode::from(1))
+    }
+}
+
 
 fn worker_command(args: WorkerArgs) -> Result<ExitCode> {
     let scenario = args.scenario.as_deref().map(Scenario::load).transpose()?;

@@ -75,6 +75,7 @@ const SCALARS: &[(&str, MetricDef)] = &[
     ("throughput_cv", def(Unit::Ratio, Better::Lower)),
     ("ceiling.xadd_per_second", def(Unit::PerSecond, Better::Higher)),
     ("ceiling.cycle_per_second", def(Unit::PerSecond, Better::Higher)),
+    ("ceiling.concurrent_per_second", def(Unit::PerSecond, Better::Higher)),
     ("ceiling_share", def(Unit::Ratio, Better::Higher)),
 ];
 

@@ -2,18 +2,33 @@
 //! the merged HDR histograms; counts come from the audit bitmap in Redis, so a job that was
 //! never finished cannot be missed.
 
+pub mod charts;
+pub mod compare;
+pub mod console;
+pub mod files;
+pub mod html;
+pub mod markdown;
 pub mod metric;
+pub mod suite;
+pub mod table;
+pub mod timeline;
+
+pub use suite::{CellResult, MetricSummary, SuiteResult, TargetOutcome};
+pub use timeline::{Sample, Trends};
 
 use crate::ceiling::Ceiling;
 use crate::queue::Depth;
+use crate::scenario::Mode;
 use crate::stats::Latency;
 use crate::system::{RedisInfo, SystemInfo};
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-/// Version of the JSON layout below; bumped on any incompatible change.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Version of the JSON layout (`result.json` and `schema/result.schema.json`); bumped on any
+/// incompatible change.
+pub const SCHEMA_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct RunResult {
@@ -40,6 +55,66 @@ pub struct RunResult {
     pub resources: Resources,
     pub system: SystemInfo,
     pub redis: RedisInfo,
+    /// What the run exercised.
+    pub mode: Mode,
+    /// Jobs per second the closed-loop capacity probe measured, when a rate was a share of it.
+    pub capacity: Option<f64>,
+    pub phases: PhaseTimes,
+    pub memory: Memory,
+    /// Each queue operation timed alone (mode "queue-ops"), microseconds.
+    pub ops_us: BTreeMap<String, Percentiles>,
+    /// Worker pauses injected during the run.
+    pub pauses: Vec<PauseRecord>,
+    /// One sample a second.
+    pub timeline: Vec<Sample>,
+    /// Memory slopes and throughput steadiness over the produce phase (runs of 5 s or more).
+    pub trends: Option<Trends>,
+    /// The merged histograms behind `latency_us` and `ops_us`, by stage or `ops.<op>`.
+    #[serde(skip)]
+    pub histograms: BTreeMap<String, Latency>,
+}
+
+/// How long each phase took.
+#[derive(Debug, Clone, Copy, Serialize, Default)]
+pub struct PhaseTimes {
+    /// Workers running with nothing to do before producers started.
+    pub idle_seconds: f64,
+    /// Filling the backlog (before the workers started).
+    pub backlog_seconds: f64,
+    /// From the producers' start until every producer finished its plan.
+    pub produce_seconds: f64,
+    /// From the end of producing until every job finished: how long the system takes to recover
+    /// from a backlog built up under overload.
+    pub drain_seconds: f64,
+}
+
+/// Memory of this process and of Redis.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Memory {
+    /// RSS when the run started (before its actors).
+    pub rss_start_bytes: u64,
+    /// RSS at the end of the idle phase (workers started, nothing to do).
+    pub rss_idle_bytes: Option<u64>,
+    /// Highest RSS sampled while the run went on.
+    pub rss_max_bytes: u64,
+    /// Redis bytes per queued job, per payload size of the job mix (`INFO memory`).
+    pub redis_bytes_per_job: Vec<BytesPerJob>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct BytesPerJob {
+    pub payload_bytes: usize,
+    /// Jobs queued for the measurement.
+    pub jobs: u64,
+    pub bytes_per_job: f64,
+}
+
+/// A pause of every local worker (stall injection).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct PauseRecord {
+    /// Seconds after the producers started.
+    pub at_seconds: f64,
+    pub seconds: f64,
 }
 
 /// How the run was set up.
@@ -66,6 +141,8 @@ pub struct Throughput {
     pub window_seconds: f64,
     /// `jobs_per_second` divided by the number of workers.
     pub jobs_per_second_per_worker: f64,
+    /// Jobs Redis acknowledged from the producers per second of the produce phase.
+    pub enqueue_per_second: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]

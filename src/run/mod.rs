@@ -3,23 +3,37 @@
 //! send; measure; drain until the audit says every produced job finished), and on Ctrl-C or
 //! SIGTERM stops intake, lets workers settle what they hold, and still builds the result.
 
+mod backlog;
+mod memory;
 mod patience;
+mod progress;
+mod queue_ops;
+mod sampler;
+mod suite;
+
+pub use progress::Progress;
+pub use suite::{SuiteOptions, run_suite};
 
 use crate::actors::producer_end;
 use crate::actors::{
-    Collector, Halt, Join, Producer, ProducerPlan, Scheduler, Snapshot, Stop, TakeSnapshot, Worker, WorkerConfig,
+    Collector, Halt, Join, Pause, Producer, ProducerPlan, Scheduler, Snapshot, Stop, TakeSnapshot, Worker, WorkerConfig,
 };
 use crate::ceiling;
 use crate::clock;
 use crate::connection::Redis;
 use crate::error::Result;
 use crate::queue::{Depth, Queue};
-use crate::report::{Counts, Latencies, Percentiles, Resources, RunResult, SCHEMA_VERSION, Setup, Throughput};
-use crate::scenario::Scenario;
-use crate::stats::WorkerStats;
+use crate::report::{
+    BytesPerJob, Counts, Latencies, Memory, PauseRecord, Percentiles, PhaseTimes, Resources, RunResult, SCHEMA_VERSION,
+    Sample, Setup, Throughput,
+};
+use crate::scenario::{Mode, Scenario};
+use crate::stats::{Latency, WorkerStats};
 use crate::system::{self, RedisInfo, SystemInfo};
 use actix::prelude::*;
 use patience::patiently;
+use sampler::Sampler;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
@@ -28,6 +42,8 @@ use std::time::{Duration, Instant};
 const DRAIN_POLL: Duration = Duration::from_millis(20);
 /// How long a run waits for worker processes elsewhere to publish their final statistics.
 const REMOTE_STATS_WAIT: Duration = Duration::from_secs(3);
+/// How often the run takes a sample (and shows progress).
+const SAMPLE_EVERY: Duration = Duration::from_secs(1);
 /// Entries each ceiling loop moves.
 const CEILING_ENTRIES: u64 = 200_000;
 
@@ -70,12 +86,19 @@ pub async fn run_scenario(
     let started_at = rfc3339_now();
     let system_info = SystemInfo::gather();
     let redis_info = RedisInfo::gather(redis, options.private_server).await;
-    let ceiling = if scenario.ceiling || options.ceiling {
+    let mut extra = Extra { rss_start: system::process_rss_bytes(), ..Extra::default() };
+    let ceiling = if scenario.ceiling || options.ceiling || scenario.mode == Mode::Ceiling {
         let payload = scenario.jobs.iter().map(|j| j.payload_bytes).max().unwrap_or(0);
         Some(ceiling::measure(redis, &scenario.queue.prefix, CEILING_ENTRIES, 500, payload).await?)
     } else {
         None
     };
+    if scenario.probes.redis_memory_jobs > 0 {
+        let payloads: BTreeSet<usize> = scenario.jobs.iter().map(|j| j.payload_bytes).collect();
+        let payloads: Vec<usize> = payloads.into_iter().collect();
+        extra.redis_bytes_per_job =
+            memory::bytes_per_job(redis, &scenario.queue.prefix, &payloads, scenario.probes.redis_memory_jobs).await?;
+    }
 
     let queue = Queue::new(redis.clone(), &scenario.queue_name(), scenario.queue_options(), clock::system());
     queue.reset().await?;
@@ -84,7 +107,36 @@ pub async fn run_scenario(
     let cpu_at_start = system::process_cpu_seconds();
 
     let collector = Collector::new(None).exporting(queue.keys().queue()).start();
+    if scenario.mode != Mode::Run {
+        // Queue operations alone, or Redis alone (the ceiling above was the whole run).
+        if scenario.mode == Mode::QueueOps {
+            extra.ops = queue_ops::measure(&queue, scenario, run, &collector).await?;
+        }
+        let snapshot = collector.send(TakeSnapshot).await?;
+        let finished = queue.audited_done().await?;
+        let remaining = queue.depth().await?;
+        let cpu_seconds = system::process_cpu_seconds() - cpu_at_start;
+        return Ok(build_result(BuildInput {
+            scenario,
+            queue: &queue,
+            run,
+            started_at,
+            interrupted: false,
+            snapshot: &snapshot,
+            workers: &WorkerStats::default(),
+            local_workers: 0,
+            remote_processes: 0,
+            finished,
+            remaining,
+            ceiling,
+            cpu_seconds,
+            system: system_info,
+            redis: redis_info,
+            extra,
+        }));
+    }
     let scheduler = Scheduler::new(queue.clone(), collector.clone().recipient()).start();
+    extra.phases.backlog_seconds = backlog::fill(&queue, scenario, run, &collector).await?;
     let local_workers = if options.local_workers { scenario.workers.count } else { 0 };
     let workers: Vec<Addr<Worker>> = (0..local_workers)
         .map(|i| {
@@ -97,33 +149,48 @@ pub async fn run_scenario(
             Worker::new(queue.clone(), config, collector.clone().recipient()).start()
         })
         .collect();
-    let producers: Vec<Addr<Producer>> = producer_plans(scenario, run)?
+    let display = Progress::new(options.progress);
+    let mut interrupted = false;
+    if !scenario.phases.idle.is_zero() {
+        display.note(&format!("idle    {:?} with {local_workers} worker(s) waiting", scenario.phases.idle));
+        tokio::select! {
+            _ = tokio::time::sleep(scenario.phases.idle) => {}
+            _ = &mut interrupt => interrupted = true,
+        }
+        extra.rss_idle = Some(system::process_rss_bytes());
+        extra.phases.idle_seconds = scenario.phases.idle.as_secs_f64();
+    }
+    backlog::release(&collector, scenario);
+    let producers: Vec<Addr<Producer>> = if interrupted { Vec::new() } else { producer_plans(scenario, run)? }
         .into_iter()
         .map(|plan| Producer::new(queue.clone(), plan, collector.clone().recipient()).start())
         .collect();
 
     crate::telemetry::start_run(scenario.phases.warmup);
     let begun = Instant::now();
-    let mut interrupted = false;
-    let mut progress = tokio::time::interval(Duration::from_secs(1));
-    progress.tick().await;
+    extra.pauses = schedule_pauses(scenario, &workers);
+    let mut sampler = Sampler::new(begun);
+    let mut tick = tokio::time::interval(SAMPLE_EVERY);
+    tick.tick().await;
 
     // Measure (and warm-up): until every producer has sent its plan.
     let all_produced = futures::future::join_all(producers.iter().map(|p| p.send(Join)));
     tokio::pin!(all_produced);
-    loop {
+    while !interrupted {
         tokio::select! {
             _ = &mut all_produced => break,
             _ = &mut interrupt => { interrupted = true; break; }
-            _ = progress.tick(), if options.progress => print_progress("produce", begun, &collector, &queue).await,
+            _ = tick.tick() => display.show(&sampler.sample("produce", &collector, &queue, redis).await),
         }
     }
     if interrupted {
         futures::future::join_all(producers.iter().map(|p| p.send(Stop))).await;
     }
+    extra.phases.produce_seconds = begun.elapsed().as_secs_f64();
 
     // Drain: until the audit has every produced job finished.
     crate::telemetry::set_phase(crate::telemetry::Phase::Drain);
+    let drain_began = Instant::now();
     let drain_deadline = tokio::time::Instant::now() + scenario.phases.drain_timeout;
     if !interrupted {
         loop {
@@ -141,10 +208,12 @@ pub async fn run_scenario(
                     break;
                 }
                 _ = &mut interrupt => { interrupted = true; break; }
-                _ = progress.tick(), if options.progress => print_progress("drain", begun, &collector, &queue).await,
+                _ = tick.tick() => display.show(&sampler.sample("drain", &collector, &queue, redis).await),
             }
         }
     }
+    extra.phases.drain_seconds = drain_began.elapsed().as_secs_f64();
+    display.finish();
 
     // Stop: workers settle what they hold.
     crate::telemetry::set_phase(crate::telemetry::Phase::Done);
@@ -160,6 +229,8 @@ pub async fn run_scenario(
     let remaining = patiently("reading the queue depth", async || queue.depth().await).await?;
     let mut merged = snapshot.workers.clone();
     merged.add(&remote);
+    extra.rss_max = sampler.rss_max().max(system::process_rss_bytes());
+    extra.timeline = std::mem::take(&mut sampler.samples);
 
     Ok(build_result(BuildInput {
         scenario,
@@ -177,7 +248,38 @@ pub async fn run_scenario(
         cpu_seconds,
         system: system_info,
         redis: redis_info,
+        extra,
     }))
+}
+
+/// Sends every local worker its pauses at their time; returns what was planned.
+fn schedule_pauses(scenario: &Scenario, workers: &[Addr<Worker>]) -> Vec<PauseRecord> {
+    let mut planned = Vec::new();
+    for event in &scenario.events {
+        let at = scenario.phases.warmup + event.at;
+        let (length, workers) = (event.pause_workers, workers.to_vec());
+        actix::spawn(async move {
+            tokio::time::sleep(at).await;
+            for w in &workers {
+                w.do_send(Pause(length));
+            }
+        });
+        planned.push(PauseRecord { at_seconds: at.as_secs_f64(), seconds: length.as_secs_f64() });
+    }
+    planned
+}
+
+/// Figures beyond the actors' statistics, gathered along the run.
+#[derive(Debug, Default)]
+struct Extra {
+    rss_start: u64,
+    rss_idle: Option<u64>,
+    rss_max: u64,
+    redis_bytes_per_job: Vec<BytesPerJob>,
+    ops: BTreeMap<String, Latency>,
+    pauses: Vec<PauseRecord>,
+    phases: PhaseTimes,
+    timeline: Vec<Sample>,
 }
 
 /// Splits the scenario's load between its producers.
@@ -195,13 +297,14 @@ fn producer_plans(scenario: &Scenario, run: u32) -> Result<Vec<ProducerPlan>> {
         .collect();
     Ok((0..n)
         .map(|index| ProducerPlan {
-            index,
+            // Backlog jobs hold sequence numbers below the producers'.
+            index: scenario.backlog.jobs + index,
             producers: n,
             rate: schedule.share(n),
             batch: scenario.producer.batch as usize,
             warmup: scenario.phases.warmup,
             end: producer_end(
-                scenario.producer.jobs.map(|j| j / n + u64::from(index < j % n)),
+                scenario.producer_jobs().map(|j| j / n + u64::from(index < j % n)),
                 scenario.producer.duration,
             ),
             run,
@@ -260,6 +363,7 @@ struct BuildInput<'a> {
     cpu_seconds: f64,
     system: SystemInfo,
     redis: RedisInfo,
+    extra: Extra,
 }
 
 fn build_result(i: BuildInput<'_>) -> RunResult {
@@ -273,6 +377,16 @@ fn build_result(i: BuildInput<'_>) -> RunResult {
     let not_finished = p.produced.saturating_sub(i.finished);
     let unfinished = not_finished.min(in_redis);
     let worker_count = (i.local_workers + i.remote_processes).max(1);
+    let x = i.extra;
+    let mut histograms: BTreeMap<String, Latency> = BTreeMap::from([
+        ("enqueue_to_start".to_owned(), i.workers.enqueue_to_start.clone()),
+        ("start_to_complete".to_owned(), i.workers.start_to_complete.clone()),
+        ("end_to_end".to_owned(), i.workers.end_to_end.clone()),
+        ("enqueue_call".to_owned(), p.enqueue_call.clone()),
+        ("schedule_lag".to_owned(), p.schedule_lag.clone()),
+    ]);
+    histograms.extend(x.ops.iter().map(|(op, h)| (format!("ops.{op}"), h.clone())));
+    let trends = crate::report::timeline::trends(&x.timeline);
     RunResult {
         schema_version: SCHEMA_VERSION,
         scenario: i.scenario.name.clone(),
@@ -297,6 +411,11 @@ fn build_result(i: BuildInput<'_>) -> RunResult {
             measured_jobs: w.measured_completed,
             window_seconds,
             jobs_per_second_per_worker: jobs_per_second / f64::from(worker_count),
+            enqueue_per_second: if x.phases.produce_seconds > 0.0 {
+                p.produced.saturating_sub(i.scenario.backlog.jobs) as f64 / x.phases.produce_seconds
+            } else {
+                0.0
+            },
         },
         counts: Counts {
             produced: p.produced,
@@ -328,22 +447,21 @@ fn build_result(i: BuildInput<'_>) -> RunResult {
         },
         system: i.system,
         redis: i.redis,
+        mode: i.scenario.mode,
+        capacity: i.scenario.capacity,
+        phases: x.phases,
+        memory: Memory {
+            rss_start_bytes: x.rss_start,
+            rss_idle_bytes: x.rss_idle,
+            rss_max_bytes: x.rss_max.max(system::process_rss_bytes()),
+            redis_bytes_per_job: x.redis_bytes_per_job,
+        },
+        ops_us: x.ops.iter().map(|(op, h)| (op.clone(), Percentiles::from(h))).collect(),
+        pauses: x.pauses,
+        timeline: x.timeline,
+        trends,
+        histograms,
     }
-}
-
-async fn print_progress(phase: &str, begun: Instant, collector: &Addr<Collector>, queue: &Queue) {
-    let Ok(s) = collector.send(TakeSnapshot).await else { return };
-    let depth = queue.depth().await.unwrap_or_default();
-    let p99 = s.workers.end_to_end.histogram().value_at_quantile(0.99);
-    eprintln!(
-        "[{:>6.1}s] {phase:<7} produced {:>9}  completed {:>9}  waiting {:>8}  in flight {:>5}  e2e p99 {:.3}ms",
-        begun.elapsed().as_secs_f64(),
-        s.producers.produced,
-        s.workers.counts.completed,
-        depth.waiting,
-        depth.in_flight,
-        p99 as f64 / 1000.0
-    );
 }
 
 fn rfc3339_now() -> String {

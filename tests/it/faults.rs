@@ -243,7 +243,7 @@ fn sigterm_to_a_worker_process_under_load_loses_nothing() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "exit {:?}\n{stdout}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
     let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-    let counts = &json["counts"];
+    let counts = &json["cells"][0]["runs"][0]["counts"];
     eprintln!("SIGTERM: worker stopped {:.0}ms after the signal; counts {counts}", stop_took.as_secs_f64() * 1000.0);
     assert_eq!(counts["lost"], 0, "{counts}");
     assert_eq!(counts["unfinished"], 0, "{counts}");

@@ -11,4 +11,5 @@ mod fuzz;
 mod queue;
 mod run;
 mod scenario;
+mod suite;
 mod unique;

@@ -132,12 +132,15 @@ fn cli_run_prints_percentiles_and_writes_the_same_numbers_as_json() {
     for needle in ["p50", "p99.9", "enqueue→start", "end-to-end", "lost 0, duplicates 0"] {
         assert!(stdout.contains(needle), "summary lacks {needle:?}:\n{stdout}");
     }
-    let json_path = std::fs::read_dir(dir.path().join("results")).unwrap().next().unwrap().unwrap().path();
-    assert!(json_path.file_name().unwrap().to_string_lossy().starts_with("cli-"));
-    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
-    assert_eq!(json["counts"]["produced"], 3000);
-    assert_eq!(json["counts"]["lost"], 0);
-    let p99 = json["latency_us"]["end_to_end"]["p99"].as_u64().unwrap();
+    // results/<UTC timestamp>-<scenario>/result.json
+    let result_dir = std::fs::read_dir(dir.path().join("results")).unwrap().next().unwrap().unwrap().path();
+    assert!(result_dir.file_name().unwrap().to_string_lossy().ends_with("Z-cli"), "{}", result_dir.display());
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(result_dir.join("result.json")).unwrap()).unwrap();
+    let run = &json["cells"][0]["runs"][0];
+    assert_eq!(run["counts"]["produced"], 3000);
+    assert_eq!(run["counts"]["lost"], 0);
+    let p99 = run["latency_us"]["end_to_end"]["p99"].as_u64().unwrap();
     let shown = format!("{:.3}ms", p99 as f64 / 1000.0);
     let line = stdout.lines().find(|l| l.contains("end-to-end")).unwrap();
     assert!(line.contains(&shown), "summary line {line:?} does not show the JSON's p99 {shown}");
@@ -224,13 +227,14 @@ fn a_worker_process_killed_mid_run_loses_nothing() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "exit {:?}\n{stdout}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
     let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-    let counts = &json["counts"];
+    let run = &json["cells"][0]["runs"][0];
+    let counts = &run["counts"];
     assert_eq!(counts["lost"], 0, "{counts}");
     assert_eq!(counts["finished"], counts["produced"], "{counts}");
     assert!(counts["produced"].as_u64().unwrap() >= 3000, "{counts}");
     // Duplicates are possible only for jobs the victim finished but had not settled.
     assert!(counts["duplicates"].as_u64().unwrap() <= 20, "{counts}");
-    assert!(json["setup"]["remote_worker_processes"].as_u64().unwrap() >= 1);
+    assert!(run["setup"]["remote_worker_processes"].as_u64().unwrap() >= 1);
 }
 
 /// Redis killed and restarted mid-run (append-only file, fsync on every write): producers and

@@ -1,0 +1,248 @@
+//! Whole suites: matrix cells, repeats after a warm-up run, targets, a pre-filled backlog, rate
+//! ramps, an injected worker stall, the results directory (result.json checked against its
+//! schema, report.md, report.html, the histogram log), exit codes, and `conveyor compare`.
+//! Job counts stay tiny: these check behaviour, not speed.
+
+use crate::support;
+use conveyor::report::SuiteResult;
+use conveyor::run::{self, Interrupt, RunOptions, SuiteOptions};
+use conveyor::scenario::Scenario;
+use std::path::Path;
+use std::process::Command;
+
+fn scenario(text: &str) -> Scenario {
+    let name = support::unique_name("suite");
+    let text = format!("name = \"{name}\"\ndescription = \"test\"\n{text}");
+    Scenario::parse(&text, Path::new("test.toml")).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn options() -> SuiteOptions {
+    SuiteOptions {
+        run: RunOptions {
+            local_workers: true,
+            instance: support::unique_name("inst"),
+            progress: false,
+            private_server: false,
+            ceiling: false,
+        },
+        repeats: None,
+        announce: false,
+    }
+}
+
+fn never() -> Interrupt {
+    Box::pin(std::future::pending())
+}
+
+async fn suite(s: &Scenario) -> SuiteResult {
+    let redis = support::redis().await;
+    run::run_suite(s, &redis, &options(), never()).await.unwrap_or_else(|e| panic!("suite failed: {e}"))
+}
+
+fn schema() -> jsonschema::Validator {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema/result.schema.json")).unwrap();
+    jsonschema::validator_for(&serde_json::from_str(&text).unwrap()).expect("the schema itself is valid")
+}
+
+fn assert_valid(json: &serde_json::Value) {
+    let errors: Vec<String> = schema().iter_errors(json).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+    assert!(errors.is_empty(), "result.json does not match schema/result.schema.json:\n{}", errors.join("\n"));
+}
+
+#[actix_rt::test]
+async fn a_matrix_with_repeats_targets_and_a_backlog_writes_a_valid_results_directory() {
+    let s = scenario(
+        "repeats = 2\n\
+         [producer]\nduration = \"600ms\"\nrate = { ramp = { from = 200, to = 800, over = \"400ms\" } }\n\
+         [backlog]\njobs = 300\nmeasured = true\n\
+         [probes]\nredis_memory_jobs = 200\n\
+         [[jobs]]\nkind = \"noop\"\npayload_bytes = 1000\n\
+         [matrix]\nworkers = [1, 2]\n\
+         [targets]\nlost = \"= 0\"\n\"end_to_end.p50\" = \"< 1us\"\n\"throughput@workers=2\" = \"> 1\"\n",
+    );
+    let r = suite(&s).await;
+    assert!(r.warmup_run);
+    assert_eq!(r.axes, ["workers"]);
+    assert_eq!(r.cells.iter().map(|c| c.label.as_str()).collect::<Vec<_>>(), ["workers=1", "workers=2"]);
+    for cell in &r.cells {
+        assert_eq!(cell.runs.len(), 2);
+        let mut merged_count = 0;
+        for run in &cell.runs {
+            assert_eq!(run.counts.lost, 0, "{:?}", run.counts);
+            assert_eq!(run.counts.finished, run.counts.produced);
+            // The backlog is measured, and producers continue above its sequence numbers.
+            assert!(run.counts.produced > 300 && run.counts.produced_warmup == 0, "{:?}", run.counts);
+            assert_eq!(run.throughput.measured_jobs, run.counts.produced);
+            assert!(run.setup.rate == Some(800.0), "a ramp's peak is its top rate: {:?}", run.setup.rate);
+            // Redis keeps at least the payload for each queued job.
+            assert!(run.memory.redis_bytes_per_job[0].bytes_per_job > 1000.0, "{:?}", run.memory);
+            merged_count += run.latency_us.end_to_end.count;
+        }
+        // Percentiles over repeats come from one merged histogram holding every run's jobs.
+        assert_eq!(cell.histograms["end_to_end"].len(), merged_count);
+        let m = &cell.metrics["end_to_end.p99"];
+        assert!(m.min <= m.max);
+        assert_eq!(cell.metrics["lost"].value, 0.0);
+    }
+    // One target per cell for unqualified targets, one for the qualified.
+    assert_eq!(r.targets.len(), 5);
+    let failed: Vec<_> = r.failed_targets().map(|t| (t.metric.as_str(), t.cell.as_str())).collect();
+    assert_eq!(failed, [("end_to_end.p50", "workers=1"), ("end_to_end.p50", "workers=2")]);
+    assert!(!r.passed);
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = conveyor::report::files::write(&r, dir.path()).unwrap();
+    assert!(out.file_name().unwrap().to_string_lossy().ends_with(&format!("Z-{}", r.scenario)));
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("result.json")).unwrap()).unwrap();
+    assert_valid(&json);
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.contains("**FAIL**") && md.contains("| PASS |") && md.contains("workers=2"), "{md}");
+
+    // Every histogram, per run and merged, is in the log and decodes to the same count.
+    let log = std::fs::read(out.join("histograms.hlog")).unwrap();
+    let mut tags = Vec::new();
+    for entry in hdrhistogram::serialization::interval_log::IntervalLogIterator::new(&log) {
+        if let Ok(hdrhistogram::serialization::interval_log::LogEntry::Interval(h)) = entry {
+            let tag = h.tag().unwrap().as_str().to_owned();
+            if tag == "workers=2/all/end_to_end" {
+                let bytes = base64_decode(h.encoded_histogram());
+                let hist: hdrhistogram::Histogram<u64> =
+                    hdrhistogram::serialization::Deserializer::new().deserialize(&mut &bytes[..]).unwrap();
+                assert_eq!(hist.len(), r.cells[1].histograms["end_to_end"].len());
+            }
+            tags.push(tag);
+        }
+    }
+    assert!(tags.contains(&"workers=1/1/enqueue_to_start".to_owned()), "{tags:?}");
+    assert!(tags.contains(&"workers=2/all/end_to_end".to_owned()), "{tags:?}");
+    check_html(&std::fs::read_to_string(out.join("report.html")).unwrap(), 4);
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.decode(s).unwrap()
+}
+
+/// The page is well-formed XHTML with at least `charts` inline SVG charts, each with drawn paths.
+fn check_html(html: &str, charts: usize) {
+    let body = html.trim_start_matches("<!DOCTYPE html>");
+    let doc = roxmltree::Document::parse(body).unwrap_or_else(|e| panic!("report.html is not well-formed: {e}"));
+    let svgs: Vec<_> = doc.descendants().filter(|n| n.tag_name().name() == "svg").collect();
+    assert!(svgs.len() >= charts, "{} charts", svgs.len());
+    for svg in &svgs {
+        assert!(svg.attribute("width").is_some() && svg.attribute("viewBox").is_some(), "svg without size");
+        let drawn = svg.descendants().filter(|n| matches!(n.tag_name().name(), "polyline" | "path" | "line")).count();
+        assert!(drawn > 3, "an empty chart");
+        assert!(svg.descendants().any(|n| n.tag_name().name() == "text"), "a chart without labels");
+    }
+    assert!(doc.descendants().any(|n| n.tag_name().name() == "table"));
+}
+
+/// A 1 s pause of every worker in an open-loop run lands in the latency percentiles: jobs
+/// keep their intended send time, so the stall cannot hide (coordinated omission).
+#[actix_rt::test]
+async fn a_worker_stall_shows_up_in_the_open_loop_p99() {
+    let s = scenario(
+        "[producer]\nrate = 400\nduration = \"2500ms\"\n[workers]\ncount = 2\n\
+         [[events]]\nat = \"700ms\"\npause_workers = \"1s\"\n",
+    );
+    let r = suite(&s).await;
+    let run = &r.cells[0].runs[0];
+    assert_eq!(run.counts.lost, 0);
+    assert_eq!(run.pauses.len(), 1);
+    // About 40% of the jobs arrive during or just before the pause; the 99th percentile waits
+    // for nearly all of it. (A lower bound: a slower machine only makes it longer.)
+    assert!(run.latency_us.end_to_end.p99 >= 800_000, "p99 {} µs hides the 1 s stall", run.latency_us.end_to_end.p99);
+    assert!(run.latency_us.enqueue_to_start.p99 >= 800_000);
+}
+
+#[actix_rt::test]
+async fn queue_ops_mode_times_each_operation_alone_and_loses_nothing() {
+    let s = scenario(
+        "mode = \"queue-ops\"\n[queue_ops]\nsamples = 60\n[queue]\nbackoff_base = \"1ms\"\nbackoff_max = \"2ms\"\n",
+    );
+    let r = suite(&s).await;
+    let run = &r.cells[0].runs[0];
+    assert_eq!(
+        run.ops_us.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["ack", "claim", "enqueue", "fail", "status"]
+    );
+    assert_eq!(run.ops_us["enqueue"].count, 60);
+    assert_eq!(run.ops_us["ack"].count + run.ops_us["fail"].count, 60);
+    assert_eq!(run.counts.produced, 60);
+    assert_eq!(run.counts.finished, 60, "the retried jobs were finished afterwards");
+    assert_eq!(run.counts.lost, 0);
+    assert!(r.cells[0].metrics.contains_key("ops.claim.p99"));
+}
+
+fn conveyor() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_conveyor"))
+}
+
+/// Writes a scenario file named `name` and runs it; returns (exit code, stdout, stderr, result dir).
+fn cli_run(dir: &Path, file: &str, text: &str) -> (Option<i32>, String, String, std::path::PathBuf) {
+    let path = dir.join(file);
+    std::fs::write(&path, format!("# test\ndescription = \"test\"\n{text}")).unwrap();
+    let results = dir.join(format!("results-{file}"));
+    let out = conveyor()
+        .args(["run", "--quiet", "--redis-url", &support::shared_server().url(), "--results"])
+        .arg(&results)
+        .arg(&path)
+        .output()
+        .unwrap();
+    let result_dir = std::fs::read_dir(&results).map(|mut d| d.next().unwrap().unwrap().path()).unwrap_or_default();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        result_dir,
+    )
+}
+
+#[test]
+fn a_missed_target_exits_1_and_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = support::unique_name("targets");
+    let base = format!("[queue]\nname = \"{queue}\"\n[producer]\njobs = 200\n[targets]\nlost = \"= 0\"\n");
+    let (code, stdout, stderr, _) = cli_run(dir.path(), "met.toml", &base);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("PASS lost"), "{stdout}");
+    let (code, stdout, stderr, result) =
+        cli_run(dir.path(), "missed.toml", &format!("{base}\"start_to_complete.p50\" = \"> 1h\"\n"));
+    assert_eq!(code, Some(1), "{stdout}\n{stderr}");
+    assert!(stderr.contains("target start_to_complete.p50 > 1h not met"), "{stderr}");
+    let md = std::fs::read_to_string(result.join("report.md")).unwrap();
+    assert!(md.contains("**FAIL**"), "{md}");
+}
+
+#[test]
+fn compare_exits_1_naming_the_metric_of_a_slower_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = support::unique_name("cmp");
+    let common = format!("name = \"cmp\"\n[queue]\nname = \"{queue}\"\n[producer]\njobs = 300\n[workers]\ncount = 1\n");
+    let (code, _, stderr, fast) = cli_run(dir.path(), "fast.toml", &format!("{common}[[jobs]]\nkind = \"noop\"\n"));
+    assert_eq!(code, Some(0), "{stderr}");
+    // The same scenario made slower: every job now sleeps 3 ms.
+    let (code, _, stderr, slow) =
+        cli_run(dir.path(), "slow.toml", &format!("{common}[[jobs]]\nkind = \"sleep\"\nduration = \"3ms\"\n"));
+    assert_eq!(code, Some(0), "{stderr}");
+
+    let out = conveyor().arg("compare").arg(&fast).arg(&slow).args(["--tolerance", "10%"]).output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stderr.contains("REGRESSED") && stderr.contains("throughput (all)"), "{stderr}");
+    assert!(stderr.contains("start_to_complete.p50"), "{stderr}");
+    assert!(stdout.contains("REGRESSED") && stdout.contains("baseline"), "{stdout}");
+
+    // A result compared with itself has nothing to report; the other way round is an improvement.
+    let out = conveyor().arg("compare").arg(&fast).arg(fast.join("result.json")).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = conveyor().arg("compare").arg(&slow).arg(&fast).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("better"));
+
+    // Not a result: an error (exit 2) naming the file.
+    let out = conveyor().arg("compare").arg(dir.path().join("fast.toml")).arg(&fast).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("fast.toml"));
+}
