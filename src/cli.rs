@@ -7,7 +7,7 @@
 
 use crate::actors::{Collector, Halt, Publisher, Scheduler, Stop, TakeSnapshot, Worker, WorkerConfig};
 use crate::clock;
-use crate::connection::Redis;
+use crate::connection::{Endpoint, TlsFiles};
 use crate::error::{Error, Result};
 use crate::queue::{Queue, QueueOptions};
 use crate::redis_server::{RedisServer, ServerOptions};
@@ -99,6 +99,16 @@ struct RedisArgs {
     /// Settings file (TOML); `./conveyor.toml` is read when present.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// PEM file of the CA that signed Redis' TLS certificate, for `rediss://` (also
+    /// CONVEYOR_TLS_CA_FILE or `tls_ca_file`).
+    #[arg(long)]
+    tls_ca_file: Option<PathBuf>,
+    /// PEM client certificate for a Redis that checks clients (also CONVEYOR_TLS_CERT_FILE).
+    #[arg(long)]
+    tls_cert_file: Option<PathBuf>,
+    /// PEM private key of the client certificate (also CONVEYOR_TLS_KEY_FILE).
+    #[arg(long)]
+    tls_key_file: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -190,9 +200,9 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         Command::List { dir } => list(&dir),
         Command::Bench { redis, quick, min_ratio, json } => bench_command(&redis, quick, min_ratio, json),
         Command::Ceiling { redis, entries, batch } => {
-            let (url, _server) = resolve_redis(&redis)?;
+            let (endpoint, _server) = resolve_redis(&redis)?;
             System::new().block_on(async move {
-                let redis = Redis::connect(&url).await?;
+                let redis = endpoint.connect().await?;
                 let c = crate::ceiling::measure(&redis, "conveyor", entries, batch, 0).await?;
                 println!("{}", serde_json::to_string_pretty(&c).expect("serializes"));
                 Ok(ExitCode::SUCCESS)
@@ -201,19 +211,24 @@ fn dispatch(command: Command) -> Result<ExitCode> {
     }
 }
 
-/// The Redis URL to use and, when none is configured, the private server that serves it.
-fn resolve_redis(args: &RedisArgs) -> Result<(String, Option<RedisServer>)> {
+/// The Redis to use and, when none is configured, the private server that serves it.
+fn resolve_redis(args: &RedisArgs) -> Result<(Endpoint, Option<RedisServer>)> {
     let settings = Settings::load(args.config.as_deref())?;
     if let Some(url) = &args.redis_url {
         crate::settings::check_redis_url(url).map_err(|e| Error::Other(format!("--redis-url: {e}")))?;
     }
     let url = args.redis_url.clone().or(settings.redis_url);
+    let tls = TlsFiles {
+        ca: args.tls_ca_file.clone().or(settings.tls_ca_file),
+        cert: args.tls_cert_file.clone().or(settings.tls_cert_file),
+        key: args.tls_key_file.clone().or(settings.tls_key_file),
+    };
     match url {
-        Some(url) => Ok((url, None)),
+        Some(url) => Ok((Endpoint { url, tls }, None)),
         None => {
             let server = RedisServer::start(ServerOptions::default())?;
             tracing::info!(url = %server.url(), "started a private redis-server (no Redis URL configured)");
-            Ok((server.url(), Some(server)))
+            Ok((Endpoint::plain(server.url()), Some(server)))
         }
     }
 }
@@ -237,7 +252,7 @@ fn run_command(args: RunArgs, local_workers: bool) -> Result<ExitCode> {
 
     let settings = Settings::load(args.redis.config.as_deref())?;
     let results_dir = args.results.clone().unwrap_or_else(|| settings.results_dir());
-    let (url, server) = resolve_redis(&args.redis)?;
+    let (endpoint, server) = resolve_redis(&args.redis)?;
     let options = RunOptions {
         local_workers,
         instance: instance_name(),
@@ -250,7 +265,7 @@ fn run_command(args: RunArgs, local_workers: bool) -> Result<ExitCode> {
     let identity = telemetry::Identity { role, scenario: scenario.name.clone(), queue: scenario.queue_name() };
     args.metrics.install(identity)?;
     let result = System::new().block_on(async move {
-        let redis = Redis::connect(&url).await?;
+        let redis = endpoint.connect().await?;
         crate::eviction::check(&redis, allow_eviction).await?;
         let suite_options = run::SuiteOptions { announce: options.progress, run: options, repeats: args.repeats };
         run::run_suite(&scenario, &redis, &suite_options, run::shutdown_signal()).await
@@ -309,12 +324,12 @@ fn worker_command(args: WorkerArgs) -> Result<ExitCode> {
         batch: args.batch.unwrap_or(section.batch).max(1) as usize,
         block: section.block,
     };
-    let (url, _server) = resolve_redis(&args.redis)?;
+    let (endpoint, _server) = resolve_redis(&args.redis)?;
     let scenario_name = scenario.as_ref().map_or_else(|| "none".to_owned(), |s| s.name.clone());
     let identity = telemetry::Identity { role: telemetry::Role::Worker, scenario: scenario_name, queue: queue_name.clone() };
     args.metrics.install(identity)?;
     System::new().block_on(async move {
-        let redis = Redis::connect(&url).await?;
+        let redis = endpoint.connect().await?;
         crate::eviction::check(&redis, args.allow_eviction).await?;
         let queue = Queue::new(redis, &queue_name, options, clock::system());
         queue.ensure_group().await?;
@@ -372,10 +387,10 @@ fn list(dir: &Path) -> Result<ExitCode> {
 }
 
 fn bench_command(args: &RedisArgs, quick: bool, min_ratio: Option<f64>, json: bool) -> Result<ExitCode> {
-    let (url, _server) = resolve_redis(args)?;
+    let (endpoint, _server) = resolve_redis(args)?;
     let size = if quick { crate::bench::BenchSize::QUICK } else { crate::bench::BenchSize::FULL };
     let result = System::new().block_on(async move {
-        let redis = Redis::connect(&url).await?;
+        let redis = endpoint.connect().await?;
         crate::bench::run(&redis, size, |step| eprintln!("bench: {step}")).await
     })?;
     if json {

@@ -5,11 +5,15 @@
 //!
 //! When Redis restarts, pooled connections die with it; [`Redis::conn`] notices a dropped
 //! connection through [`Redis::recover`] and builds a fresh pool, so callers only retry.
+//!
+//! `rediss://` URLs use TLS (rustls with the ring provider). [`TlsFiles`] adds a CA to trust
+//! (a private CA, as in the tests) and a client certificate for servers with
+//! `tls-auth-clients yes`. Passwords in URLs never reach a message: see [`redact_url`].
 
 use crate::error::{Error, Result};
-use bb8_redis::RedisConnectionManager;
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client, IntoConnectionInfo};
+use redis::{AsyncConnectionConfig, Client, ClientTlsConfig, IntoConnectionInfo, TlsCertificates};
+use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -25,8 +29,63 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// thousands of entries on a loaded machine, short enough that a hung Redis is noticed.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub type Pool = bb8::Pool<RedisConnectionManager>;
-pub type PooledConn = bb8::PooledConnection<'static, RedisConnectionManager>;
+/// The pool hands out connections made by our [`Client`], so they carry its TLS settings.
+pub type Pool = bb8::Pool<Client>;
+pub type PooledConn = bb8::PooledConnection<'static, Client>;
+
+/// Files for TLS connections (`rediss://`), all PEM. Without a CA, the system's trusted roots
+/// are used.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// Certificate authority that signed the server's certificate.
+    pub ca: Option<PathBuf>,
+    /// Client certificate, for a server that checks clients (`tls-auth-clients yes`).
+    pub cert: Option<PathBuf>,
+    /// Private key of the client certificate.
+    pub key: Option<PathBuf>,
+}
+
+impl TlsFiles {
+    pub fn is_empty(&self) -> bool {
+        self == &Self::default()
+    }
+
+    /// A client for `info` that trusts the CA and presents the client certificate.
+    fn client(&self, info: redis::ConnectionInfo) -> Result<Client> {
+        let read = |what: &str, path: &PathBuf| {
+            std::fs::read(path)
+                .map_err(|e| Error::Input { file: path.clone(), message: format!("cannot read the TLS {what}: {e}") })
+        };
+        let client_tls = match (&self.cert, &self.key) {
+            (Some(cert), Some(key)) => Some(ClientTlsConfig {
+                client_cert: read("client certificate", cert)?,
+                client_key: read("client key", key)?,
+            }),
+            (None, None) => None,
+            _ => return Err(Error::Other("TLS: give both a client certificate and its key, or neither".into())),
+        };
+        let root_cert = self.ca.as_ref().map(|ca| read("CA certificate", ca)).transpose()?;
+        Ok(Client::build_with_tls(info, TlsCertificates { client_tls, root_cert })?)
+    }
+}
+
+/// Where Redis is and how to reach it: what settings and flags resolve to.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// May hold a password: print [`redact_url`] of it, never the URL itself.
+    pub url: String,
+    pub tls: TlsFiles,
+}
+
+impl Endpoint {
+    pub fn plain(url: impl Into<String>) -> Self {
+        Self { url: url.into(), tls: TlsFiles::default() }
+    }
+
+    pub async fn connect(&self) -> Result<Redis> {
+        Redis::connect_with(&self.url, &self.tls).await
+    }
+}
 
 /// A handle to one Redis deployment; cheap to clone.
 #[derive(Clone)]
@@ -50,12 +109,27 @@ impl std::fmt::Debug for Redis {
 impl Redis {
     /// Connects and checks that Redis answers, within a bounded time.
     pub async fn connect(url: &str) -> Result<Self> {
+        Self::connect_with(url, &TlsFiles::default()).await
+    }
+
+    /// [`Redis::connect`] with TLS files for a `rediss://` URL.
+    pub async fn connect_with(url: &str, tls: &TlsFiles) -> Result<Self> {
         let redacted_url: Arc<str> = redact_url(url).into();
         let info = url
             .into_connection_info()
             .map_err(|e| Error::Other(format!("redis url {redacted_url}: {}", redact_error(&e.to_string(), url))))?;
-        let client = Client::open(info.clone())?;
-        let pool = build_pool(info);
+        let client = if url.starts_with("rediss://") {
+            // Already installed (by an earlier connection) is fine.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            tls.client(info)?
+        } else if tls.is_empty() {
+            Client::open(info)?
+        } else {
+            return Err(Error::Other(format!(
+                "redis url {redacted_url}: TLS files were given but the URL does not use TLS (use rediss://)"
+            )));
+        };
+        let pool = build_pool(client.clone());
         let redis = Self { client, pool: Arc::new(RwLock::new(pool)), redacted_url, url: url.into() };
         // A direct first connection reports the real cause (refused, auth, TLS), which the
         // pool would only log.
@@ -94,7 +168,7 @@ impl Redis {
     /// restarted, or `CLIENT KILL`), the pool is rebuilt so the next call reconnects.
     pub fn recover(&self, error: &redis::RedisError) {
         if error.is_connection_dropped() || error.is_io_error() || error.is_timeout() {
-            let fresh = build_pool(self.client.get_connection_info().clone());
+            let fresh = build_pool(self.client.clone());
             *self.pool.write().expect("pool lock") = fresh;
         }
     }
@@ -120,8 +194,7 @@ impl Redis {
     }
 }
 
-fn build_pool(info: redis::ConnectionInfo) -> Pool {
-    let manager = RedisConnectionManager::new(info).expect("connection info already parsed");
+fn build_pool(client: Client) -> Pool {
     bb8::Pool::builder()
         .max_size(POOL_SIZE)
         .min_idle(Some(1))
@@ -131,7 +204,7 @@ fn build_pool(info: redis::ConnectionInfo) -> Pool {
         .connection_timeout(CONNECT_TIMEOUT)
         .retry_connection(false)
         .connection_customizer(Box::new(LongerResponseTimeout))
-        .build_unchecked(manager)
+        .build_unchecked(client)
 }
 
 /// redis 1.x gives a multiplexed connection a 500 ms response timeout; a pipeline of thousands

@@ -25,6 +25,7 @@
 //! - [`redis_server`] starts a private `redis-server` when no URL is configured (and in tests).
 //! - [`cli`] is the command line; `main.rs` only calls [`cli::main`].
 
+pub mod acl;
 pub mod actors;
 pub mod bench;
 pub mod ceiling;

@@ -7,7 +7,13 @@ use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
 /// Environment variables read as settings.
-pub const ENV_VARS: &[&str] = &["CONVEYOR_REDIS_URL", "CONVEYOR_RESULTS_DIR"];
+pub const ENV_VARS: &[&str] = &[
+    "CONVEYOR_REDIS_URL",
+    "CONVEYOR_RESULTS_DIR",
+    "CONVEYOR_TLS_CA_FILE",
+    "CONVEYOR_TLS_CERT_FILE",
+    "CONVEYOR_TLS_KEY_FILE",
+];
 
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -17,6 +23,12 @@ pub struct Settings {
     pub redis_url: Option<String>,
     /// Where run results are written (default `results`).
     pub results_dir: Option<PathBuf>,
+    /// PEM file of the CA that signed the Redis server's TLS certificate (`rediss://`).
+    pub tls_ca_file: Option<PathBuf>,
+    /// PEM client certificate, for a Redis that checks clients (`tls-auth-clients yes`).
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of the client certificate.
+    pub tls_key_file: Option<PathBuf>,
 }
 
 impl Settings {

@@ -11,5 +11,6 @@ mod fuzz;
 mod queue;
 mod run;
 mod scenario;
+mod security;
 mod suite;
 mod unique;
