@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 pub fn summary(suite: &SuiteResult) -> String {
     let mut s = String::new();
-    let single = suite.cells.len() == 1 && suite.cells[0].runs.len() == 1;
+    let single = suite.cells.len() == 1 && suite.cells[0].runs.len() == 1 && suite.mode == crate::scenario::Mode::Run;
     if single {
         s.push_str(&suite.cells[0].runs[0].summary());
     } else {

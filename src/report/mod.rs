@@ -238,7 +238,7 @@ impl RunResult {
             self.queue,
             if self.interrupted { " — INTERRUPTED" } else { "" }
         );
-        let rate = self.setup.rate.map_or("max (closed loop)".to_owned(), |r| format!("{r} jobs/s (open loop)"));
+        let rate = self.setup.rate.map_or("max (closed loop)".to_owned(), |r| format!("{r:.0} jobs/s (open loop)"));
         let _ = writeln!(
             s,
             "  setup       {} producer(s) at {rate}; {} local worker(s) × concurrency {} (+{} worker process(es))",
@@ -295,6 +295,33 @@ impl RunResult {
                 ms(p.p999),
                 ms(p.max),
                 p.count
+            );
+        }
+        let ph = &self.phases;
+        let _ = writeln!(
+            s,
+            "  phases      {}produce {:.2} s, drain {:.2} s (time to empty the queue after producing stopped){}",
+            if ph.backlog_seconds > 0.0 {
+                format!("backlog fill {:.2} s, ", ph.backlog_seconds)
+            } else {
+                String::new()
+            },
+            ph.produce_seconds,
+            ph.drain_seconds,
+            self.pauses
+                .iter()
+                .map(|p| format!("; workers paused {:.1} s at {:.1} s", p.seconds, p.at_seconds))
+                .collect::<String>()
+        );
+        if let Some(t) = &self.trends {
+            let _ = writeln!(
+                s,
+                "  trends      throughput {:.0} jobs/s ± {:.1}% (cv); RSS {:+.1} MB/h; Redis memory {:+.1} MB/h ({} samples)",
+                t.throughput_mean,
+                t.throughput_cv * 100.0,
+                t.rss_slope_bytes_per_hour / 1e6,
+                t.redis_memory_slope_bytes_per_hour / 1e6,
+                t.samples
             );
         }
         let _ = writeln!(

@@ -93,12 +93,6 @@ pub async fn run_scenario(
     } else {
         None
     };
-    if scenario.probes.redis_memory_jobs > 0 {
-        let payloads: BTreeSet<usize> = scenario.jobs.iter().map(|j| j.payload_bytes).collect();
-        let payloads: Vec<usize> = payloads.into_iter().collect();
-        extra.redis_bytes_per_job =
-            memory::bytes_per_job(redis, &scenario.queue.prefix, &payloads, scenario.probes.redis_memory_jobs).await?;
-    }
 
     let queue = Queue::new(redis.clone(), &scenario.queue_name(), scenario.queue_options(), clock::system());
     queue.reset().await?;
@@ -231,6 +225,13 @@ pub async fn run_scenario(
     merged.add(&remote);
     extra.rss_max = sampler.rss_max().max(system::process_rss_bytes());
     extra.timeline = std::mem::take(&mut sampler.samples);
+    if scenario.probes.redis_memory_jobs > 0 && !interrupted {
+        // After the run, so the jobs it builds weigh on neither the run nor its RSS figures.
+        let payloads: BTreeSet<usize> = scenario.jobs.iter().map(|j| j.payload_bytes).collect();
+        let payloads: Vec<usize> = payloads.into_iter().collect();
+        extra.redis_bytes_per_job =
+            memory::bytes_per_job(redis, &scenario.queue.prefix, &payloads, scenario.probes.redis_memory_jobs).await?;
+    }
 
     Ok(build_result(BuildInput {
         scenario,

@@ -8,7 +8,7 @@ use crate::connection::Redis;
 use crate::error::Result;
 use crate::report::SCHEMA_VERSION;
 use crate::report::suite::{CapacityProbe, CellResult, SuiteResult};
-use crate::scenario::{Backlog, Matrix, Mode, RatePlan, Scenario};
+use crate::scenario::{Backlog, KindName, Matrix, Mode, RatePlan, Scenario};
 use crate::system::{RedisInfo, SystemInfo};
 use futures::FutureExt;
 use std::collections::BTreeMap;
@@ -128,5 +128,13 @@ fn capacity_probe(scenario: &Scenario) -> Scenario {
     s.phases.idle = Duration::ZERO;
     s.probes.redis_memory_jobs = 0;
     s.ceiling = false;
+    // The capacity of the path, not of retries: jobs that fail or panic on purpose run as noop
+    // here (their backoff would otherwise stretch the window and understate capacity).
+    for j in &mut s.jobs {
+        if matches!(j.kind, KindName::Fail | KindName::Panic) {
+            j.kind = KindName::Noop;
+            j.probability = None;
+        }
+    }
     s
 }
