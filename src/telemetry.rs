@@ -181,6 +181,7 @@ pub fn install(addr: SocketAddr, identity: Identity) -> Result<SocketAddr, Insta
         .map_err(|e| InstallError::Recorder(e.to_string()))?
         .install_recorder()
         .map_err(|e| InstallError::Recorder(e.to_string()))?;
+    let identity_role = identity.role;
     let histograms = Arc::new(JobHistograms::default());
     histograms.register(&identity.queue);
     let installed = Installed { histograms: histograms.clone(), identity, phase: Mutex::new(None) };
@@ -191,6 +192,15 @@ pub fn install(addr: SocketAddr, identity: Identity) -> Result<SocketAddr, Insta
     process.describe();
     describe();
     build_info();
+    // Error counters exist from the start (at 0), so rates and alerts see them before any error.
+    let roles: &[&str] = match identity_role {
+        Role::Run => &["producer", "worker", "scheduler"],
+        Role::Producer => &["producer", "scheduler"],
+        Role::Worker => &["worker", "scheduler"],
+    };
+    for role in roles {
+        metrics::counter!(catalog::REDIS_ERRORS, "role" => *role).increment(0);
+    }
 
     let upkeep = recorder.clone();
     std::thread::Builder::new()

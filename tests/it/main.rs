@@ -13,4 +13,5 @@ mod run;
 mod scenario;
 mod security;
 mod suite;
+mod telemetry;
 mod unique;
