@@ -321,7 +321,8 @@ fn a_run_serves_every_metric_family_with_help_units_and_bounded_labels() {
         let busy = e.sum("conveyor_jobs_completed_total", &[("outcome", "success")]) > 0.0
             && e.sum("conveyor_jobs_retried_total", &[]) > 0.0
             && e.sum("conveyor_scenario_info", &[("phase", "measure")]) == 1.0
-            && e.sum("conveyor_job_end_to_end_seconds_count", &[]) > 0.0;
+            && e.sum("conveyor_job_end_to_end_seconds_count", &[]) > 0.0
+            && e.sum("conveyor_redis_operation_duration_seconds_count", &[("operation", "depth")]) > 0.0;
         busy.then_some(text)
     });
     let e = check_exposition(&text, FAMILIES);
