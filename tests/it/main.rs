@@ -12,6 +12,7 @@ mod queue;
 mod run;
 mod scenario;
 mod security;
+mod soak;
 mod suite;
 mod telemetry;
 mod unique;
