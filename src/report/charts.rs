@@ -74,6 +74,7 @@ fn spectrum(suite: &SuiteResult, stage: &str) -> Option<Chart> {
         let mut chart = ChartBuilder::on(root)
             .caption(&title, ("sans-serif", 16))
             .margin(12)
+            .margin_right(36)
             .x_label_area_size(36)
             .y_label_area_size(60)
             .build_cartesian_2d(0f64..SPECTRUM_NINES, (lo * 0.8..hi * 1.25).log_scale())?;
@@ -133,6 +134,7 @@ fn over_time(suite: &SuiteResult, what: &str, value: fn(&super::Sample) -> f64) 
         let mut chart = ChartBuilder::on(root)
             .caption(what, ("sans-serif", 16))
             .margin(12)
+            .margin_right(36)
             .x_label_area_size(36)
             .y_label_area_size(70)
             .build_cartesian_2d(0f64..t_max, 0f64..y_max)?;
@@ -175,6 +177,7 @@ fn scaling(suite: &SuiteResult) -> Option<Chart> {
         let mut chart = ChartBuilder::on(root)
             .caption(&title, ("sans-serif", 16))
             .margin(12)
+            .margin_right(36)
             .x_label_area_size(36)
             .y_label_area_size(70)
             .build_cartesian_2d(0f64..x_max, 0f64..y_max)?;

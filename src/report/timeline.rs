@@ -46,9 +46,13 @@ pub struct Trends {
 /// Fewest produce-phase samples worth a trend.
 const MIN_SAMPLES: usize = 5;
 
-/// Trends over the produce phase, skipping its first sample (ramping up); None for short runs.
-pub fn trends(samples: &[Sample]) -> Option<Trends> {
-    let s: Vec<&Sample> = samples.iter().filter(|s| s.phase == "produce").skip(1).collect();
+/// Trends over the measured part of the produce phase (after `warmup_seconds`), leaving out its
+/// first tenth while the allocator and connections settle; None for short runs.
+pub fn trends(samples: &[Sample], warmup_seconds: f64) -> Option<Trends> {
+    let measured: Vec<&Sample> =
+        samples.iter().filter(|s| s.phase == "produce" && s.t_seconds > warmup_seconds).collect();
+    let settle = (measured.len() / 10).max(1);
+    let s: Vec<&Sample> = measured.into_iter().skip(settle).collect();
     if s.len() < MIN_SAMPLES {
         return None;
     }
@@ -91,9 +95,10 @@ mod tests {
                 ..Default::default()
             })
             .collect();
-        let t = trends(&samples).unwrap();
+        let t = trends(&samples, 0.0).unwrap();
         assert!((t.rss_slope_bytes_per_hour - 36_000.0).abs() < 1e-6);
         assert_eq!(t.throughput_cv, 0.0);
-        assert!(trends(&samples[..3]).is_none());
+        assert!(trends(&samples[..3], 0.0).is_none());
+        assert!(trends(&samples, 6.0).is_none(), "warm-up samples are left out");
     }
 }

@@ -387,7 +387,7 @@ fn build_result(i: BuildInput<'_>) -> RunResult {
         ("schedule_lag".to_owned(), p.schedule_lag.clone()),
     ]);
     histograms.extend(x.ops.iter().map(|(op, h)| (format!("ops.{op}"), h.clone())));
-    let trends = crate::report::timeline::trends(&x.timeline);
+    let trends = crate::report::timeline::trends(&x.timeline, i.scenario.phases.warmup.as_secs_f64());
     RunResult {
         schema_version: SCHEMA_VERSION,
         scenario: i.scenario.name.clone(),

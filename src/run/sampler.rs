@@ -25,7 +25,7 @@ pub struct Sampler {
 
 impl Sampler {
     pub fn new(origin: Instant) -> Self {
-        Self { origin, last: None, samples: Vec::new() }
+        Self { origin, last: Some((0, origin)), samples: Vec::new() }
     }
 
     /// Takes a sample now (errors leave the depth or memory at 0: a sample is never worth failing a run).
