@@ -194,7 +194,7 @@ fn live_prometheus_answers_every_dashboard_expression_and_agrees_with_the_report
             }
         }
     }
-    println!("live observability checks: {passed} passed, {} failed", failed.len());
+    println!("observability: {passed} passed, {} failed", failed.len());
     assert!(failed.is_empty(), "{} failed:\n{}", failed.len(), failed.join("\n"));
 
     // After the run: the counters and buckets, as Prometheus sees them (summed over processes:
