@@ -136,6 +136,9 @@ struct RunArgs {
     /// How long producers send (e.g. "1h", "30s"); overrides the scenario's `jobs`/`duration`.
     #[arg(long, value_parser = humantime::parse_duration)]
     duration: Option<Duration>,
+    /// Write a CPU flame graph of the run (flamegraph.svg in the results directory).
+    #[arg(long)]
+    profile: bool,
     /// Run even if Redis may evict keys (`maxmemory-policy` other than `noeviction`), which can
     /// lose jobs silently.
     #[arg(long)]
@@ -267,11 +270,17 @@ fn run_command(args: RunArgs, local_workers: bool) -> Result<ExitCode> {
     let result = System::new().block_on(async move {
         let redis = endpoint.connect().await?;
         crate::eviction::check(&redis, allow_eviction).await?;
+        let profiler = if args.profile { Some(crate::profile::Profiler::start()?) } else { None };
         let suite_options = run::SuiteOptions { announce: options.progress, run: options, repeats: args.repeats };
-        run::run_suite(&scenario, &redis, &suite_options, run::shutdown_signal()).await
+        let suite = run::run_suite(&scenario, &redis, &suite_options, run::shutdown_signal()).await?;
+        Ok::<_, Error>((suite, profiler))
     })?;
+    let (result, profiler) = result;
     drop(server);
     let path = crate::report::files::write(&result, &results_dir)?;
+    if let Some(p) = profiler {
+        p.write_flamegraph(&path.join("flamegraph.svg"))?;
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&result).expect("serializes"));
     } else {
@@ -306,7 +315,6 @@ fn compare_command(baseline: &Path, current: &Path, tolerance: f64, min_latency_
         Ok(ExitCode::from(1))
     }
 }
-
 
 fn worker_command(args: WorkerArgs) -> Result<ExitCode> {
     let scenario = args.scenario.as_deref().map(Scenario::load).transpose()?;

@@ -35,6 +35,7 @@ pub mod connection;
 pub mod error;
 pub mod eviction;
 pub mod handler;
+pub mod profile;
 pub mod queue;
 pub mod redis_server;
 pub mod report;

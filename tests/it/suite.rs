@@ -246,3 +246,32 @@ fn compare_exits_1_naming_the_metric_of_a_slower_run() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("fast.toml"));
 }
+
+#[test]
+fn profile_writes_a_flame_graph_next_to_the_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("profiled.toml");
+    let queue = support::unique_name("profile");
+    std::fs::write(
+        &scenario,
+        format!("# t\ndescription = \"t\"\n[queue]\nname = \"{queue}\"\n[producer]\njobs = 500\n"),
+    )
+    .unwrap();
+    let results = dir.path().join("results");
+    let out = conveyor()
+        .args(["run", "--quiet", "--profile", "--redis-url", &support::shared_server().url(), "--results"])
+        .arg(&results)
+        .arg(&scenario)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let result_dir = std::fs::read_dir(&results).unwrap().next().unwrap().unwrap().path();
+    let svg = std::fs::read_to_string(result_dir.join("flamegraph.svg")).unwrap();
+    let doc = roxmltree::Document::parse_with_options(
+        &svg,
+        roxmltree::ParsingOptions { allow_dtd: true, ..Default::default() },
+    )
+    .unwrap_or_else(|e| panic!("flamegraph.svg is not well-formed: {e}"));
+    assert_eq!(doc.root_element().tag_name().name(), "svg");
+    assert!(doc.descendants().filter(|n| n.tag_name().name() == "rect").count() > 1, "an empty flame graph");
+}
