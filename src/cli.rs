@@ -9,7 +9,7 @@ use crate::actors::{Collector, Halt, Publisher, Scheduler, Stop, TakeSnapshot, W
 use crate::clock;
 use crate::connection::{Endpoint, TlsFiles};
 use crate::error::{Error, Result};
-use crate::queue::{Queue, QueueOptions};
+use crate::queue::{Queue, QueueKeys, QueueOptions};
 use crate::redis_server::{RedisServer, ServerOptions};
 use crate::run::{self, RunOptions};
 use crate::scenario::{self, Scenario};
@@ -216,6 +216,11 @@ fn dispatch(command: Command) -> Result<ExitCode> {
 
 /// The Redis to use and, when none is configured, the private server that serves it.
 fn resolve_redis(args: &RedisArgs) -> Result<(Endpoint, Option<RedisServer>)> {
+    resolve_redis_with(args, ServerOptions::default())
+}
+
+/// [`resolve_redis`], starting a private server (if one is needed) with `server_options`.
+fn resolve_redis_with(args: &RedisArgs, server_options: ServerOptions) -> Result<(Endpoint, Option<RedisServer>)> {
     let settings = Settings::load(args.config.as_deref())?;
     if let Some(url) = &args.redis_url {
         crate::settings::check_redis_url(url).map_err(|e| Error::Other(format!("--redis-url: {e}")))?;
@@ -229,7 +234,7 @@ fn resolve_redis(args: &RedisArgs) -> Result<(Endpoint, Option<RedisServer>)> {
     match url {
         Some(url) => Ok((Endpoint { url, tls }, None)),
         None => {
-            let server = RedisServer::start(ServerOptions::default())?;
+            let server = RedisServer::start(server_options)?;
             tracing::info!(url = %server.url(), "started a private redis-server (no Redis URL configured)");
             Ok((Endpoint::plain(server.url()), Some(server)))
         }
@@ -255,7 +260,16 @@ fn run_command(args: RunArgs, local_workers: bool) -> Result<ExitCode> {
 
     let settings = Settings::load(args.redis.config.as_deref())?;
     let results_dir = args.results.clone().unwrap_or_else(|| settings.results_dir());
-    let (endpoint, server) = resolve_redis(&args.redis)?;
+    let chaos_plan = scenario.chaos.clone();
+    if !chaos_plan.is_empty() && !local_workers {
+        return Err(Error::Other("a scenario with [chaos] runs with `conveyor run`, not `produce`".into()));
+    }
+    // A restart must not lose what Redis acknowledged: the private server fsyncs every write.
+    let server_options = match chaos_plan.restart_redis_at {
+        Some(_) => ServerOptions { args: ["--appendonly", "yes", "--appendfsync", "always"].map(String::from).to_vec() },
+        None => ServerOptions::default(),
+    };
+    let (endpoint, mut server) = resolve_redis_with(&args.redis, server_options)?;
     let options = RunOptions {
         local_workers,
         instance: instance_name(),
@@ -267,6 +281,13 @@ fn run_command(args: RunArgs, local_workers: bool) -> Result<ExitCode> {
     let role = if local_workers { telemetry::Role::Run } else { telemetry::Role::Producer };
     let identity = telemetry::Identity { role, scenario: scenario.name.clone(), queue: scenario.queue_name() };
     args.metrics.install(identity)?;
+    let chaos = match chaos_plan.is_empty() {
+        true => None,
+        false => {
+            let keys = QueueKeys::new(&scenario.queue.prefix, &scenario.queue_name());
+            Some(crate::chaos::start(&chaos_plan, &args.scenario, &endpoint.url, keys, server.take())?)
+        }
+    };
     let result = System::new().block_on(async move {
         let redis = endpoint.connect().await?;
         crate::eviction::check(&redis, allow_eviction).await?;
@@ -276,8 +297,17 @@ fn run_command(args: RunArgs, local_workers: bool) -> Result<ExitCode> {
         Ok::<_, Error>((suite, profiler))
     })?;
     let (result, profiler) = result;
+    let chaos_report = chaos.map(|driver| {
+        let (report, private) = driver.finish();
+        server = private;
+        report
+    });
     drop(server);
     let path = crate::report::files::write(&result, &results_dir)?;
+    if let Some(report) = &chaos_report {
+        std::fs::write(path.join("chaos.json"), serde_json::to_string_pretty(report).expect("serializes"))?;
+        eprintln!("  chaos       {}", report.summary());
+    }
     if let Some(p) = profiler {
         p.write_flamegraph(&path.join("flamegraph.svg"))?;
     }

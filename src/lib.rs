@@ -29,6 +29,7 @@ pub mod acl;
 pub mod actors;
 pub mod bench;
 pub mod ceiling;
+pub mod chaos;
 pub mod cli;
 pub mod clock;
 pub mod connection;

@@ -24,6 +24,7 @@
 //! "end_to_end.p99" = "< 50ms"
 //! ```
 
+pub mod chaos;
 pub mod matrix;
 pub mod rate;
 pub mod target;
@@ -87,6 +88,9 @@ pub struct Scenario {
     pub targets: Vec<Target>,
     #[serde(default)]
     pub probes: Probes,
+    /// Faults `conveyor run` injects into the run (see [`chaos`]).
+    #[serde(default)]
+    pub chaos: chaos::Chaos,
     #[serde(default)]
     pub queue_ops: QueueOpsSection,
     /// Jobs per second a closed-loop probe measured, for rates in "% capacity" (set by the
@@ -321,6 +325,10 @@ impl Scenario {
     /// Checks repeats, events, matrix, probes and targets, and parses the targets.
     fn validate_suite(&mut self, path: &Path) -> Result<()> {
         let bad = |field: &str, message: String| Err(invalid(path, field, message));
+        self.chaos.check().map_err(|(field, message)| invalid(path, field, message))?;
+        if !self.chaos.is_empty() && (self.repeats > 1 || !self.matrix.is_empty()) {
+            return bad("chaos", "expected a single run: no repeats and no matrix with [chaos]".into());
+        }
         if !(1..=100).contains(&self.repeats) {
             return bad("repeats", format!("expected 1 to 100 runs, got {}", self.repeats));
         }

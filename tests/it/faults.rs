@@ -280,3 +280,34 @@ fn every_role_reports_unreachable_redis_within_a_bounded_time() {
     assert!(!dir.path().join("results").exists());
     drop(silent);
 }
+
+/// The shipped `chaos` scenario through the CLI, on its private redis-server: a worker process
+/// killed and Redis restarted mid-run, nothing lost, and the recovery times reported.
+#[test]
+fn the_chaos_scenario_recovers_and_reports_its_recovery_times() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = conveyor()
+        .args(["run", concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/chaos.toml")])
+        .args(["--quiet", "--json", "--metrics-addr", "off", "--results"])
+        .arg(dir.path())
+        .env("RUST_LOG", "error")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "exit {:?}\n{stdout}\n{stderr}", out.status);
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let counts = &json["cells"][0]["runs"][0]["counts"];
+    assert_eq!(json["lost"], 0, "{counts}");
+    assert_eq!(counts["finished"], counts["produced"], "{counts}");
+    let result_dir = std::fs::read_dir(dir.path()).unwrap().next().unwrap().unwrap().path();
+    let chaos: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(result_dir.join("chaos.json")).unwrap()).unwrap();
+    eprintln!("CHAOS: {chaos}; counts {counts}");
+    assert_eq!(chaos["problems"], serde_json::json!([]), "{chaos}");
+    for field in ["worker_killed_at_seconds", "reclaimed_after_seconds", "redis_down_seconds", "resumed_after_seconds"]
+    {
+        assert!(chaos[field].is_number(), "{field} missing: {chaos}");
+    }
+    assert!(stderr.contains("chaos ") && stderr.contains("reclaimed after"), "{stderr}");
+}
