@@ -266,7 +266,9 @@ fn run_command(args: RunArgs, local_workers: bool) -> Result<ExitCode> {
     }
     // A restart must not lose what Redis acknowledged: the private server fsyncs every write.
     let server_options = match chaos_plan.restart_redis_at {
-        Some(_) => ServerOptions { args: ["--appendonly", "yes", "--appendfsync", "always"].map(String::from).to_vec() },
+        Some(_) => {
+            ServerOptions { args: ["--appendonly", "yes", "--appendfsync", "always"].map(String::from).to_vec() }
+        }
         None => ServerOptions::default(),
     };
     let (endpoint, mut server) = resolve_redis_with(&args.redis, server_options)?;
