@@ -257,7 +257,6 @@ fn run_command(args: RunArgs, local_workers: bool) -> Result<ExitCode> {
     if args.repeats.is_some_and(|n| !(1..=100).contains(&n)) {
         return Err(Error::Other("--repeats: expected 1 to 100 runs".into()));
     }
-
     let settings = Settings::load(args.redis.config.as_deref())?;
     let results_dir = args.results.clone().unwrap_or_else(|| settings.results_dir());
     let chaos_plan = scenario.chaos.clone();
