@@ -1,21 +1,41 @@
-//! Connections to Redis. Ordinary commands share a small bb8 pool of multiplexed connections;
-//! blocking reads (`XREADGROUP ... BLOCK`) get a dedicated connection each, with no response
-//! timeout, because a blocking command stalls everything else on its connection and redis 1.x
-//! otherwise gives up on any reply after 500 ms.
+//! Connections to Redis: one server, or a Redis Cluster.
 //!
-//! When Redis restarts, pooled connections die with it; [`Redis::conn`] notices a dropped
-//! connection through [`Redis::recover`] and builds a fresh pool, so callers only retry.
+//! **One server** (`redis://`, `rediss://`): ordinary commands share a small bb8 pool of
+//! multiplexed connections; blocking reads (`XREADGROUP ... BLOCK`) get a dedicated connection
+//! each, with no response timeout, because a blocking command stalls everything else on its
+//! connection and redis 1.x otherwise gives up on any reply after 500 ms. When Redis restarts,
+//! pooled connections die with it; [`Redis::with_conn`] notices a dropped connection through
+//! [`Redis::recover`] and builds a fresh pool, so callers only retry.
+//!
+//! **Redis Cluster** (`redis+cluster://host1:port1,host2:port2`): the redis crate's cluster
+//! client routes every command, pipeline and script to the master of its key's slot and follows
+//! `MOVED`/`ASK` and failovers itself. Its connection is multiplexed and cloneable, so ordinary
+//! commands share one; blocking reads get a cluster connection of their own without a response
+//! timeout. Every pipeline and script conveyor sends touches the keys of one hash tag, so it goes
+//! to one node, and an atomic pipeline (`MULTI ... EXEC`) is sent whole to that node.
+//!
+//! Both kinds hand callers a [`Conn`], which implements the redis crate's async
+//! `ConnectionLike`: queue code is the same for both.
 //!
 //! `rediss://` URLs use TLS (rustls with the ring provider). [`TlsFiles`] adds a CA to trust
 //! (a private CA, as in the tests) and a client certificate for servers with
 //! `tls-auth-clients yes`. Passwords in URLs never reach a message: see [`redact_url`].
 
 use crate::error::{Error, Result};
-use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client, ClientTlsConfig, IntoConnectionInfo, TlsCertificates};
+use redis::aio::{ConnectionLike, MultiplexedConnection};
+use redis::cluster::{ClusterClient, ClusterClientBuilder};
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+use redis::{
+    AsyncConnectionConfig, Client, ClientTlsConfig, Cmd, IntoConnectionInfo, Pipeline, RedisFuture, TlsCertificates,
+    Value,
+};
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
+
+/// The scheme that selects Redis Cluster; the authority lists seed nodes separated by commas.
+pub const CLUSTER_SCHEME: &str = "redis+cluster";
 
 /// How many multiplexed connections the pool keeps. Each one pipelines any number of requests,
 /// so a few are plenty on one event-loop thread.
@@ -32,6 +52,84 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The pool hands out connections made by our [`Client`], so they carry its TLS settings.
 pub type Pool = bb8::Pool<Client>;
 pub type PooledConn = bb8::PooledConnection<'static, Client>;
+
+/// One connection to Redis, whatever the deployment. Implements the redis crate's async
+/// `ConnectionLike` by delegation, so commands, pipelines and scripts run on it unchanged.
+pub enum Conn {
+    /// Borrowed from the pool of a single server; goes back when dropped.
+    Pooled(PooledConn),
+    /// A connection of its own to a single server (blocking reads).
+    Single(MultiplexedConnection),
+    /// A cluster connection: routes each request to the master of its key's slot.
+    Cluster(ClusterConnection),
+}
+
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Conn::Pooled(_) => "Conn::Pooled",
+            Conn::Single(_) => "Conn::Single",
+            Conn::Cluster(_) => "Conn::Cluster",
+        })
+    }
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Pooled(c) => (**c).req_packed_command(cmd),
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Pooled(c) => (**c).req_packed_commands(pipeline, offset, count),
+            Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Pooled(c) => c.get_db(),
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+impl Conn {
+    /// Every key whose name matches `pattern` and that lives in the slot of `key_in_slot`
+    /// (on a single server: every matching key). `SCAN` only sees the node it is sent to, so on
+    /// a cluster it goes to the master of that slot, which holds every key of the hash tag.
+    pub async fn scan_slot(&mut self, pattern: &str, key_in_slot: &str) -> redis::RedisResult<Vec<String>> {
+        let mut found = Vec::new();
+        let mut cursor: u64 = 0;
+        loop {
+            let mut scan = redis::cmd("SCAN");
+            scan.arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(1000);
+            let (next, keys): (u64, Vec<String>) = if let Conn::Cluster(c) = self {
+                let route = Route::with_key(key_in_slot, SlotAddr::Master);
+                let to = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route));
+                redis::from_redis_value(c.route_command(scan, to).await?)?
+            } else {
+                scan.query_async(self).await?
+            };
+            found.extend(keys);
+            if next == 0 {
+                return Ok(found);
+            }
+            cursor = next;
+        }
+    }
+}
 
 /// Files for TLS connections (`rediss://`), all PEM. Without a CA, the system's trusted roots
 /// are used.
@@ -90,14 +188,28 @@ impl Endpoint {
 /// A handle to one Redis deployment; cheap to clone.
 #[derive(Clone)]
 pub struct Redis {
-    /// Used to open dedicated connections for blocking reads.
-    client: Client,
-    /// Replaced as a whole after Redis dropped our connections.
-    pool: Arc<RwLock<Pool>>,
+    /// One server or a cluster.
+    backend: Backend,
     /// The URL with any password replaced by `***`, for messages.
     redacted_url: Arc<str>,
     /// The URL as given, password included: only ever handed to a child process's environment.
     url: Arc<str>,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Single {
+        /// Used to open dedicated connections for blocking reads (boxed: it is large).
+        client: Box<Client>,
+        /// Replaced as a whole after Redis dropped our connections.
+        pool: Arc<RwLock<Pool>>,
+    },
+    Cluster {
+        /// Connections for blocking reads have no response timeout (boxed: it is large).
+        blocking: Box<ClusterClient>,
+        /// Shared by every ordinary command; answers within [`RESPONSE_TIMEOUT`] (it multiplexes and follows the topology itself).
+        conn: ClusterConnection,
+    },
 }
 
 impl std::fmt::Debug for Redis {
@@ -115,6 +227,15 @@ impl Redis {
     /// [`Redis::connect`] with TLS files for a `rediss://` URL.
     pub async fn connect_with(url: &str, tls: &TlsFiles) -> Result<Self> {
         let redacted_url: Arc<str> = redact_url(url).into();
+        if let Some(nodes) = cluster_nodes(url) {
+            if !tls.is_empty() {
+                return Err(Error::Other(format!(
+                    "redis url {redacted_url}: TLS files are not supported with {CLUSTER_SCHEME}:// (use a single \
+                     server's rediss:// URL, or a cluster without TLS)"
+                )));
+            }
+            return Self::connect_cluster(nodes?, redacted_url, url).await;
+        }
         let info = url
             .into_connection_info()
             .map_err(|e| Error::Other(format!("redis url {redacted_url}: {}", redact_error(&e.to_string(), url))))?;
@@ -130,19 +251,52 @@ impl Redis {
             )));
         };
         let pool = build_pool(client.clone());
-        let redis = Self { client, pool: Arc::new(RwLock::new(pool)), redacted_url, url: url.into() };
+        let backend = Backend::Single { client: Box::new(client.clone()), pool: Arc::new(RwLock::new(pool)) };
+        let redis = Self { backend, redacted_url, url: url.into() };
         // A direct first connection reports the real cause (refused, auth, TLS), which the
         // pool would only log.
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
             .set_response_timeout(Some(CONNECT_TIMEOUT));
-        let mut conn = redis
-            .client
+        let mut conn = client
             .get_multiplexed_async_connection_with_config(&config)
             .await
             .map_err(|e| redis.unreachable(e.into()))?;
         let _: () = redis::cmd("PING").query_async(&mut conn).await.map_err(|e| redis.unreachable(e.into()))?;
         Ok(redis)
+    }
+
+    async fn connect_cluster(nodes: Vec<String>, redacted_url: Arc<str>, url: &str) -> Result<Self> {
+        let builder = |nodes: &[String]| {
+            ClusterClientBuilder::new(nodes.to_vec())
+                .connection_timeout(CONNECT_TIMEOUT)
+                .retries(CLUSTER_RETRIES)
+                .min_retry_wait(CLUSTER_MIN_RETRY_WAIT_MS)
+                .max_retry_wait(CLUSTER_MAX_RETRY_WAIT_MS)
+        };
+        let bad_url = |e: redis::RedisError| {
+            Error::Other(format!("redis url {redacted_url}: {}", redact_error(&e.to_string(), url)))
+        };
+        let client = builder(&nodes).response_timeout(RESPONSE_TIMEOUT).build().map_err(bad_url)?;
+        // No response timeout on the node connections (a blocked read may take its time), but
+        // a bound on the whole request, retries included, so a lost node cannot hang a worker.
+        let blocking =
+            builder(&nodes).overall_response_timeout(Some(BLOCKING_OVERALL_TIMEOUT)).build().map_err(bad_url)?;
+        let unreachable = |e: redis::RedisError| {
+            Error::Other(format!(
+                "redis cluster at {redacted_url} is unreachable: {}",
+                redact_error(&e.to_string(), url)
+            ))
+        };
+        let connecting = client.get_async_connection();
+        let mut conn = tokio::time::timeout(CONNECT_TIMEOUT * 2, connecting)
+            .await
+            .map_err(|_| {
+                Error::Other(format!("redis cluster at {redacted_url} did not answer within {:?}", CONNECT_TIMEOUT * 2))
+            })?
+            .map_err(unreachable)?;
+        let _: () = redis::cmd("PING").query_async(&mut conn).await.map_err(unreachable)?;
+        Ok(Self { backend: Backend::Cluster { blocking: Box::new(blocking), conn }, redacted_url, url: url.into() })
     }
 
     fn unreachable(&self, e: Error) -> Error {
@@ -158,26 +312,39 @@ impl Redis {
         &self.url
     }
 
-    /// A pooled connection for ordinary commands.
-    pub async fn conn(&self) -> Result<PooledConn> {
-        let pool = self.pool.read().expect("pool lock").clone();
-        Ok(pool.get_owned().await?)
+    /// True when connected to a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.backend, Backend::Cluster { .. })
     }
 
-    /// Call after a command failed: if the failure means our connections are gone (Redis
-    /// restarted, or `CLIENT KILL`), the pool is rebuilt so the next call reconnects.
-    pub fn recover(&self, error: &redis::RedisError) {
-        if error.is_connection_dropped() || error.is_io_error() || error.is_timeout() {
-            let fresh = build_pool(self.client.clone());
-            *self.pool.write().expect("pool lock") = fresh;
+    /// A connection for ordinary commands: pooled on a single server, the shared cluster
+    /// connection on a cluster.
+    pub async fn conn(&self) -> Result<Conn> {
+        match &self.backend {
+            Backend::Single { pool, .. } => {
+                let pool = pool.read().expect("pool lock").clone();
+                Ok(Conn::Pooled(pool.get_owned().await?))
+            }
+            Backend::Cluster { conn, .. } => Ok(Conn::Cluster(conn.clone())),
         }
     }
 
-    /// Runs `f` on a pooled connection; a failure that means the connection is gone rebuilds
-    /// the pool before the error is returned.
+    /// Call after a command failed: if the failure means our connections are gone (Redis
+    /// restarted, or `CLIENT KILL`), the pool is rebuilt so the next call reconnects. A cluster
+    /// connection reconnects and refreshes its slot map by itself.
+    pub fn recover(&self, error: &redis::RedisError) {
+        if let Backend::Single { client, pool } = &self.backend
+            && (error.is_connection_dropped() || error.is_io_error() || error.is_timeout())
+        {
+            *pool.write().expect("pool lock") = build_pool((**client).clone());
+        }
+    }
+
+    /// Runs `f` on a connection for ordinary commands; a failure that means the connection is
+    /// gone rebuilds the pool before the error is returned.
     pub async fn with_conn<T, F>(&self, f: F) -> Result<T>
     where
-        F: AsyncFnOnce(&mut MultiplexedConnection) -> redis::RedisResult<T>,
+        F: AsyncFnOnce(&mut Conn) -> redis::RedisResult<T>,
     {
         let mut conn = self.conn().await?;
         f(&mut conn).await.map_err(|e| {
@@ -187,11 +354,54 @@ impl Redis {
     }
 
     /// A connection of its own for blocking reads: no response timeout.
-    pub async fn blocking_connection(&self) -> Result<MultiplexedConnection> {
-        let config =
-            AsyncConnectionConfig::new().set_connection_timeout(Some(CONNECT_TIMEOUT)).set_response_timeout(None);
-        Ok(self.client.get_multiplexed_async_connection_with_config(&config).await?)
+    pub async fn blocking_connection(&self) -> Result<Conn> {
+        match &self.backend {
+            Backend::Single { client, .. } => {
+                let config = AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(CONNECT_TIMEOUT))
+                    .set_response_timeout(None);
+                Ok(Conn::Single(client.get_multiplexed_async_connection_with_config(&config).await?))
+            }
+            Backend::Cluster { blocking, .. } => Ok(Conn::Cluster(blocking.get_async_connection().await?)),
+        }
     }
+}
+
+/// How often the cluster client retries a request that met a moved slot, a failover or a lost
+/// node, with exponential waits between tries clamped to these bounds, so retries cover a
+/// failover (a few seconds) and then give up. The crate's default waits grow to minutes.
+const CLUSTER_RETRIES: u32 = 20;
+const CLUSTER_MIN_RETRY_WAIT_MS: u64 = 20;
+const CLUSTER_MAX_RETRY_WAIT_MS: u64 = 500;
+
+/// Longest a blocking read on a cluster may take, retries included (it blocks for far less).
+const BLOCKING_OVERALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The seed nodes of a `redis+cluster://[user:password@]host1:port1,host2:port2[/db]` URL, each
+/// as a `redis://` URL carrying the credentials; `None` when `url` is not a cluster URL.
+fn cluster_nodes(url: &str) -> Option<Result<Vec<String>>> {
+    let rest = url.strip_prefix(CLUSTER_SCHEME)?.strip_prefix("://")?;
+    let (authority, _path) = rest.split_once('/').unwrap_or((rest, ""));
+    let (userinfo, hosts) = match authority.rsplit_once('@') {
+        Some((u, h)) => (Some(u), h),
+        None => (None, authority),
+    };
+    let nodes: Vec<String> = hosts
+        .split(',')
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .map(|host| match userinfo {
+            Some(u) => format!("redis://{u}@{host}"),
+            None => format!("redis://{host}"),
+        })
+        .collect();
+    if nodes.is_empty() {
+        return Some(Err(Error::Other(format!(
+            "redis url {}: expected at least one seed node, as in {CLUSTER_SCHEME}://127.0.0.1:7000,127.0.0.1:7001",
+            redact_url(url)
+        ))));
+    }
+    Some(Ok(nodes))
 }
 
 fn build_pool(client: Client) -> Pool {
@@ -247,7 +457,7 @@ fn redact_error(message: &str, url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::redact_url;
+    use super::{cluster_nodes, redact_url};
 
     #[test]
     fn passwords_never_survive_redaction() {
@@ -255,5 +465,18 @@ mod tests {
         assert_eq!(redact_url("redis://:hunter2@h:1/0"), "redis://:***@h:1/0");
         assert_eq!(redact_url("rediss://app:hunter2@h:1"), "rediss://app:***@h:1");
         assert_eq!(redact_url("redis://hunter2@h"), "redis://***@h");
+        assert_eq!(redact_url("redis+cluster://:hunter2@a:1,b:2"), "redis+cluster://:***@a:1,b:2");
+        assert_eq!(redact_url("redis+cluster://app:hunter2@a:1,b:2/0"), "redis+cluster://app:***@a:1,b:2/0");
+    }
+
+    #[test]
+    fn cluster_urls_list_their_seed_nodes() {
+        assert!(cluster_nodes("redis://a:1").is_none());
+        let nodes = cluster_nodes("redis+cluster://a:1,b:2").unwrap().unwrap();
+        assert_eq!(nodes, ["redis://a:1", "redis://b:2"]);
+        let nodes = cluster_nodes("redis+cluster://:pw@a:1, b:2/").unwrap().unwrap();
+        assert_eq!(nodes, ["redis://:pw@a:1", "redis://:pw@b:2"]);
+        let error = cluster_nodes("redis+cluster://:hunter2@").unwrap().unwrap_err().to_string();
+        assert!(error.contains("seed node") && !error.contains("hunter2"), "{error}");
     }
 }

@@ -38,6 +38,7 @@ pub mod eviction;
 pub mod handler;
 pub mod profile;
 pub mod queue;
+pub mod redis_cluster;
 pub mod redis_server;
 pub mod report;
 pub mod run;

@@ -23,11 +23,10 @@ pub use keys::{GROUP, QueueKeys};
 pub use unique::{Enqueued, MAX_KEY_BYTES};
 
 use crate::clock::SharedClock;
-use crate::connection::Redis;
+use crate::connection::{Conn, Redis};
 use crate::error::Result;
 use keys::{JOB_FIELD, REASON_FIELD};
 use redis::Value;
-use redis::aio::MultiplexedConnection;
 use std::time::Duration;
 
 /// How a queue treats its jobs.
@@ -163,27 +162,16 @@ impl Queue {
 
     /// Deletes every key of the queue (a benchmark run starts from nothing).
     pub async fn reset(&self) -> Result<()> {
-        let pattern = self.keys.pattern();
+        let (pattern, ready) = (self.keys.pattern(), self.keys.ready());
         self.redis
             .with_conn(async |c| {
-                let mut cursor: u64 = 0;
-                loop {
-                    let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                        .arg(cursor)
-                        .arg("MATCH")
-                        .arg(&pattern)
-                        .arg("COUNT")
-                        .arg(1000)
-                        .query_async(c)
-                        .await?;
-                    if !keys.is_empty() {
-                        redis::cmd("UNLINK").arg(&keys).query_async::<()>(c).await?;
-                    }
-                    if next == 0 {
-                        return Ok(());
-                    }
-                    cursor = next;
+                // Every key of the queue shares one hash tag, so one slot: on a cluster the
+                // scan goes to the master of that slot.
+                let keys = c.scan_slot(&pattern, &ready).await?;
+                for chunk in keys.chunks(1000) {
+                    redis::cmd("UNLINK").arg(chunk).query_async::<()>(c).await?;
                 }
+                Ok(())
             })
             .await
     }
@@ -215,13 +203,7 @@ impl Queue {
 
     /// Claims up to `count` jobs for `consumer`, waiting up to `block` for the first one.
     /// Runs on a dedicated connection: a blocking read holds up its connection.
-    pub async fn claim(
-        &self,
-        conn: &mut MultiplexedConnection,
-        consumer: &str,
-        count: usize,
-        block: Duration,
-    ) -> Result<Vec<Claimed>> {
+    pub async fn claim(&self, conn: &mut Conn, consumer: &str, count: usize, block: Duration) -> Result<Vec<Claimed>> {
         let reply: Value = redis::cmd("XREADGROUP")
             .arg("GROUP")
             .arg(GROUP)

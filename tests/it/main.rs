@@ -5,6 +5,7 @@
 mod support;
 
 mod bad_input;
+mod cluster;
 mod eviction;
 mod faults;
 mod fuzz;
