@@ -227,7 +227,7 @@ impl Redis {
     /// [`Redis::connect`] with TLS files for a `rediss://` URL.
     pub async fn connect_with(url: &str, tls: &TlsFiles) -> Result<Self> {
         let redacted_url: Arc<str> = redact_url(url).into();
-        if let Some(nodes) = cluster_nodes(url) {
+        if let Some(nodes) = cluster_seed_urls(url) {
             if !tls.is_empty() {
                 return Err(Error::Other(format!(
                     "redis url {redacted_url}: TLS files are not supported with {CLUSTER_SCHEME}:// (use a single \
@@ -379,7 +379,7 @@ const BLOCKING_OVERALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The seed nodes of a `redis+cluster://[user:password@]host1:port1,host2:port2[/db]` URL, each
 /// as a `redis://` URL carrying the credentials; `None` when `url` is not a cluster URL.
-fn cluster_nodes(url: &str) -> Option<Result<Vec<String>>> {
+pub fn cluster_seed_urls(url: &str) -> Option<Result<Vec<String>>> {
     let rest = url.strip_prefix(CLUSTER_SCHEME)?.strip_prefix("://")?;
     let (authority, _path) = rest.split_once('/').unwrap_or((rest, ""));
     let (userinfo, hosts) = match authority.rsplit_once('@') {
@@ -457,7 +457,7 @@ fn redact_error(message: &str, url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{cluster_nodes, redact_url};
+    use super::{cluster_seed_urls, redact_url};
 
     #[test]
     fn passwords_never_survive_redaction() {
@@ -471,12 +471,12 @@ mod tests {
 
     #[test]
     fn cluster_urls_list_their_seed_nodes() {
-        assert!(cluster_nodes("redis://a:1").is_none());
-        let nodes = cluster_nodes("redis+cluster://a:1,b:2").unwrap().unwrap();
+        assert!(cluster_seed_urls("redis://a:1").is_none());
+        let nodes = cluster_seed_urls("redis+cluster://a:1,b:2").unwrap().unwrap();
         assert_eq!(nodes, ["redis://a:1", "redis://b:2"]);
-        let nodes = cluster_nodes("redis+cluster://:pw@a:1, b:2/").unwrap().unwrap();
+        let nodes = cluster_seed_urls("redis+cluster://:pw@a:1, b:2/").unwrap().unwrap();
         assert_eq!(nodes, ["redis://:pw@a:1", "redis://:pw@b:2"]);
-        let error = cluster_nodes("redis+cluster://:hunter2@").unwrap().unwrap_err().to_string();
+        let error = cluster_seed_urls("redis+cluster://:hunter2@").unwrap().unwrap_err().to_string();
         assert!(error.contains("seed node") && !error.contains("hunter2"), "{error}");
     }
 }

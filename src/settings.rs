@@ -83,8 +83,17 @@ const REDIS_SCHEMES: &[&str] = &["redis://", "rediss://", "redis+unix://", "unix
 /// Checks that `url` is a Redis URL; the message never quotes a password.
 pub fn check_redis_url(url: &str) -> Result<(), String> {
     use redis::IntoConnectionInfo;
-    let expected = "expected redis://[user:password@]host[:port][/db], rediss://... (TLS) or unix:///path";
+    let expected = "expected redis://[user:password@]host[:port][/db], rediss://... (TLS), unix:///path or \
+                    redis+cluster://host1:port1,host2:port2 (Redis Cluster)";
     let redacted = crate::connection::redact_url(url);
+    if let Some(nodes) = crate::connection::cluster_seed_urls(url) {
+        let nodes = nodes.map_err(|e| e.to_string())?;
+        return nodes.iter().try_for_each(|node| {
+            node.as_str().into_connection_info().map(|_| ()).map_err(|e| {
+                format!("{expected}, got {redacted:?} (seed node: {})", e.to_string().replace(node.as_str(), "***"))
+            })
+        });
+    }
     if !REDIS_SCHEMES.iter().any(|s| url.starts_with(s)) {
         return Err(format!("{expected}, got {redacted:?}"));
     }
