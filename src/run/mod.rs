@@ -182,7 +182,10 @@ pub async fn run_scenario(
     }
     extra.phases.produce_seconds = begun.elapsed().as_secs_f64();
 
-    // Drain: until the audit has every produced job finished.
+    // Drain: until the audit has every produced job finished and nothing is left in Redis. After
+    // a fault, copies of finished jobs can remain (a batch sent again after its reply was lost, a
+    // delivery whose reply was lost): they run again once their lease expires and are counted
+    // as duplicates instead of being left behind.
     crate::telemetry::set_phase(crate::telemetry::Phase::Drain);
     let drain_began = Instant::now();
     let drain_deadline = tokio::time::Instant::now() + scenario.phases.drain_timeout;
@@ -190,7 +193,11 @@ pub async fn run_scenario(
         loop {
             let produced = collector.send(TakeSnapshot).await?.producers.produced;
             match queue.audited_done().await {
-                Ok(done) if done >= produced => break,
+                Ok(done) if done >= produced => match queue.depth().await {
+                    Ok(d) if d.waiting + d.in_flight + d.delayed == 0 => break,
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "reading the queue depth failed; retrying"),
+                },
                 Ok(_) => {}
                 // Redis away for a moment: the workers retry, and so does the drain.
                 Err(e) => tracing::warn!(error = %e, "reading the audit failed; retrying"),

@@ -8,37 +8,22 @@ use crate::support;
 use conveyor::connection::Redis;
 use conveyor::queue::QueueKeys;
 use conveyor::report::RunResult;
-use conveyor::run::{self, Interrupt, RunOptions};
+use conveyor::run;
 use conveyor::scenario::Scenario;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 fn scenario(text: &str) -> Scenario {
-    let name = support::unique_name("fault");
-    let text = format!("name = \"{name}\"\ndescription = \"fault test\"\n{text}");
-    Scenario::parse(&text, Path::new("fault.toml")).unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn options() -> RunOptions {
-    RunOptions {
-        local_workers: true,
-        instance: support::unique_name("fault-inst"),
-        progress: false,
-        private_server: false,
-        ceiling: false,
-    }
-}
-
-fn never() -> Interrupt {
-    Box::pin(std::future::pending())
+    support::scenario("fault", text)
 }
 
 async fn run_on(url: &str, s: &Scenario) -> RunResult {
     let redis = Redis::connect(url).await.unwrap();
-    run::run_scenario(s, &redis, &options(), never()).await.unwrap_or_else(|e| panic!("run failed: {e}"))
+    run::run_scenario(s, &redis, &support::run_options(), support::never())
+        .await
+        .unwrap_or_else(|e| panic!("run failed: {e}"))
 }
 
 /// Nothing lost: every produced job finished and nothing is left in Redis.

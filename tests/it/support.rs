@@ -5,6 +5,8 @@ use conveyor::clock::{ManualClock, SharedClock};
 use conveyor::connection::Redis;
 use conveyor::queue::{Queue, QueueOptions};
 use conveyor::redis_server::{RedisServer, ServerOptions};
+use conveyor::run::{Interrupt, RunOptions};
+use conveyor::scenario::Scenario;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -49,4 +51,28 @@ pub async fn queue_with_clock(test: &str, options: QueueOptions, clock: SharedCl
 pub fn manual_clock() -> (ManualClock, SharedClock) {
     let c = ManualClock::at(conveyor::clock::now_us());
     (c.clone(), Arc::new(c))
+}
+
+/// A scenario from `text` (sections and fields), with a unique name starting with `test` so
+/// its queue is the test's own.
+pub fn scenario(test: &str, text: &str) -> Scenario {
+    let name = unique_name(test);
+    let text = format!("name = \"{name}\"\ndescription = \"test\"\n{text}");
+    Scenario::parse(&text, std::path::Path::new("test.toml")).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Options for a run with every role in the test process and no progress output.
+pub fn run_options() -> RunOptions {
+    RunOptions {
+        local_workers: true,
+        instance: unique_name("inst"),
+        progress: false,
+        private_server: false,
+        ceiling: false,
+    }
+}
+
+/// An interrupt that never comes.
+pub fn never() -> Interrupt {
+    Box::pin(std::future::pending())
 }
