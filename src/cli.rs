@@ -165,6 +165,10 @@ struct WorkerArgs {
     /// Most jobs per claim.
     #[arg(long)]
     batch: Option<u32>,
+    /// Partitions of the queue (default: the scenario's `queue.partitions`, else 1); must match
+    /// the producer's, or some partitions go unserved.
+    #[arg(long)]
+    partitions: Option<u16>,
     /// Run even if Redis may evict keys (`maxmemory-policy` other than `noeviction`), which can
     /// lose jobs silently.
     #[arg(long)]
@@ -354,7 +358,16 @@ fn worker_command(args: WorkerArgs) -> Result<ExitCode> {
         .clone()
         .or_else(|| scenario.as_ref().map(Scenario::queue_name))
         .ok_or_else(|| Error::Other("worker: give a scenario file or --queue NAME".into()))?;
-    let options = scenario.as_ref().map_or_else(QueueOptions::default, Scenario::queue_options);
+    let mut options = scenario.as_ref().map_or_else(QueueOptions::default, Scenario::queue_options);
+    if let Some(p) = args.partitions {
+        if !(1..=crate::queue::partition::MAX_PARTITIONS).contains(&p) {
+            let most = crate::queue::partition::MAX_PARTITIONS;
+            return Err(Error::Other(format!(
+                "worker: --partitions: expected a whole number from 1 to {most}, got {p}"
+            )));
+        }
+        options.partitions = p;
+    }
     let section = scenario.as_ref().map(|s| s.workers.clone()).unwrap_or_default();
     let count = args.count.unwrap_or(section.count).max(1);
     let config = |i: u32, instance: &str| WorkerConfig {

@@ -206,8 +206,7 @@ async fn run_batch(queue: &Queue, config: &WorkerConfig, claimed: &[Claimed], pe
         tokio::select! {
             ran = &mut jobs => break ran,
             _ = renew.tick() => {
-                let ids: Vec<String> = claimed.iter().map(|c| c.entry_id.clone()).collect();
-                if let Err(e) = queue.renew(&config.consumer, &ids).await {
+                if let Err(e) = queue.renew(&config.consumer, claimed).await {
                     tracing::warn!(consumer = %config.consumer, error = %e, "lease renewal failed");
                 }
             }

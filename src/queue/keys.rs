@@ -12,6 +12,12 @@
 //! | `{conveyor:q}:run`           | string      | number of the latest benchmark run on this queue  |
 //! | `{conveyor:q}:stats:<run>`   | hash        | per worker process: its merged statistics for run `<run>` |
 //! | `{conveyor:q}:unique:<key>`  | string      | entry id of the job enqueued with idempotency key `<key>`; expires after its time to live |
+//!
+//! A queue of N partitions (`partitions = N`) has N such sets of keys: partition 0 keeps the tag
+//! `{conveyor:q}` (so one partition is exactly the unpartitioned layout), partition p > 0 has the
+//! tag `{conveyor:q:p}` and so hashes to a slot of its own, which spreads the partitions over a
+//! cluster's masters. Queue names cannot contain `:`, so no queue's tag is another's partition.
+//! The run counter and the published statistics (`run`, `stats:<run>`) live in partition 0 only.
 
 /// The names of one queue's keys.
 #[derive(Debug, Clone)]
@@ -33,7 +39,13 @@ pub const REASON_FIELD: &str = "reason";
 
 impl QueueKeys {
     pub fn new(prefix: &str, queue: &str) -> Self {
-        Self { tag: format!("{{{prefix}:{queue}}}"), queue: queue.to_owned() }
+        Self::partition(prefix, queue, 0)
+    }
+
+    /// The keys of partition `p` of the queue (partition 0 is [`QueueKeys::new`]).
+    pub fn partition(prefix: &str, queue: &str, p: u16) -> Self {
+        let tag = if p == 0 { format!("{{{prefix}:{queue}}}") } else { format!("{{{prefix}:{queue}:{p}}}") };
+        Self { tag, queue: queue.to_owned() }
     }
 
     pub fn queue(&self) -> &str {
@@ -88,5 +100,14 @@ mod tests {
         for key in [k.ready(), k.delayed(), k.dead(), k.audit_done(), k.run(), k.stats(3), k.unique("{x}")] {
             assert!(key.starts_with("{conveyor:emails}:"), "{key}");
         }
+    }
+
+    #[test]
+    fn partitions_have_tags_of_their_own_and_partition_zero_is_the_plain_queue() {
+        assert_eq!(QueueKeys::partition("conveyor", "q", 0).ready(), QueueKeys::new("conveyor", "q").ready());
+        let p2 = QueueKeys::partition("conveyor", "q", 2);
+        assert_eq!(p2.ready(), "{conveyor:q:2}:ready");
+        assert_eq!(p2.audit_done(), "{conveyor:q:2}:audit:done");
+        assert_eq!(p2.queue(), "q");
     }
 }

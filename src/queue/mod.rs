@@ -10,10 +10,17 @@
 //!
 //! Delivery is at-least-once. With auditing on, settling a job also sets bit `seq` of the
 //! audit bitmap, so a run can tell exactly which jobs finished, and how many finished twice.
+//!
+//! A queue may have several partitions (see [`partition`]): each is a full set of the keys
+//! above under a hash tag of its own, so on Redis Cluster the partitions spread over masters.
+//! A job stays in the partition it was enqueued to for its whole life (retries, reclaims, dead
+//! letters, audit bit), so every script and pipeline still touches one slot, and the queue-wide
+//! figures (depth, audit) are sums over partitions.
 
 mod backoff;
 mod job;
 mod keys;
+pub mod partition;
 mod scripts;
 mod unique;
 
@@ -26,7 +33,9 @@ use crate::clock::SharedClock;
 use crate::connection::{Conn, Redis};
 use crate::error::Result;
 use keys::{JOB_FIELD, REASON_FIELD};
+use partition::{Rotation, group_by_partition};
 use redis::Value;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How a queue treats its jobs.
@@ -44,6 +53,8 @@ pub struct QueueOptions {
     pub backoff: Backoff,
     /// Record every settled job in the audit bitmap (benchmarks always do).
     pub audit: bool,
+    /// Partitions of the queue, each under a hash tag of its own (1 = unpartitioned).
+    pub partitions: u16,
 }
 
 impl Default for QueueOptions {
@@ -55,6 +66,7 @@ impl Default for QueueOptions {
             max_reclaims: 5,
             backoff: Backoff::default(),
             audit: true,
+            partitions: 1,
         }
     }
 }
@@ -68,6 +80,8 @@ pub struct Claimed {
     pub job: Result<Job, DecodeError>,
     /// The encoded job as stored, moved unchanged to the dead letters if it must die.
     pub raw: Vec<u8>,
+    /// The partition whose stream the entry is in (0 when the queue is not partitioned).
+    pub partition: u16,
 }
 
 /// How a worker finished a claimed job.
@@ -96,7 +110,8 @@ pub struct Reclaimed {
     pub dead: u64,
     /// Pending records whose entry had already been deleted.
     pub gone: u64,
-    /// Where the next call continues its scan (`0-0` once the scan wrapped around).
+    /// Where the next call continues its scan (`0-0` once the scan wrapped around); with
+    /// several partitions, one cursor per partition separated by commas.
     pub cursor: String,
 }
 
@@ -115,19 +130,46 @@ pub struct Depth {
 /// One queue on one Redis deployment; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Queue {
+    /// Partition 0's keys: the queue's name, run counter and published statistics.
     keys: QueueKeys,
+    /// Every partition's keys, partition 0 first.
+    partitions: Arc<[QueueKeys]>,
     redis: Redis,
     options: QueueOptions,
     clock: SharedClock,
+    /// Which partition the next enqueued batch goes to (shared by clones in this process).
+    enqueue_to: Rotation,
+    /// Which partition the next claim looks at first.
+    claim_from: Rotation,
 }
 
 impl Queue {
     pub fn new(redis: Redis, name: &str, options: QueueOptions, clock: SharedClock) -> Self {
-        Self { keys: QueueKeys::new(&options.prefix, name), redis, options, clock }
+        let partitions: Arc<[QueueKeys]> =
+            (0..options.partitions.max(1)).map(|p| QueueKeys::partition(&options.prefix, name, p)).collect();
+        Self {
+            keys: partitions[0].clone(),
+            partitions,
+            redis,
+            options,
+            clock,
+            enqueue_to: Rotation::default(),
+            claim_from: Rotation::default(),
+        }
     }
 
+    /// Partition 0's keys (the only ones of an unpartitioned queue).
     pub fn keys(&self) -> &QueueKeys {
         &self.keys
+    }
+
+    /// Every partition's keys, partition 0 first.
+    pub fn partition_keys(&self) -> &[QueueKeys] {
+        &self.partitions
+    }
+
+    fn partition_count(&self) -> usize {
+        self.partitions.len()
     }
 
     pub fn options(&self) -> &QueueOptions {
@@ -138,9 +180,16 @@ impl Queue {
         &self.redis
     }
 
-    /// Creates the stream and its consumer group if they do not exist yet.
+    /// Creates the stream and its consumer group of every partition if they do not exist yet.
     pub async fn ensure_group(&self) -> Result<()> {
-        let ready = self.keys.ready();
+        for keys in self.partitions.iter() {
+            self.ensure_group_in(keys).await?;
+        }
+        Ok(())
+    }
+
+    async fn ensure_group_in(&self, keys: &QueueKeys) -> Result<()> {
+        let ready = keys.ready();
         let created = self
             .redis
             .with_conn(async |c| {
@@ -160,9 +209,16 @@ impl Queue {
         }
     }
 
-    /// Deletes every key of the queue (a benchmark run starts from nothing).
+    /// Deletes every key of the queue, in every partition (a benchmark run starts from nothing).
     pub async fn reset(&self) -> Result<()> {
-        let (pattern, ready) = (self.keys.pattern(), self.keys.ready());
+        for keys in self.partitions.iter() {
+            self.reset_in(keys).await?;
+        }
+        Ok(())
+    }
+
+    async fn reset_in(&self, keys: &QueueKeys) -> Result<()> {
+        let (pattern, ready) = (keys.pattern(), keys.ready());
         self.redis
             .with_conn(async |c| {
                 // Every key of the queue shares one hash tag, so one slot: on a cluster the
@@ -181,9 +237,23 @@ impl Queue {
         self.enqueue_batch(std::slice::from_ref(job)).await
     }
 
-    /// Adds jobs to the ready stream in one pipelined round trip.
+    /// Adds jobs to the ready stream in one pipelined round trip. With several partitions, each
+    /// call goes to the next partition in turn (round-robin by batch: one slot per round trip).
     pub async fn enqueue_batch(&self, jobs: &[Job]) -> Result<()> {
-        let ready = self.keys.ready();
+        let p = self.enqueue_to.next(self.partition_count());
+        self.enqueue_batch_to(p as u16, jobs).await
+    }
+
+    /// Adds `job` to the partition that `key` maps to: jobs with the same key stay in one
+    /// partition, so they are handed out in the order they were enqueued.
+    pub async fn enqueue_keyed(&self, job: &Job, key: &str) -> Result<()> {
+        let p = partition::of_key(key, self.partition_count());
+        self.enqueue_batch_to(p, std::slice::from_ref(job)).await
+    }
+
+    /// Adds jobs to the ready stream of partition `p` in one pipelined round trip.
+    pub async fn enqueue_batch_to(&self, p: u16, jobs: &[Job]) -> Result<()> {
+        let ready = self.partition(p)?.ready();
         let mut pipe = redis::pipe();
         for job in jobs {
             pipe.cmd("XADD").arg(&ready).arg("*").arg(JOB_FIELD).arg(job.encode()).ignore();
@@ -203,37 +273,87 @@ impl Queue {
 
     /// Claims up to `count` jobs for `consumer`, waiting up to `block` for the first one.
     /// Runs on a dedicated connection: a blocking read holds up its connection.
+    ///
+    /// With several partitions, every claim starts at the next partition in turn and takes the
+    /// first partition that has jobs (one non-blocking read each); only when every partition is
+    /// empty does it block, on the partition it started at. So partitions are served fairly and
+    /// a busy partition never waits behind an empty one. (A read cannot span partitions: on a
+    /// cluster their streams are on different nodes.)
     pub async fn claim(&self, conn: &mut Conn, consumer: &str, count: usize, block: Duration) -> Result<Vec<Claimed>> {
-        let reply: Value = redis::cmd("XREADGROUP")
-            .arg("GROUP")
-            .arg(GROUP)
-            .arg(consumer)
-            .arg("COUNT")
-            .arg(count)
-            .arg("BLOCK")
-            .arg(block.as_micros().div_ceil(1000).max(1) as u64) // BLOCK 0 would wait forever
-            .arg("STREAMS")
-            .arg(self.keys.ready())
-            .arg(">")
-            .query_async(conn)
-            .await?;
-        Ok(parse_read_reply(reply))
+        let n = self.partition_count();
+        if n == 1 {
+            return self.claim_in(0, conn, consumer, count, Some(block)).await;
+        }
+        let start = self.claim_from.next(n);
+        for i in 0..n {
+            let p = ((start + i) % n) as u16;
+            let claimed = self.claim_in(p, conn, consumer, count, None).await?;
+            if !claimed.is_empty() {
+                return Ok(claimed);
+            }
+        }
+        self.claim_in(start as u16, conn, consumer, count, Some(block)).await
+    }
+
+    /// One XREADGROUP on partition `p`, blocking up to `block` when given.
+    async fn claim_in(
+        &self,
+        p: u16,
+        conn: &mut Conn,
+        consumer: &str,
+        count: usize,
+        block: Option<Duration>,
+    ) -> Result<Vec<Claimed>> {
+        let mut read = redis::cmd("XREADGROUP");
+        read.arg("GROUP").arg(GROUP).arg(consumer).arg("COUNT").arg(count);
+        if let Some(block) = block {
+            read.arg("BLOCK").arg(block.as_micros().div_ceil(1000).max(1) as u64); // BLOCK 0 would wait forever
+        }
+        let reply: Value = read.arg("STREAMS").arg(self.partition(p)?.ready()).arg(">").query_async(conn).await?;
+        Ok(parse_read_reply(reply, p))
+    }
+
+    /// The keys of partition `p`; an error for a partition the queue does not have (a claimed
+    /// job is always of one of ours).
+    fn partition(&self, p: u16) -> Result<&QueueKeys> {
+        self.partitions.get(usize::from(p)).ok_or_else(|| {
+            crate::Error::Other(format!(
+                "queue {} has {} partition(s), not {p}",
+                self.keys.queue(),
+                self.partitions.len()
+            ))
+        })
     }
 
     /// Settles a batch of claimed jobs in one atomic round trip: completed jobs are
     /// acknowledged and deleted; failed jobs are scheduled for a retry with backoff, or moved
     /// to the dead letters after their last attempt; undecodable entries go to the dead
     /// letters with the reason.
+    ///
+    /// A batch that spans partitions (a claim reads one, so this is rare) is settled in one
+    /// round trip per partition, at the same time; each is atomic on its own.
     pub async fn settle(&self, batch: &[(Claimed, Outcome)]) -> Result<Settled> {
+        let groups = group_by_partition(batch, |(c, _)| c.partition);
+        let settled = futures::future::try_join_all(groups.iter().map(|(p, jobs)| self.settle_in(*p, jobs))).await?;
+        Ok(settled.into_iter().fold(Settled::default(), |a, b| Settled {
+            completed: a.completed + b.completed,
+            retried: a.retried + b.retried,
+            dead: a.dead + b.dead,
+            duplicates: a.duplicates + b.duplicates,
+        }))
+    }
+
+    async fn settle_in(&self, p: u16, batch: &[&(Claimed, Outcome)]) -> Result<Settled> {
         if batch.is_empty() {
             return Ok(Settled::default());
         }
-        let (ready, delayed, dead) = (self.keys.ready(), self.keys.delayed(), self.keys.dead());
+        let keys = self.partition(p)?;
+        let (ready, delayed, dead) = (keys.ready(), keys.delayed(), keys.dead());
         let now_ms = self.clock.now_ms();
         let mut rng = rand::rng();
         let mut settled = Settled::default();
         let mut audit_bits = redis::cmd("BITFIELD");
-        audit_bits.arg(self.keys.audit_done());
+        audit_bits.arg(keys.audit_done());
         let mut audited = 0usize;
         let mut pipe = redis::pipe();
         pipe.atomic();
@@ -285,11 +405,19 @@ impl Queue {
     }
 
     /// Resets the idle time of jobs `consumer` still runs, so they are not reclaimed.
-    pub async fn renew(&self, consumer: &str, entry_ids: &[String]) -> Result<()> {
+    pub async fn renew(&self, consumer: &str, held: &[Claimed]) -> Result<()> {
+        for (p, claimed) in group_by_partition(held, |c| c.partition) {
+            let ids: Vec<&str> = claimed.iter().map(|c| c.entry_id.as_str()).collect();
+            self.renew_in(p, consumer, &ids).await?;
+        }
+        Ok(())
+    }
+
+    async fn renew_in(&self, p: u16, consumer: &str, entry_ids: &[&str]) -> Result<()> {
         if entry_ids.is_empty() {
             return Ok(());
         }
-        let ready = self.keys.ready();
+        let ready = self.partition(p)?.ready();
         self.redis
             .with_conn(async |c| {
                 redis::cmd("XCLAIM")
@@ -306,9 +434,15 @@ impl Queue {
     }
 
     /// Moves up to `limit` (≤ 1000) delayed jobs whose due time has passed into the ready
-    /// stream. Returns how many moved.
+    /// stream, in each partition. Returns how many moved.
     pub async fn promote_due(&self, limit: usize) -> Result<u64> {
-        let (delayed, ready, now) = (self.keys.delayed(), self.keys.ready(), self.clock.now_ms());
+        let moved =
+            futures::future::try_join_all(self.partitions.iter().map(|k| self.promote_due_in(k, limit))).await?;
+        Ok(moved.into_iter().sum())
+    }
+
+    async fn promote_due_in(&self, keys: &QueueKeys, limit: usize) -> Result<u64> {
+        let (delayed, ready, now) = (keys.delayed(), keys.ready(), self.clock.now_ms());
         let limit = limit.min(1000);
         self.redis
             .with_conn(async |c| {
@@ -317,10 +451,23 @@ impl Queue {
             .await
     }
 
-    /// Gives back up to `limit` jobs whose worker has not renewed its lease, scanning the
-    /// pending list from `cursor` (start with `"0-0"`).
+    /// Gives back up to `limit` jobs (per partition) whose worker has not renewed its lease,
+    /// scanning each partition's pending list from its part of `cursor` (start with `"0-0"`;
+    /// then pass back the cursor the previous call returned).
     pub async fn reclaim(&self, cursor: &str, limit: usize) -> Result<Reclaimed> {
-        let (ready, dead, audit) = (self.keys.ready(), self.keys.dead(), self.keys.audit_done());
+        let cursors = partition::split_cursor(cursor, self.partition_count());
+        let each = self.partitions.iter().zip(&cursors).map(|(keys, cursor)| self.reclaim_in(keys, cursor, limit));
+        let each = futures::future::try_join_all(each).await?;
+        Ok(Reclaimed {
+            moved: each.iter().map(|r| r.moved).sum(),
+            dead: each.iter().map(|r| r.dead).sum(),
+            gone: each.iter().map(|r| r.gone).sum(),
+            cursor: partition::join_cursor(each.iter().map(|r| r.cursor.as_str())),
+        })
+    }
+
+    async fn reclaim_in(&self, keys: &QueueKeys, cursor: &str, limit: usize) -> Result<Reclaimed> {
+        let (ready, dead, audit) = (keys.ready(), keys.dead(), keys.audit_done());
         let lease_ms = self.options.lease.as_millis() as u64;
         let (moved, dead_n, gone, cursor): (u64, u64, u64, String) = self
             .redis
@@ -343,9 +490,19 @@ impl Queue {
         Ok(Reclaimed { moved, dead: dead_n, gone, cursor })
     }
 
-    /// How many jobs are in each state, read in one round trip.
+    /// How many jobs are in each state, summed over partitions (one round trip each).
     pub async fn depth(&self) -> Result<Depth> {
-        let (ready, delayed, dead) = (self.keys.ready(), self.keys.delayed(), self.keys.dead());
+        let each = futures::future::try_join_all(self.partitions.iter().map(|k| self.depth_in(k))).await?;
+        Ok(each.into_iter().fold(Depth::default(), |a, b| Depth {
+            waiting: a.waiting + b.waiting,
+            in_flight: a.in_flight + b.in_flight,
+            delayed: a.delayed + b.delayed,
+            dead: a.dead + b.dead,
+        }))
+    }
+
+    async fn depth_in(&self, keys: &QueueKeys) -> Result<Depth> {
+        let (ready, delayed, dead) = (keys.ready(), keys.delayed(), keys.dead());
         let (len, pending, delayed_n, dead_n): (u64, Value, u64, u64) = self
             .redis
             .with_conn(async |c| {
@@ -377,8 +534,14 @@ impl Queue {
     /// How long the oldest job not yet handed to a worker has waited (zero when none waits):
     /// the first entry after the group's last-delivered id, whose id is the time Redis added
     /// it (ms), against Redis's own clock (`TIME`), so client clock skew does not matter.
+    /// With several partitions: the oldest over all of them.
     pub async fn oldest_waiting_age(&self) -> Result<Duration> {
-        let ready = self.keys.ready();
+        let each = futures::future::try_join_all(self.partitions.iter().map(|k| self.oldest_waiting_age_in(k))).await?;
+        Ok(each.into_iter().max().unwrap_or_default())
+    }
+
+    async fn oldest_waiting_age_in(&self, keys: &QueueKeys) -> Result<Duration> {
+        let ready = keys.ready();
         let (groups, (secs, micros)): (Value, (u64, u64)) = self
             .redis
             .with_conn(async |c| redis::pipe().cmd("XINFO").arg("GROUPS").arg(&ready).cmd("TIME").query_async(c).await)
@@ -423,27 +586,53 @@ impl Queue {
         Ok(added_ms.map_or(Duration::ZERO, |ms| Duration::from_millis(now_ms.saturating_sub(ms))))
     }
 
-    /// The distinct jobs finished (completed or dead), from the audit bitmap.
+    /// The distinct jobs finished (completed or dead), from the audit bitmaps. A job lives in
+    /// one partition, so the partitions' counts add up.
     pub async fn audited_done(&self) -> Result<u64> {
-        let key = self.keys.audit_done();
-        self.redis.with_conn(async |c| redis::cmd("BITCOUNT").arg(&key).query_async(c).await).await
+        let each =
+            self.partitions.iter().map(|k| {
+                let key = k.audit_done();
+                async move {
+                    self.redis.with_conn(async |c| redis::cmd("BITCOUNT").arg(&key).query_async::<u64>(c).await).await
+                }
+            });
+        Ok(futures::future::try_join_all(each).await?.into_iter().sum())
     }
 
-    /// Up to `limit` sequence numbers below `produced` whose audit bit is not set.
+    /// Up to `limit` sequence numbers below `produced` whose audit bit is set in no partition.
     pub async fn missing(&self, produced: u64, limit: usize) -> Result<Vec<u64>> {
-        let key = self.keys.audit_done();
-        let bits: Vec<u8> = self
-            .redis
-            .with_conn(async |c| redis::cmd("GET").arg(&key).query_async::<Option<Vec<u8>>>(c).await)
-            .await?
-            .unwrap_or_default();
+        let mut bits: Vec<u8> = Vec::new();
+        for keys in self.partitions.iter() {
+            let key = keys.audit_done();
+            let part: Vec<u8> = self
+                .redis
+                .with_conn(async |c| redis::cmd("GET").arg(&key).query_async::<Option<Vec<u8>>>(c).await)
+                .await?
+                .unwrap_or_default();
+            if bits.len() < part.len() {
+                bits.resize(part.len(), 0);
+            }
+            bits.iter_mut().zip(&part).for_each(|(b, p)| *b |= p);
+        }
         let bit = |seq: u64| bits.get((seq / 8) as usize).is_some_and(|b| b & (0x80 >> (seq % 8)) != 0);
         Ok((0..produced).filter(|&s| !bit(s)).take(limit).collect())
     }
 
-    /// Dead letters as `(job, reason)`, oldest first, at most `limit`.
+    /// Dead letters as `(job, reason)`, oldest first within each partition (partition 0
+    /// first), at most `limit`.
     pub async fn dead_letters(&self, limit: usize) -> Result<Vec<(Vec<u8>, String)>> {
-        let dead = self.keys.dead();
+        let mut out = Vec::new();
+        for keys in self.partitions.iter() {
+            if out.len() >= limit {
+                break;
+            }
+            out.extend(self.dead_letters_in(keys, limit - out.len()).await?);
+        }
+        Ok(out)
+    }
+
+    async fn dead_letters_in(&self, keys: &QueueKeys, limit: usize) -> Result<Vec<(Vec<u8>, String)>> {
+        let dead = keys.dead();
         let reply: Value = self
             .redis
             .with_conn(async |c| {
@@ -497,7 +686,7 @@ impl Queue {
 }
 
 /// XREADGROUP's reply: `[[stream, [[id, [field, value, ...]], ...]]]`, or nil on timeout.
-fn parse_read_reply(reply: Value) -> Vec<Claimed> {
+fn parse_read_reply(reply: Value, partition: u16) -> Vec<Claimed> {
     let Value::Array(streams) = reply else { return Vec::new() };
     let mut out = Vec::new();
     for stream in streams {
@@ -519,7 +708,7 @@ fn parse_read_reply(reply: Value) -> Vec<Claimed> {
                 Some(bytes) => Job::decode(bytes),
                 None => Err(DecodeError("entry has no job field".into())),
             };
-            out.push(Claimed { entry_id, job, raw: raw.unwrap_or_default() });
+            out.push(Claimed { entry_id, job, raw: raw.unwrap_or_default(), partition });
         }
     }
     out

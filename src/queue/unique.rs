@@ -45,7 +45,9 @@ impl Queue {
         if ttl_ms == 0 {
             return Err(Error::Other("idempotency key: expected a time to live of at least 1ms".into()));
         }
-        let (unique, ready) = (self.keys.unique(key), self.keys.ready());
+        // The key picks the partition, so a repeat lands where the first job's key lives.
+        let keys = &self.partition_keys()[usize::from(super::partition::of_key(key, self.partition_keys().len()))];
+        let (unique, ready) = (keys.unique(key), keys.ready());
         let (added, id): (u8, String) = self
             .redis
             .with_conn(async |c| {

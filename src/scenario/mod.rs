@@ -178,6 +178,9 @@ pub struct QueueSection {
     pub backoff_base: Duration,
     #[serde(deserialize_with = "duration")]
     pub backoff_max: Duration,
+    /// Partitions of the queue, each under a hash tag of its own so they spread over a Redis
+    /// Cluster's masters (1 = unpartitioned).
+    pub partitions: u16,
 }
 
 impl Default for QueueSection {
@@ -191,6 +194,7 @@ impl Default for QueueSection {
             max_reclaims: d.max_reclaims,
             backoff_base: d.backoff.base,
             backoff_max: d.backoff.max,
+            partitions: d.partitions,
         }
     }
 }
@@ -419,6 +423,16 @@ impl Scenario {
         {
             return bad("queue.name", format!("expected letters, digits, '-', '_' or '.', got {q:?}"));
         }
+        if !(1..=crate::queue::partition::MAX_PARTITIONS).contains(&self.queue.partitions) {
+            return bad(
+                "queue.partitions",
+                format!(
+                    "expected a whole number from 1 to {}, got {}",
+                    crate::queue::partition::MAX_PARTITIONS,
+                    self.queue.partitions
+                ),
+            );
+        }
         if !valid_name(&self.queue.prefix) {
             return bad(
                 "queue.prefix",
@@ -521,6 +535,7 @@ impl Scenario {
             max_reclaims: self.queue.max_reclaims,
             backoff: Backoff { base: self.queue.backoff_base, max: self.queue.backoff_max },
             audit: true,
+            partitions: self.queue.partitions,
         }
     }
 }

@@ -95,7 +95,7 @@ async fn every_queue_operation_works_on_a_cluster() {
         // Claimed and never settled: the reclaim script gives them back.
         let held = queue.claim(&mut conn, "w2", 10, Duration::from_millis(50)).await.unwrap();
         assert_eq!(held.len(), 2);
-        queue.renew("w2", &held.iter().map(|c| c.entry_id.clone()).collect::<Vec<_>>()).await.unwrap();
+        queue.renew("w2", &held).await.unwrap();
         let r = queue.reclaim("0-0", 100).await.unwrap();
         assert_eq!(r.moved, 0, "a 30 s lease has not expired");
         assert!(queue.oldest_waiting_age().await.unwrap() < Duration::from_secs(5));
@@ -134,6 +134,31 @@ async fn the_quick_scenario_runs_on_a_cluster_and_loses_nothing() {
     let c = &r.counts;
     assert_eq!((c.produced, c.finished, c.lost, c.duplicates), (2_000, 2_000, 0, 0), "{c:?}");
     assert_eq!(r.remaining.waiting + r.remaining.in_flight + r.remaining.delayed, 0, "{:?}", r.remaining);
+}
+
+#[actix_rt::test]
+async fn a_partitioned_queue_spreads_over_the_masters_and_loses_nothing() {
+    let cluster = shared_cluster();
+    let redis = Redis::connect(&cluster.url()).await.unwrap();
+    let name = support::unique_name("cluster-partitioned");
+    let text = format!(
+        "name = \"{name}\"\ndescription = \"partitioned\"\n[queue]\nname = \"{name}\"\npartitions = 6\n\
+         [producer]\njobs = 3000\nbatch = 100\n[workers]\ncount = 3\n[phases]\ndrain_timeout = \"30s\"\n"
+    );
+    let s = Scenario::parse(&text, Path::new("partitioned.toml")).unwrap_or_else(|e| panic!("{e}"));
+    let queue = Queue::new(redis.clone(), &name, s.queue_options(), clock::system());
+    let masters: std::collections::BTreeSet<usize> =
+        queue.partition_keys().iter().map(|k| cluster.master_of(&k.ready()).unwrap()).collect();
+    assert!(masters.len() >= 2, "6 partitions all on one master: {masters:?}");
+    let r = run::run_scenario(&s, &redis, &run_options(), never()).await.unwrap_or_else(|e| panic!("run failed: {e}"));
+    let c = &r.counts;
+    assert_eq!((c.produced, c.finished, c.lost, c.duplicates), (3_000, 3_000, 0, 0), "{c:?}");
+    // Every partition carried a share of the jobs.
+    for keys in queue.partition_keys() {
+        let key = keys.audit_done();
+        let done: u64 = redis.with_conn(async |c| redis::cmd("BITCOUNT").arg(&key).query_async(c).await).await.unwrap();
+        assert!(done > 0, "partition {key} got no job");
+    }
 }
 
 /// A master killed (SIGKILL) mid-run while a producer and workers use its slot: its replica is

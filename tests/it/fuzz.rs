@@ -45,6 +45,7 @@ const KEYS: &[&str] = &[
     "max_reclaims",
     "backoff_base",
     "backoff_max",
+    "partitions",
     "prefix",
     "count",
     "rate",

@@ -9,6 +9,7 @@ mod cluster;
 mod eviction;
 mod faults;
 mod fuzz;
+mod partition;
 mod queue;
 mod run;
 mod scenario;

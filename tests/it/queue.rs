@@ -274,12 +274,11 @@ async fn renewed_lease_is_not_reclaimed() {
     let queue = support::queue("renew", options).await;
     queue.enqueue(&job(0)).await.unwrap();
     let held = claim(&queue, "slow-worker", 10).await;
-    let ids: Vec<String> = held.iter().map(|c| c.entry_id.clone()).collect();
 
     // Three leases pass while the worker renews every third of one.
     for tick in 0..9 {
         tokio::time::sleep(SHORT_LEASE / 3).await;
-        queue.renew("slow-worker", &ids).await.unwrap();
+        queue.renew("slow-worker", &held).await.unwrap();
         let r = queue.reclaim("0-0", 100).await.unwrap();
         assert_eq!((r.moved, r.dead), (0, 0), "tick {tick}: a renewed lease was reclaimed");
     }
