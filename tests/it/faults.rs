@@ -100,7 +100,7 @@ async fn redis_paused_longer_than_a_lease_loses_nothing_and_counts_duplicates() 
     let url = server.url();
     let pid = server.pid().expect("server running").to_string();
     let s = scenario(
-        "[queue]\nlease = \"1s\"\n[producer]\nrate = 1000\nduration = \"3s\"\n[workers]\ncount = 2\nbatch = 20\n\
+        "[queue]\nlease = \"1s\"\n[producer]\nrate = 1000\nduration = \"3s\"\n[workers]\ncount = 2\nconcurrency = 10\nbatch = 20\n\
          [[jobs]]\nkind = \"sleep\"\nduration = \"5ms\"\n[phases]\ndrain_timeout = \"30s\"\n",
     );
     let pauser = std::thread::spawn(move || {
