@@ -167,12 +167,19 @@ impl TlsFiles {
     }
 }
 
-/// Where Redis is and how to reach it: what settings and flags resolve to.
-#[derive(Debug, Clone)]
+/// Where Redis is and how to reach it: what settings and flags resolve to. Its `Debug` shows
+/// the URL redacted.
+#[derive(Clone)]
 pub struct Endpoint {
     /// May hold a password: print [`redact_url`] of it, never the URL itself.
     pub url: String,
     pub tls: TlsFiles,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint").field("url", &redact_url(&self.url)).field("tls", &self.tls).finish()
+    }
 }
 
 impl Endpoint {
@@ -458,6 +465,12 @@ fn redact_error(message: &str, url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::{cluster_seed_urls, redact_url};
+
+    #[test]
+    fn debug_output_of_an_endpoint_hides_its_password() {
+        let e = super::Endpoint::plain("redis://app:hunter2@h:1");
+        assert!(!format!("{e:?}").contains("hunter2"), "{e:?}");
+    }
 
     #[test]
     fn passwords_never_survive_redaction() {

@@ -15,7 +15,8 @@ pub const ENV_VARS: &[&str] = &[
     "CONVEYOR_TLS_KEY_FILE",
 ];
 
-#[derive(Debug, Clone, Deserialize, Default)]
+/// Its `Debug` shows the Redis URL redacted.
+#[derive(Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     /// `redis://[user:password@]host:port[/db]` or `rediss://...`; none = start a private
@@ -29,6 +30,18 @@ pub struct Settings {
     pub tls_cert_file: Option<PathBuf>,
     /// PEM private key of the client certificate.
     pub tls_key_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("redis_url", &self.redis_url.as_deref().map(crate::connection::redact_url))
+            .field("results_dir", &self.results_dir)
+            .field("tls_ca_file", &self.tls_ca_file)
+            .field("tls_cert_file", &self.tls_cert_file)
+            .field("tls_key_file", &self.tls_key_file)
+            .finish()
+    }
 }
 
 impl Settings {
