@@ -4,6 +4,7 @@
 //! with its own (synchronous) Redis connection, so the run's event loop is never blocked. The
 //! run itself reports lost and duplicate jobs as always; this adds the recovery times.
 
+use crate::connection::Endpoint;
 use crate::error::{Error, Result};
 use crate::queue::{GROUP, QueueKeys};
 use crate::redis_server::RedisServer;
@@ -83,15 +84,17 @@ impl std::fmt::Debug for Driver {
     }
 }
 
-/// Starts the worker processes and arms the faults. `url` (which may hold a password) only
-/// reaches the worker processes' environment. A Redis restart needs the private `server`.
+/// Starts the worker processes and arms the faults. The endpoint's URL (which may hold a
+/// password) and TLS files reach the worker processes through their environment only. A Redis
+/// restart needs the private `server`.
 pub fn start(
     plan: &Chaos,
     scenario_file: &Path,
-    url: &str,
+    endpoint: &Endpoint,
     keys: QueueKeys,
     server: Option<RedisServer>,
 ) -> Result<Driver> {
+    let url = endpoint.url.as_str();
     if plan.restart_redis_at.is_some() && server.is_none() {
         return Err(Error::Other(
             "chaos.restart_redis_at needs the private redis-server: run without a Redis URL".into(),
@@ -100,10 +103,19 @@ pub fn start(
     let exe = std::env::current_exe()?;
     let mut workers = Vec::new();
     for _ in 0..plan.worker_processes {
-        let child = Command::new(&exe)
-            .args(["worker", "--metrics-addr", "off"])
-            .arg(scenario_file)
-            .env("CONVEYOR_REDIS_URL", url)
+        let mut command = Command::new(&exe);
+        command.args(["worker", "--metrics-addr", "off"]).arg(scenario_file).env("CONVEYOR_REDIS_URL", url);
+        let tls = &endpoint.tls;
+        for (var, file) in [
+            ("CONVEYOR_TLS_CA_FILE", &tls.ca),
+            ("CONVEYOR_TLS_CERT_FILE", &tls.cert),
+            ("CONVEYOR_TLS_KEY_FILE", &tls.key),
+        ] {
+            if let Some(file) = file {
+                command.env(var, file);
+            }
+        }
+        let child = command
             .env("RUST_LOG", "error")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

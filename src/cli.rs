@@ -290,7 +290,7 @@ fn run_command(args: RunArgs, local_workers: bool) -> Result<ExitCode> {
         true => None,
         false => {
             let keys = QueueKeys::new(&scenario.queue.prefix, &scenario.queue_name());
-            Some(crate::chaos::start(&chaos_plan, &args.scenario, &endpoint.url, keys, server.take())?)
+            Some(crate::chaos::start(&chaos_plan, &args.scenario, &endpoint, keys, server.take())?)
         }
     };
     let result = System::new().block_on(async move {
