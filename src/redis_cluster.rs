@@ -1,7 +1,9 @@
 //! A private Redis Cluster on loopback, for tests and local measurements: N masters (and R
 //! replicas per master) started as [`RedisServer`]s with `--cluster-enabled yes`, joined by
-//! `redis-cli --cluster create`, and ready once every node reports `cluster_state:ok` and every
-//! slot covered. Nodes can be killed one at a time to watch a replica take over.
+//! `redis-cli --cluster create` (by hand for 1 or 2 masters, which redis-cli refuses), and ready
+//! once every node reports `cluster_state:ok` and every slot covered. Nodes can be killed one at
+//! a time to watch a replica take over. Every node is killed when the handle drops, so keep the
+//! handle in the test (a `static` is never dropped and would leave the nodes running).
 
 use crate::error::{Error, Result};
 use crate::redis_server::{RedisServer, ServerOptions, free_port};
@@ -34,6 +36,8 @@ impl Default for ClusterOptions {
 pub struct RedisCluster {
     /// Every node, masters first as `redis-cli --cluster create` assigned them.
     nodes: Vec<RedisServer>,
+    /// The cluster bus port of each node (`CLUSTER MEET` must name it).
+    bus_ports: Vec<u16>,
 }
 
 /// One node as `CLUSTER NODES` describes it.
@@ -51,11 +55,17 @@ impl RedisCluster {
         if options.masters == 0 {
             return Err(Error::RedisServer("a cluster needs at least one master".into()));
         }
+        if options.masters < 3 && options.replicas_per_master > 0 {
+            // Failover needs a majority of masters to vote; with fewer than 3 there is none.
+            return Err(Error::RedisServer("replicas need at least 3 masters (failover needs a majority)".into()));
+        }
         let count = options.masters * (1 + options.replicas_per_master);
         let mut nodes = Vec::with_capacity(count);
+        let mut bus_ports = Vec::with_capacity(count);
         for _ in 0..count {
             // The cluster bus listens on a port of its own; port + 10000 may not exist.
             let bus = free_port()?;
+            bus_ports.push(bus);
             let mut args: Vec<String> = [
                 "--cluster-enabled",
                 "yes",
@@ -78,13 +88,24 @@ impl RedisCluster {
             args.extend(options.args.iter().cloned());
             nodes.push(RedisServer::start(ServerOptions { args })?);
         }
-        let cluster = Self { nodes };
+        let cluster = Self { nodes, bus_ports };
+        if options.masters >= 3 {
+            cluster.create_with_redis_cli(options.replicas_per_master)?;
+        } else {
+            cluster.create_by_hand(options.masters)?;
+        }
+        cluster.wait_ready(Duration::from_secs(20))?;
+        Ok(cluster)
+    }
+
+    /// `redis-cli --cluster create`: slots spread evenly, replicas assigned to masters.
+    fn create_with_redis_cli(&self, replicas_per_master: usize) -> Result<()> {
         let mut create = Command::new("redis-cli");
         create.arg("--cluster").arg("create");
-        for node in &cluster.nodes {
+        for node in &self.nodes {
             create.arg(format!("127.0.0.1:{}", node.port()));
         }
-        create.arg("--cluster-replicas").arg(options.replicas_per_master.to_string()).arg("--cluster-yes");
+        create.arg("--cluster-replicas").arg(replicas_per_master.to_string()).arg("--cluster-yes");
         let out = create.output().map_err(|e| Error::RedisServer(format!("cannot run redis-cli: {e}")))?;
         if !out.status.success() {
             return Err(Error::RedisServer(format!(
@@ -93,8 +114,35 @@ impl RedisCluster {
                 String::from_utf8_lossy(&out.stderr)
             )));
         }
-        cluster.wait_ready(Duration::from_secs(20))?;
-        Ok(cluster)
+        Ok(())
+    }
+
+    /// What `redis-cli --cluster create` refuses to do for fewer than 3 masters (a cluster that
+    /// cannot fail over, but a fine yardstick): slots split evenly over the first `masters`
+    /// nodes, every node introduced to the first, the rest replicating the masters in turn.
+    fn create_by_hand(&self, masters: usize) -> Result<()> {
+        let ports: Vec<u16> = self.nodes.iter().map(RedisServer::port).collect();
+        for (i, &port) in ports.iter().take(masters).enumerate() {
+            let first = i * 16384 / masters;
+            let last = (i + 1) * 16384 / masters - 1;
+            cli(port, &["CLUSTER", "ADDSLOTSRANGE", &first.to_string(), &last.to_string()])?;
+            cli(port, &["CLUSTER", "SET-CONFIG-EPOCH", &(i + 1).to_string()])?;
+        }
+        for (&port, bus) in ports.iter().zip(&self.bus_ports).skip(1) {
+            cli(ports[0], &["CLUSTER", "MEET", "127.0.0.1", &port.to_string(), &bus.to_string()])?;
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while ports.iter().any(|&p| self.roles_seen_by(p).map_or(true, |r| r.len() < ports.len())) {
+            if Instant::now() > deadline {
+                return Err(Error::RedisServer("cluster nodes did not meet within 20 s".into()));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        for (i, &port) in ports.iter().enumerate().skip(masters) {
+            let master_id = cli(ports[i % masters], &["CLUSTER", "MYID"])?;
+            cli(port, &["CLUSTER", "REPLICATE", master_id.trim()])?;
+        }
+        Ok(())
     }
 
     /// `redis+cluster://` URL naming every running node as a seed.

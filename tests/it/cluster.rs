@@ -11,16 +11,11 @@ use conveyor::redis_cluster::{ClusterOptions, RedisCluster};
 use conveyor::run::{self, Interrupt, RunOptions};
 use conveyor::scenario::Scenario;
 use std::path::Path;
-use std::sync::OnceLock;
 use std::time::Duration;
 
-/// The 3-master cluster the tests of this module share (tests that kill nodes start their own).
-fn shared_cluster() -> &'static RedisCluster {
-    static CLUSTER: OnceLock<RedisCluster> = OnceLock::new();
-    CLUSTER.get_or_init(|| {
-        RedisCluster::start(ClusterOptions::default())
-            .unwrap_or_else(|e| panic!("tests need a real redis cluster: {e}"))
-    })
+/// A 3-master cluster of the test's own (about a second to start); its nodes stop when it drops.
+fn cluster() -> RedisCluster {
+    RedisCluster::start(ClusterOptions::default()).unwrap_or_else(|e| panic!("tests need a real redis cluster: {e}"))
 }
 
 fn job(seq: u64) -> Job {
@@ -52,7 +47,7 @@ fn run_options() -> RunOptions {
 
 #[tokio::test]
 async fn every_queue_operation_works_on_a_cluster() {
-    let cluster = shared_cluster();
+    let cluster = cluster();
     let redis = Redis::connect(&cluster.url()).await.expect("connect to the cluster");
     assert!(redis.is_cluster());
     // Several queues, so their slots land on different masters.
@@ -125,7 +120,7 @@ async fn every_queue_operation_works_on_a_cluster() {
 
 #[actix_rt::test]
 async fn the_quick_scenario_runs_on_a_cluster_and_loses_nothing() {
-    let cluster = shared_cluster();
+    let cluster = cluster();
     let redis = Redis::connect(&cluster.url()).await.unwrap();
     let mut s = Scenario::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/quick.toml"))).unwrap();
     s.queue.name = Some(support::unique_name("cluster-quick"));
@@ -138,7 +133,7 @@ async fn the_quick_scenario_runs_on_a_cluster_and_loses_nothing() {
 
 #[actix_rt::test]
 async fn a_partitioned_queue_spreads_over_the_masters_and_loses_nothing() {
-    let cluster = shared_cluster();
+    let cluster = cluster();
     let redis = Redis::connect(&cluster.url()).await.unwrap();
     let name = support::unique_name("cluster-partitioned");
     let text = format!(
@@ -159,6 +154,25 @@ async fn a_partitioned_queue_spreads_over_the_masters_and_loses_nothing() {
         let done: u64 = redis.with_conn(async |c| redis::cmd("BITCOUNT").arg(&key).query_async(c).await).await.unwrap();
         assert!(done > 0, "partition {key} got no job");
     }
+}
+
+/// redis-cli refuses to create a cluster of fewer than 3 masters; the harness builds one by hand
+/// (the 1- and 2-master points of the scaling measurement).
+#[actix_rt::test]
+async fn a_two_master_cluster_built_by_hand_serves_a_partitioned_queue() {
+    let cluster = RedisCluster::start(ClusterOptions { masters: 2, ..ClusterOptions::default() })
+        .unwrap_or_else(|e| panic!("tests need a real redis cluster: {e}"));
+    assert_eq!(cluster.roles().unwrap().iter().filter(|r| r.master && !r.slots.is_empty()).count(), 2);
+    let redis = Redis::connect(&cluster.url()).await.unwrap();
+    let name = support::unique_name("cluster-two");
+    let text = format!(
+        "name = \"{name}\"\ndescription = \"two masters\"\n[queue]\nname = \"{name}\"\npartitions = 4\n\
+         [producer]\njobs = 1000\nbatch = 50\n[workers]\ncount = 2\n[phases]\ndrain_timeout = \"30s\"\n"
+    );
+    let s = Scenario::parse(&text, Path::new("two.toml")).unwrap_or_else(|e| panic!("{e}"));
+    let r = run::run_scenario(&s, &redis, &run_options(), never()).await.unwrap_or_else(|e| panic!("run failed: {e}"));
+    let c = &r.counts;
+    assert_eq!((c.produced, c.finished, c.lost, c.duplicates), (1_000, 1_000, 0, 0), "{c:?}");
 }
 
 /// A master killed (SIGKILL) mid-run while a producer and workers use its slot: its replica is
