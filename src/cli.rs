@@ -378,7 +378,8 @@ fn worker_command(args: WorkerArgs) -> Result<ExitCode> {
     };
     let (endpoint, _server) = resolve_redis(&args.redis)?;
     let scenario_name = scenario.as_ref().map_or_else(|| "none".to_owned(), |s| s.name.clone());
-    let identity = telemetry::Identity { role: telemetry::Role::Worker, scenario: scenario_name, queue: queue_name.clone() };
+    let identity =
+        telemetry::Identity { role: telemetry::Role::Worker, scenario: scenario_name, queue: queue_name.clone() };
     args.metrics.install(identity)?;
     System::new().block_on(async move {
         let redis = endpoint.connect().await?;
