@@ -1,20 +1,24 @@
 #!/usr/bin/env bash
-# Throughput of one partitioned queue (scenarios/cluster.toml: 6 partitions, 8 workers, 100k noop
-# jobs, closed loop) on a local Redis Cluster of 1, 2 and 3 masters, plus one plain redis-server
-# for reference. Prints jobs/s and jobs per CPU-second, where CPU counts conveyor AND every
-# redis-server (user + system time, from /proc): on a machine with few cores the masters and the
-# runtime compete for the same cores, so jobs/s alone hides where the time went.
+# Throughput of one partitioned queue (scenarios/cluster.toml: 6 partitions, 8 workers, noop
+# jobs, closed loop, producing for DURATION after a 1 s warm-up) on a local Redis Cluster of 1,
+# 2 and 3 masters, plus one plain redis-server for reference. Prints jobs/s and jobs per
+# CPU-second, where CPU counts conveyor AND every redis-server (user + system time, from /proc):
+# on a machine with few cores the masters and the runtime compete for the same cores, so jobs/s
+# alone hides where the time went.
 #
-#   cargo build --release && scripts/cluster-scaling.sh [JOBS] [REPEATS]
+#   cargo build --release && scripts/cluster-scaling.sh [DURATION (default 5s)] [REPEATS (default 1)]
 #
 # Needs redis-server and redis-cli on PATH, python3 for the arithmetic.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-JOBS=${1:-100000}
+DURATION=${1:-5s}
 REPEATS=${2:-1}
 BIN=target/release
 WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
+cluster=""
+single=""
+# Stop whatever this script started, also when it fails half-way.
+trap 'for p in $cluster $single; do kill -TERM "$p" 2>/dev/null || true; done; rm -rf "$WORK"' EXIT
 TICKS=$(getconf CLK_TCK)
 
 cpu_of() { # total user+system seconds of the given pids (0 for gone ones)
@@ -35,7 +39,7 @@ measure() { # label url redis-pids...
     before=$(cpu_of "$@")
     out="$WORK/run.json"
     /usr/bin/time -f "%U %S" -o "$WORK/time" \
-      "$BIN/conveyor" run "$WORK/cluster.toml" --redis-url "$url" --json --quiet \
+      "$BIN/conveyor" run scenarios/cluster.toml --duration "$DURATION" --redis-url "$url" --json --quiet \
       --metrics-addr off --results "$WORK/results" >"$out" 2>"$WORK/err" || true
     after=$(cpu_of "$@")
     python3 - "$label" "$out" "$WORK/time" "$before" "$after" <<'EOF'
@@ -46,12 +50,11 @@ try:
 except Exception as e:
     print(f"{label:<12} run failed: {e}; see stderr")
     sys.exit(0)
-if isinstance(r, list):
-    r = r[-1]
+r = r["cells"][0]["runs"][-1]
 user, system = map(float, open(timef).read().split()[-2:])
 conveyor_cpu = user + system
 redis_cpu = float(after) - float(before)
-jobs = r["counts"]["finished"]
+jobs = r["counts"]["finished"]  # warm-up included, as the CPU time is
 jps = r["throughput"]["jobs_per_second"]
 total = conveyor_cpu + redis_cpu
 print(f"{label:<12} {jps:>9.0f} jobs/s  lost {r['counts']['lost']}  conveyor {conveyor_cpu:5.2f} CPU-s  "
@@ -60,8 +63,6 @@ EOF
   done
 }
 
-# A copy of the scenario that produces JOBS jobs.
-sed "s/^jobs = .*/jobs = $JOBS/" scenarios/cluster.toml >"$WORK/cluster.toml"
 
 for masters in 1 2 3; do
   "$BIN/local-cluster" --masters "$masters" --url-file "$WORK/url" >"$WORK/nodes" 2>&1 &
@@ -72,6 +73,7 @@ for masters in 1 2 3; do
   measure "${masters} master(s)" "$url" "${pids[@]}"
   kill -TERM "$cluster"
   wait "$cluster" || true
+  cluster=""
   rm -f "$WORK/url"
 done
 
@@ -82,3 +84,4 @@ for _ in $(seq 1 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sl
 measure "plain redis" "redis://127.0.0.1:$port" "$single"
 kill "$single"
 wait "$single" 2>/dev/null || true
+single=""

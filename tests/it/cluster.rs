@@ -224,3 +224,72 @@ async fn a_master_killed_mid_run_fails_over_and_the_queue_carries_on() {
     assert!(c.lost <= 500, "{c:?}");
     assert!(c.finished + c.lost == c.produced, "{c:?}");
 }
+
+/// What a user does by hand: a producer process and two `conveyor worker` processes on a
+/// partitioned queue over a 3-master cluster with replicas, and a master SIGKILLed mid-run.
+/// Workers in both processes serve every partition, the producer audits every job and merges the
+/// latency histograms the worker processes publish, and produced is compared with finished.
+#[test]
+fn worker_processes_share_a_partitioned_queue_across_a_failover() {
+    let mut cluster = RedisCluster::start(ClusterOptions { masters: 3, replicas_per_master: 1, args: Vec::new() })
+        .unwrap_or_else(|e| panic!("tests need a real redis cluster: {e}"));
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("partitioned.toml");
+    let queue = support::unique_name("cluster-processes");
+    std::fs::write(
+        &scenario,
+        format!(
+            "# processes\ndescription = \"processes\"\n[queue]\nname = \"{queue}\"\nlease = \"2s\"\npartitions = 6\n\
+             [producer]\nrate = 1000\nduration = \"4s\"\n[workers]\ncount = 2\nbatch = 50\n\
+             [phases]\ndrain_timeout = \"30s\"\n"
+        ),
+    )
+    .unwrap();
+    let url = cluster.url();
+    let conveyor = || std::process::Command::new(env!("CARGO_BIN_EXE_conveyor"));
+    let spawn_worker = || {
+        conveyor()
+            .args(["worker", "--metrics-addr", "off", "--redis-url", &url])
+            .arg(&scenario)
+            .env("RUST_LOG", "error")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut workers = [spawn_worker(), spawn_worker()];
+    let producer = conveyor()
+        .args(["produce", "--quiet", "--json", "--metrics-addr", "off", "--redis-url", &url, "--results"])
+        .arg(dir.path().join("results"))
+        .arg(&scenario)
+        .env("RUST_LOG", "error")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(2000));
+    let victim = cluster.master_of(&format!("{{conveyor:{queue}:1}}:ready")).unwrap();
+    cluster.kill(victim);
+    let out = producer.wait_with_output().unwrap();
+    for w in &mut workers {
+        let _ = std::process::Command::new("kill").arg("-TERM").arg(w.id().to_string()).status();
+        let _ = w.wait();
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "exit {:?}\n{stdout}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let run = &json["cells"][0]["runs"][0];
+    let counts = &run["counts"];
+    eprintln!("worker processes across a failover: {counts}");
+    assert!(run["setup"]["remote_worker_processes"].as_u64().unwrap() >= 2, "{}", run["setup"]);
+    assert!(counts["produced"].as_u64().unwrap() >= 3000, "the producer did not carry on: {counts}");
+    assert_eq!(counts["unfinished"], 0, "{counts}");
+    // Asynchronous replication: only writes around the crash can be gone (counted, not hidden).
+    assert!(counts["lost"].as_u64().unwrap() <= 500, "{counts}");
+    assert_eq!(
+        counts["finished"].as_u64().unwrap() + counts["lost"].as_u64().unwrap(),
+        counts["produced"].as_u64().unwrap(),
+        "{counts}"
+    );
+    assert!(run["latency_us"]["end_to_end"]["count"].as_u64().unwrap() > 0, "histograms merged from the workers");
+}
