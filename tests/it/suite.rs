@@ -237,9 +237,13 @@ fn compare_exits_1_naming_the_metric_of_a_slower_run() {
     // A result compared with itself has nothing to report; the other way round is an improvement.
     let out = conveyor().arg("compare").arg(&fast).arg(fast.join("result.json")).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    // (Only the metrics the change moved are asserted: with 300 jobs, unrelated ones such as the
+    // enqueue rate are noise and may cross any tolerance either way.)
     let out = conveyor().arg("compare").arg(&slow).arg(&fast).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("better"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let row = |metric: &str| stdout.lines().find(|l| l.split_whitespace().nth(1) == Some(metric)).unwrap_or_default();
+    assert!(row("throughput").ends_with("better"), "{stdout}");
+    assert!(row("start_to_complete.p50").ends_with("better"), "{stdout}");
 
     // Not a result: an error (exit 2) naming the file.
     let out = conveyor().arg("compare").arg(dir.path().join("fast.toml")).arg(&fast).output().unwrap();
