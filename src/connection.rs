@@ -360,6 +360,21 @@ impl Redis {
         })
     }
 
+    /// `INFO <section>` of one server; on a cluster, of one master (a command sent to every
+    /// node would answer with one reply per node).
+    pub async fn info(&self, section: &str) -> Result<String> {
+        let mut info = redis::cmd("INFO");
+        info.arg(section);
+        self.with_conn(async |c| match c {
+            Conn::Cluster(cluster) => {
+                let one_master = RoutingInfo::SingleNode(SingleNodeRoutingInfo::RandomPrimary);
+                Ok(redis::from_redis_value(cluster.route_command(info, one_master).await?)?)
+            }
+            other => info.query_async(other).await,
+        })
+        .await
+    }
+
     /// A connection of its own for blocking reads: no response timeout.
     pub async fn blocking_connection(&self) -> Result<Conn> {
         match &self.backend {

@@ -70,8 +70,7 @@ impl RedisInfo {
     /// Reads version and persistence/eviction settings; fields Redis refuses (an ACL user
     /// without CONFIG) stay "unknown".
     pub async fn gather(redis: &Redis, private_server: bool) -> Self {
-        let info: String =
-            redis.with_conn(async |c| redis::cmd("INFO").arg("server").query_async(c).await).await.unwrap_or_default();
+        let info: String = redis.info("server").await.unwrap_or_default();
         let field = |name: &str| {
             info.lines()
                 .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(':')).map(|v| v.trim().to_owned()))

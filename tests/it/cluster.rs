@@ -129,6 +129,7 @@ async fn the_quick_scenario_runs_on_a_cluster_and_loses_nothing() {
     let c = &r.counts;
     assert_eq!((c.produced, c.finished, c.lost, c.duplicates), (2_000, 2_000, 0, 0), "{c:?}");
     assert_eq!(r.remaining.waiting + r.remaining.in_flight + r.remaining.delayed, 0, "{:?}", r.remaining);
+    assert!(r.redis.version.starts_with(|c: char| c.is_ascii_digit()), "version read from a master: {:?}", r.redis);
 }
 
 #[actix_rt::test]
