@@ -57,8 +57,10 @@ redis_cpu = float(after) - float(before)
 jobs = r["counts"]["finished"]  # warm-up included, as the CPU time is
 jps = r["throughput"]["jobs_per_second"]
 total = conveyor_cpu + redis_cpu
-print(f"{label:<12} {jps:>9.0f} jobs/s  lost {r['counts']['lost']}  conveyor {conveyor_cpu:5.2f} CPU-s  "
-      f"redis {redis_cpu:5.2f} CPU-s  {jobs / total:>7.0f} jobs per CPU-second (all processes)")
+print(f"{label:<12} {jps:>8.0f} jobs/s  {jobs:>8} jobs  lost {r['counts']['lost']}  "
+      f"conveyor {conveyor_cpu:5.2f} CPU-s ({conveyor_cpu * 1e6 / jobs:4.1f} us/job)  "
+      f"redis {redis_cpu:5.2f} CPU-s ({redis_cpu * 1e6 / jobs:4.1f} us/job)  "
+      f"{jobs / total:>7.0f} jobs per CPU-second (all processes)")
 EOF
   done
 }

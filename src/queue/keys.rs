@@ -15,9 +15,16 @@
 //!
 //! A queue of N partitions (`partitions = N`) has N such sets of keys: partition 0 keeps the tag
 //! `{conveyor:q}` (so one partition is exactly the unpartitioned layout), partition p > 0 has the
-//! tag `{conveyor:q:p}` and so hashes to a slot of its own, which spreads the partitions over a
-//! cluster's masters. Queue names cannot contain `:`, so no queue's tag is another's partition.
-//! The run counter and the published statistics (`run`, `stats:<run>`) live in partition 0 only.
+//! tag `{conveyor:q:p:k}`, whose salt `k` is the smallest number that puts it on slot
+//! `slot0 + p * 16384 / N` (slot0: partition 0's slot). The partitions sit evenly spaced around
+//! the 16384 slots, so a cluster whose masters own equal contiguous slot ranges holds the same
+//! number of partitions on each master when N is a multiple of the masters (plain `q:1`, `q:2`
+//! tags do not spread: see `slot.rs`). The salts depend on N: change the number of partitions
+//! only on an empty queue. Queue names cannot contain `:`, so no queue's tag is another's
+//! partition. The run counter and the published statistics (`run`, `stats:<run>`) live in
+//! partition 0 only.
+
+use super::slot;
 
 /// The names of one queue's keys.
 #[derive(Debug, Clone)]
@@ -39,13 +46,28 @@ pub const REASON_FIELD: &str = "reason";
 
 impl QueueKeys {
     pub fn new(prefix: &str, queue: &str) -> Self {
-        Self::partition(prefix, queue, 0)
+        Self { tag: format!("{{{prefix}:{queue}}}"), queue: queue.to_owned() }
     }
 
-    /// The keys of partition `p` of the queue (partition 0 is [`QueueKeys::new`]).
-    pub fn partition(prefix: &str, queue: &str, p: u16) -> Self {
-        let tag = if p == 0 { format!("{{{prefix}:{queue}}}") } else { format!("{{{prefix}:{queue}:{p}}}") };
+    /// The keys of partition `p` of a queue of `n` partitions (partition 0 is
+    /// [`QueueKeys::new`]).
+    pub fn partition(prefix: &str, queue: &str, p: u16, n: u16) -> Self {
+        if p == 0 {
+            return Self::new(prefix, queue);
+        }
+        let base = format!("{prefix}:{queue}:{p}");
+        let first = u32::from(slot::of_tag(&format!("{prefix}:{queue}")));
+        let target = (first + u32::from(p) * u32::from(slot::SLOTS) / u32::from(n.max(1))) % u32::from(slot::SLOTS);
+        let tag = match slot::salt_for(target as u16, |k| format!("{base}:{k}")) {
+            Some(k) => format!("{{{base}:{k}}}"),
+            None => format!("{{{base}}}"),
+        };
         Self { tag, queue: queue.to_owned() }
+    }
+
+    /// The cluster slot every key of these keys hashes to.
+    pub fn slot(&self) -> u16 {
+        slot::of_tag(self.tag.trim_start_matches('{').trim_end_matches('}'))
     }
 
     pub fn queue(&self) -> &str {
@@ -104,10 +126,33 @@ mod tests {
 
     #[test]
     fn partitions_have_tags_of_their_own_and_partition_zero_is_the_plain_queue() {
-        assert_eq!(QueueKeys::partition("conveyor", "q", 0).ready(), QueueKeys::new("conveyor", "q").ready());
-        let p2 = QueueKeys::partition("conveyor", "q", 2);
-        assert_eq!(p2.ready(), "{conveyor:q:2}:ready");
-        assert_eq!(p2.audit_done(), "{conveyor:q:2}:audit:done");
+        assert_eq!(QueueKeys::partition("conveyor", "q", 0, 6).ready(), QueueKeys::new("conveyor", "q").ready());
+        let p2 = QueueKeys::partition("conveyor", "q", 2, 6);
+        assert!(p2.ready().starts_with("{conveyor:q:2:") && p2.ready().ends_with("}:ready"), "{}", p2.ready());
+        assert!(p2.audit_done().starts_with("{conveyor:q:2:"));
         assert_eq!(p2.queue(), "q");
+        assert_eq!(p2.ready(), QueueKeys::partition("conveyor", "q", 2, 6).ready(), "the same in every process");
+    }
+
+    /// Masters of an evenly split cluster, as `redis-cli --cluster create` assigns slots.
+    fn master_of(slot: u16, masters: u32) -> u32 {
+        (u32::from(slot) * masters / 16384).min(masters - 1)
+    }
+
+    #[test]
+    fn partitions_spread_evenly_over_the_masters() {
+        for queue in ["q", "emails", "bench-cluster", "orders.eu"] {
+            for (n, masters) in [(6u16, 3u32), (6, 2), (12, 3), (12, 4), (8, 2), (16, 4)] {
+                let mut per_master = vec![0u32; masters as usize];
+                for p in 0..n {
+                    per_master[master_of(QueueKeys::partition("conveyor", queue, p, n).slot(), masters) as usize] += 1;
+                }
+                let even = u32::from(n) / masters;
+                assert!(
+                    per_master.iter().all(|&c| c.abs_diff(even) <= 1),
+                    "{queue}: {n} partitions on {masters} masters: {per_master:?}"
+                );
+            }
+        }
     }
 }

@@ -22,6 +22,7 @@ mod job;
 mod keys;
 pub mod partition;
 mod scripts;
+mod slot;
 mod unique;
 
 pub use backoff::Backoff;
@@ -145,8 +146,10 @@ pub struct Queue {
 
 impl Queue {
     pub fn new(redis: Redis, name: &str, options: QueueOptions, clock: SharedClock) -> Self {
-        let partitions: Arc<[QueueKeys]> =
-            (0..options.partitions.max(1)).map(|p| QueueKeys::partition(&options.prefix, name, p)).collect();
+        let partitions: Arc<[QueueKeys]> = {
+            let n = options.partitions.max(1);
+            (0..n).map(|p| QueueKeys::partition(&options.prefix, name, p, n)).collect()
+        };
         Self {
             keys: partitions[0].clone(),
             partitions,

@@ -11,9 +11,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// Most partitions a queue may have: each is a stream, a consumer group and a few keys, and a
-/// worker may poll each one when the queue runs dry.
-pub const MAX_PARTITIONS: u16 = 1024;
+/// Most partitions a queue may have: each is a stream, a consumer group and a few keys, a
+/// worker may poll each one when the queue runs dry, and naming them takes a search for a salt
+/// per partition.
+pub const MAX_PARTITIONS: u16 = 256;
 
 /// A round-robin counter shared by the clones of a queue in one process.
 #[derive(Debug, Clone, Default)]

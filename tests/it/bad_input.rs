@@ -61,7 +61,7 @@ const SCENARIOS: &[(&str, &str, &str)] = &[
     ("zero-event-pause.toml", "events[0].pause_workers", "above zero"),
     ("zero-in-matrix.toml", "matrix.workers", "at least 1"),
     ("zero-jobs.toml", "producer.jobs", "at least 1"),
-    ("zero-partitions.toml", "queue.partitions", "from 1 to 1024"),
+    ("zero-partitions.toml", "queue.partitions", "from 1 to 256"),
     ("zero-producers.toml", "producer.count", "at least 1"),
     ("zero-rate.toml", "producer.rate", "positive number"),
     ("zero-repeats.toml", "repeats", "1 to 100"),

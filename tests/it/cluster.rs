@@ -10,6 +10,7 @@ use conveyor::queue::{Depth, Enqueued, Job, JobKind, Outcome, Queue, QueueOption
 use conveyor::redis_cluster::{ClusterOptions, RedisCluster};
 use conveyor::run::{self, Interrupt, RunOptions};
 use conveyor::scenario::Scenario;
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -143,9 +144,11 @@ async fn a_partitioned_queue_spreads_over_the_masters_and_loses_nothing() {
     );
     let s = Scenario::parse(&text, Path::new("partitioned.toml")).unwrap_or_else(|e| panic!("{e}"));
     let queue = Queue::new(redis.clone(), &name, s.queue_options(), clock::system());
-    let masters: std::collections::BTreeSet<usize> =
-        queue.partition_keys().iter().map(|k| cluster.master_of(&k.ready()).unwrap()).collect();
-    assert!(masters.len() >= 2, "6 partitions all on one master: {masters:?}");
+    let mut per_master: BTreeMap<usize, u32> = BTreeMap::new();
+    for keys in queue.partition_keys() {
+        *per_master.entry(cluster.master_of(&keys.ready()).unwrap()).or_default() += 1;
+    }
+    assert_eq!(per_master.len(), 3, "6 partitions spread over the 3 masters: {per_master:?}");
     let r = run::run_scenario(&s, &redis, &run_options(), never()).await.unwrap_or_else(|e| panic!("run failed: {e}"));
     let c = &r.counts;
     assert_eq!((c.produced, c.finished, c.lost, c.duplicates), (3_000, 3_000, 0, 0), "{c:?}");
@@ -269,7 +272,7 @@ fn worker_processes_share_a_partitioned_queue_across_a_failover() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(2000));
-    let victim = cluster.master_of(&format!("{{conveyor:{queue}:1}}:ready")).unwrap();
+    let victim = cluster.master_of(&conveyor::queue::QueueKeys::partition("conveyor", &queue, 1, 6).ready()).unwrap();
     cluster.kill(victim);
     let out = producer.wait_with_output().unwrap();
     for w in &mut workers {
