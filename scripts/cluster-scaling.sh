@@ -35,16 +35,19 @@ measure() { # label url redis-pids...
   local label=$1 url=$2
   shift 2
   for rep in $(seq 1 "$REPEATS"); do
-    local before after out
+    local before after out per_before per_after
     before=$(cpu_of "$@")
+    per_before=$(for pid in "$@"; do cpu_of "$pid"; done | tr '\n' ' ')
     out="$WORK/run.json"
     /usr/bin/time -f "%U %S" -o "$WORK/time" \
       "$BIN/conveyor" run scenarios/cluster.toml --duration "$DURATION" --redis-url "$url" --json --quiet \
       --metrics-addr off --results "$WORK/results" >"$out" 2>"$WORK/err" || true
     after=$(cpu_of "$@")
-    python3 - "$label" "$out" "$WORK/time" "$before" "$after" <<'EOF'
+    per_after=$(for pid in "$@"; do cpu_of "$pid"; done | tr '\n' ' ')
+    python3 - "$label" "$out" "$WORK/time" "$before" "$after" "$per_before" "$per_after" <<'EOF'
 import json, sys
-label, out, timef, before, after = sys.argv[1:]
+label, out, timef, before, after, per_before, per_after = sys.argv[1:]
+per_node = [b - a for a, b in zip(map(float, per_before.split()), map(float, per_after.split()))]
 try:
     r = json.load(open(out))
 except Exception as e:
@@ -60,7 +63,8 @@ total = conveyor_cpu + redis_cpu
 print(f"{label:<12} {jps:>8.0f} jobs/s  {jobs:>8} jobs  lost {r['counts']['lost']}  "
       f"conveyor {conveyor_cpu:5.2f} CPU-s ({conveyor_cpu * 1e6 / jobs:4.1f} us/job)  "
       f"redis {redis_cpu:5.2f} CPU-s ({redis_cpu * 1e6 / jobs:4.1f} us/job)  "
-      f"{jobs / total:>7.0f} jobs per CPU-second (all processes)")
+      f"{jobs / total:>7.0f} jobs per CPU-second (all processes); CPU-s per node "
+      + " ".join(f"{c:.2f}" for c in per_node))
 EOF
   done
 }
