@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+use redis::cluster_routing::{MultipleNodeRoutingInfo, Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use redis::{
     AsyncConnectionConfig, Client, ClientTlsConfig, Cmd, IntoConnectionInfo, Pipeline, RedisFuture, TlsCertificates,
     Value,
@@ -371,6 +371,29 @@ impl Redis {
                 Ok(redis::from_redis_value(cluster.route_command(info, one_master).await?)?)
             }
             other => info.query_async(other).await,
+        })
+        .await
+    }
+
+    /// `INFO <section>` of every master of a cluster (of the one server otherwise), for
+    /// settings every node must have, such as the eviction policy.
+    pub async fn info_of_masters(&self, section: &str) -> Result<Vec<String>> {
+        let mut info = redis::cmd("INFO");
+        info.arg(section);
+        self.with_conn(async |c| match c {
+            Conn::Cluster(cluster) => {
+                let masters = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None));
+                // One reply per node, keyed by its address.
+                let replies: Vec<(String, String)> = match cluster.route_command(info, masters).await? {
+                    Value::Map(pairs) => pairs
+                        .into_iter()
+                        .map(|(k, v)| Ok((redis::from_redis_value(k)?, redis::from_redis_value(v)?)))
+                        .collect::<redis::RedisResult<_>>()?,
+                    other => vec![(String::new(), redis::from_redis_value(other)?)],
+                };
+                Ok(replies.into_iter().map(|(_, text)| text).collect())
+            }
+            other => Ok(vec![info.query_async(other).await?]),
         })
         .await
     }

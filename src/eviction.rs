@@ -52,7 +52,22 @@ pub async fn check(redis: &Redis, allow: bool) -> Result<Eviction> {
 }
 
 /// The server's `maxmemory-policy`, from CONFIG GET or, when CONFIG is not allowed, INFO memory.
+/// On a cluster every master must be safe: the first unsafe policy among them, from INFO memory
+/// of each (a command sent to the cluster goes to one node).
 pub async fn policy(redis: &Redis) -> Result<String> {
+    if redis.is_cluster() {
+        let infos = redis
+            .info_of_masters("memory")
+            .await
+            .map_err(|e| unreadable(redis, "not used on a cluster", &e.to_string()))?;
+        let mut policies = Vec::with_capacity(infos.len());
+        for info in &infos {
+            policies.push(info_field(info, "maxmemory_policy").ok_or_else(|| {
+                unreadable(redis, "not used on a cluster", "INFO memory has no maxmemory_policy field")
+            })?);
+        }
+        return Ok(policies.into_iter().find(|p| p != SAFE_POLICY).unwrap_or_else(|| SAFE_POLICY.into()));
+    }
     let from_config = redis
         .with_conn(async |c| {
             redis::cmd("CONFIG").arg("GET").arg("maxmemory-policy").query_async::<Vec<String>>(c).await

@@ -297,3 +297,36 @@ fn worker_processes_share_a_partitioned_queue_across_a_failover() {
     );
     assert!(run["latency_us"]["end_to_end"]["count"].as_u64().unwrap() > 0, "histograms merged from the workers");
 }
+
+/// The least-privilege ACL user of the README, plus `+cluster|slots` for the cluster client's slot
+/// map, runs a scenario on a cluster; and the eviction check reads every master, refusing a
+/// cluster where one master may evict keys.
+#[actix_rt::test]
+async fn a_least_privilege_user_runs_on_a_cluster_and_every_master_is_checked_for_eviction() {
+    let cluster = cluster();
+    let rule = format!("{} +cluster|slots", conveyor::acl::rule("conveyor"));
+    for node in cluster.nodes() {
+        let mut setuser = std::process::Command::new("redis-cli");
+        setuser.args(["-p", &node.port().to_string(), "ACL", "SETUSER", "app", "on", ">app-secret"]);
+        let out = setuser.args(rule.split(' ')).output().unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "OK");
+    }
+    let url = cluster.url().replace("redis+cluster://", "redis+cluster://app:app-secret@");
+    let redis = Redis::connect(&url).await.unwrap();
+    assert_eq!(conveyor::eviction::check(&redis, false).await.unwrap(), conveyor::eviction::Eviction::Safe);
+    let mut s = Scenario::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/quick.toml"))).unwrap();
+    s.queue.name = Some(support::unique_name("cluster-acl"));
+    s.queue.partitions = 3;
+    s.producer.jobs = Some(1_000);
+    let r = run::run_scenario(&s, &redis, &run_options(), never()).await.unwrap_or_else(|e| panic!("run failed: {e}"));
+    assert_eq!((r.counts.produced, r.counts.finished, r.counts.lost), (1_000, 1_000, 0), "{:?}", r.counts);
+
+    let last = cluster.nodes().last().unwrap().port().to_string();
+    let set = std::process::Command::new("redis-cli")
+        .args(["-p", &last, "CONFIG", "SET", "maxmemory-policy", "allkeys-lru"])
+        .output()
+        .unwrap();
+    assert!(set.status.success());
+    let refused = conveyor::eviction::check(&redis, false).await.unwrap_err().to_string();
+    assert!(refused.contains("allkeys-lru") && !refused.contains("app-secret"), "{refused}");
+}
