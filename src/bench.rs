@@ -312,8 +312,7 @@ async fn redis_bytes_per_job(redis: &Redis, jobs: u64) -> Result<f64> {
 }
 
 async fn used_memory(redis: &Redis) -> Result<u64> {
-    let info: String = redis.with_conn(async |c| redis::cmd("INFO").arg("memory").query_async(c).await).await?;
-    Ok(info.lines().find_map(|l| l.strip_prefix("used_memory:")).and_then(|v| v.trim().parse().ok()).unwrap_or(0))
+    redis.used_memory().await
 }
 
 impl BenchResult {

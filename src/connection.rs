@@ -398,6 +398,14 @@ impl Redis {
         .await
     }
 
+    /// Redis `used_memory` in bytes: of the one server, or summed over a cluster's masters.
+    pub async fn used_memory(&self) -> Result<u64> {
+        let field = |info: &String| {
+            info.lines().find_map(|l| l.strip_prefix("used_memory:")).and_then(|v| v.trim().parse::<u64>().ok())
+        };
+        Ok(self.info_of_masters("memory").await?.iter().filter_map(field).sum())
+    }
+
     /// A connection of its own for blocking reads: no response timeout.
     pub async fn blocking_connection(&self) -> Result<Conn> {
         match &self.backend {

@@ -11,11 +11,9 @@ use crate::report::BytesPerJob;
 /// Jobs per pipelined call while filling the scratch queue.
 const BATCH: usize = 1_000;
 
-/// Redis `used_memory` in bytes (0 when INFO is refused).
+/// Redis `used_memory` in bytes, summed over a cluster's masters (0 when INFO is refused).
 pub async fn used_memory(redis: &Redis) -> u64 {
-    let info: String =
-        redis.with_conn(async |c| redis::cmd("INFO").arg("memory").query_async(c).await).await.unwrap_or_default();
-    info.lines().find_map(|l| l.strip_prefix("used_memory:")).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+    redis.used_memory().await.unwrap_or(0)
 }
 
 /// Bytes per queued job for each payload size, measured with `jobs` jobs on a scratch queue

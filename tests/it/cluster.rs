@@ -51,6 +51,8 @@ async fn every_queue_operation_works_on_a_cluster() {
     let cluster = cluster();
     let redis = Redis::connect(&cluster.url()).await.expect("connect to the cluster");
     assert!(redis.is_cluster());
+    assert_eq!(redis.info_of_masters("server").await.unwrap().len(), 3, "INFO of each master");
+    assert!(redis.used_memory().await.unwrap() > 3 * 500_000, "used_memory summed over the masters");
     // Several queues, so their slots land on different masters.
     let mut masters = std::collections::BTreeSet::new();
     for n in 0..6 {
