@@ -332,3 +332,38 @@ async fn a_least_privilege_user_runs_on_a_cluster_and_every_master_is_checked_fo
     let refused = conveyor::eviction::check(&redis, false).await.unwrap_err().to_string();
     assert!(refused.contains("allkeys-lru") && !refused.contains("app-secret"), "{refused}");
 }
+
+/// The compose file's `cluster` profile (no Docker engine here: its shape is what is checked).
+#[test]
+fn the_compose_cluster_profile_names_real_nodes_and_a_valid_scenario() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut y: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(root.join("docker-compose.yml")).unwrap()).unwrap();
+    y.apply_merge().unwrap();
+    let services = &y["services"];
+    let in_profile =
+        |name: &str| services[name]["profiles"].as_sequence().is_some_and(|p| p.iter().any(|v| v == "cluster"));
+    let nodes: Vec<String> = (1..=6).map(|n| format!("redis-node-{n}")).collect();
+    for name in nodes.iter().map(String::as_str).chain(["redis-cluster", "worker-cluster", "producer-cluster"]) {
+        assert!(in_profile(name), "{name} is not in the cluster profile");
+    }
+    for name in &nodes {
+        let command: Vec<&str> =
+            services[name.as_str()]["command"].as_sequence().unwrap().iter().filter_map(|v| v.as_str()).collect();
+        assert!(command.join(" ").contains("--cluster-enabled yes --cluster-config-file nodes.conf"), "{name}");
+        assert!(command.join(" ").contains("--maxmemory-policy noeviction"), "{name}");
+    }
+    for role in ["worker-cluster", "producer-cluster"] {
+        let url = services[role]["environment"]["CONVEYOR_REDIS_URL"].as_str().unwrap();
+        conveyor::settings::check_redis_url(url).unwrap_or_else(|e| panic!("{role}: {e}"));
+        let seeds = conveyor::connection::cluster_seed_urls(url).unwrap().unwrap();
+        for seed in seeds {
+            let host = seed.trim_start_matches("redis://").split(':').next().unwrap().to_owned();
+            assert!(nodes.contains(&host), "{role}: seed {host} is not a node of the profile");
+        }
+        let scenario = services[role]["command"][1].as_str().unwrap();
+        let path = scenario.strip_prefix("${CONVEYOR_SCENARIO:-").and_then(|s| s.strip_suffix('}')).unwrap();
+        let s = Scenario::load(&root.join(path)).unwrap_or_else(|e| panic!("{role}: {e}"));
+        assert!(s.queue.partitions > 1, "{role} runs a partitioned scenario by default");
+    }
+}
