@@ -23,6 +23,8 @@
 //! - [`run`] is the coordinator: it starts the actors for a scenario, walks warm-up → measure →
 //!   drain, handles Ctrl-C, and builds the [`report::RunResult`].
 //! - [`redis_server`] starts a private `redis-server` when no URL is configured (and in tests).
+//! - [`connection`] talks to one Redis or to a Redis Cluster (`redis+cluster://`) behind one
+//!   connection type; [`redis_cluster`] starts a private loopback cluster (tests, measurements).
 //! - [`cli`] is the command line; `main.rs` only calls [`cli::main`].
 
 pub mod acl;
