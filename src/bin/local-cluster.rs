@@ -4,7 +4,7 @@
 //! by hand, and the scaling measurement (`scripts/cluster-scaling.sh`).
 //!
 //! ```text
-//! local-cluster [--masters N] [--replicas R] [--url-file PATH]
+//! local-cluster [--masters N] [--replicas R] [--node-timeout MS] [--url-file PATH]
 //! ```
 
 use conveyor::redis_cluster::{ClusterOptions, RedisCluster};
@@ -30,9 +30,15 @@ fn run() -> Result<(), String> {
             "--masters" => options.masters = number("--masters", &value("--masters")?)?,
             "--replicas" => options.replicas_per_master = number("--replicas", &value("--replicas")?)?,
             "--url-file" => url_file = Some(value("--url-file")?),
+            // Redis' own default is 15000; the harness uses 1000 so failovers are quick.
+            "--node-timeout" => {
+                let ms = number("--node-timeout", &value("--node-timeout")?)?;
+                options.args.extend(["--cluster-node-timeout".to_owned(), ms.to_string()]);
+            }
             "-h" | "--help" => {
                 println!(
-                    "local-cluster [--masters N (default 3)] [--replicas R per master (default 0)] [--url-file PATH]"
+                    "local-cluster [--masters N (default 3)] [--replicas R per master (default 0)] \
+                     [--node-timeout MS (default 1000)] [--url-file PATH]"
                 );
                 return Ok(());
             }
