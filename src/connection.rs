@@ -421,9 +421,11 @@ impl Redis {
 }
 
 /// How often the cluster client retries a request that met a moved slot, a failover or a lost
-/// node, with exponential waits between tries clamped to these bounds, so retries cover a
-/// failover (a few seconds) and then give up. The crate's default waits grow to minutes.
-const CLUSTER_RETRIES: u32 = 20;
+/// node, with exponential waits between tries clamped to these bounds: about 2 s in all, then
+/// the request fails to its caller, which retries in its own way (a producer resends, a worker
+/// reconnects, a partitioned queue turns to its other partitions). The crate's default waits
+/// grow to minutes.
+const CLUSTER_RETRIES: u32 = 12;
 const CLUSTER_MIN_RETRY_WAIT_MS: u64 = 20;
 const CLUSTER_MAX_RETRY_WAIT_MS: u64 = 500;
 

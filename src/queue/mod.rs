@@ -34,7 +34,7 @@ use crate::clock::SharedClock;
 use crate::connection::{Conn, Redis};
 use crate::error::Result;
 use keys::{JOB_FIELD, REASON_FIELD};
-use partition::{Rotation, group_by_partition};
+use partition::{Health, Rotation, group_by_partition};
 use redis::Value;
 use std::sync::Arc;
 use std::time::Duration;
@@ -142,6 +142,8 @@ pub struct Queue {
     enqueue_to: Rotation,
     /// Which partition the next claim looks at first.
     claim_from: Rotation,
+    /// Partitions that failed a request recently (their master is down): passed over a while.
+    health: Health,
 }
 
 impl Queue {
@@ -158,6 +160,7 @@ impl Queue {
             clock,
             enqueue_to: Rotation::default(),
             claim_from: Rotation::default(),
+            health: Health::default(),
         }
     }
 
@@ -241,10 +244,21 @@ impl Queue {
     }
 
     /// Adds jobs to the ready stream in one pipelined round trip. With several partitions, each
-    /// call goes to the next partition in turn (round-robin by batch: one slot per round trip).
+    /// call goes to the next partition in turn (round-robin by batch: one slot per round trip),
+    /// passing over a partition that failed recently; a failed call marks its partition, so the
+    /// caller's retry goes to another one.
     pub async fn enqueue_batch(&self, jobs: &[Job]) -> Result<()> {
-        let p = self.enqueue_to.next(self.partition_count());
-        self.enqueue_batch_to(p as u16, jobs).await
+        let n = self.partition_count();
+        if n == 1 {
+            return self.enqueue_batch_to(0, jobs).await;
+        }
+        let p = self.health.first_usable(self.enqueue_to.next(n), n);
+        let sent = self.enqueue_batch_to(p as u16, jobs).await;
+        match &sent {
+            Ok(()) => self.health.answered(p),
+            Err(_) => self.health.failed(p),
+        }
+        sent
     }
 
     /// Adds `job` to the partition that `key` maps to: jobs with the same key stay in one
@@ -281,21 +295,40 @@ impl Queue {
     /// first partition that has jobs (one non-blocking read each); only when every partition is
     /// empty does it block, on the partition it started at. So partitions are served fairly and
     /// a busy partition never waits behind an empty one. (A read cannot span partitions: on a
-    /// cluster their streams are on different nodes.)
+    /// cluster their streams are on different nodes.) A partition that fails (its master is
+    /// down) is passed over for a while; the claim fails only when every partition it tried did.
     pub async fn claim(&self, conn: &mut Conn, consumer: &str, count: usize, block: Duration) -> Result<Vec<Claimed>> {
         let n = self.partition_count();
         if n == 1 {
             return self.claim_in(0, conn, consumer, count, Some(block)).await;
         }
         let start = self.claim_from.next(n);
-        for i in 0..n {
-            let p = ((start + i) % n) as u16;
-            let claimed = self.claim_in(p, conn, consumer, count, None).await?;
-            if !claimed.is_empty() {
-                return Ok(claimed);
+        let order: Vec<usize> = (0..n).map(|i| (start + i) % n).collect();
+        let usable: Vec<usize> = order.iter().copied().filter(|&p| self.health.usable(p)).collect();
+        let mut last_error = None;
+        let mut empty = None;
+        for p in if usable.is_empty() { order } else { usable } {
+            match self.claim_in(p as u16, conn, consumer, count, None).await {
+                Ok(claimed) if !claimed.is_empty() => {
+                    self.health.answered(p);
+                    return Ok(claimed);
+                }
+                Ok(_) => {
+                    self.health.answered(p);
+                    empty.get_or_insert(p);
+                }
+                Err(e) => {
+                    self.health.failed(p);
+                    last_error = Some(e);
+                }
             }
         }
-        self.claim_in(start as u16, conn, consumer, count, Some(block)).await
+        match (empty, last_error) {
+            // Every partition that answered is empty: wait on the first of them.
+            (Some(p), _) => self.claim_in(p as u16, conn, consumer, count, Some(block)).await,
+            (None, Some(e)) => Err(e),
+            (None, None) => Ok(Vec::new()),
+        }
     }
 
     /// One XREADGROUP on partition `p`, blocking up to `block` when given.

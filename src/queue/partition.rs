@@ -6,10 +6,19 @@
 //! partition of its key ([`of_key`]) when jobs of one key must keep their order. Workers start
 //! each claim at the next partition in turn. The scheduler's reclaim cursor holds one stream id
 //! per partition ([`split_cursor`], [`join_cursor`]).
+//!
+//! A partition whose master is down (killed, until a replica takes over) fails every request
+//! after the cluster client's retries. [`Health`] remembers such a failure for a while, so
+//! producers send their batches to the other partitions and claims look there first: the rest
+//! of the queue keeps flowing through a failover instead of stalling on the lost master.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long a partition that failed a request is passed over before it is tried again.
+pub const COOLDOWN: Duration = Duration::from_secs(3);
 
 /// Most partitions a queue may have: each is a stream, a consumer group and a few keys, a
 /// worker may poll each one when the queue runs dry, and naming them takes a search for a salt
@@ -24,6 +33,35 @@ impl Rotation {
     /// The next partition of `n`, in turn.
     pub fn next(&self, n: usize) -> usize {
         if n <= 1 { 0 } else { self.0.fetch_add(1, Ordering::Relaxed) % n }
+    }
+}
+
+/// Which partitions failed a request recently, shared by the clones of a queue in one process.
+#[derive(Debug, Clone, Default)]
+pub struct Health(Arc<Mutex<BTreeMap<usize, Instant>>>);
+
+impl Health {
+    /// Partition `p` just failed a request: pass it over for [`COOLDOWN`].
+    pub fn failed(&self, p: usize) {
+        self.0.lock().expect("health lock").insert(p, Instant::now() + COOLDOWN);
+    }
+
+    /// Partition `p` answered: use it again at once.
+    pub fn answered(&self, p: usize) {
+        let mut failed = self.0.lock().expect("health lock");
+        if !failed.is_empty() {
+            failed.remove(&p);
+        }
+    }
+
+    /// True unless `p` failed within the cooldown.
+    pub fn usable(&self, p: usize) -> bool {
+        self.0.lock().expect("health lock").get(&p).is_none_or(|until| Instant::now() >= *until)
+    }
+
+    /// The first usable partition of `n` from `start` on, in turn; `start` when none is.
+    pub fn first_usable(&self, start: usize, n: usize) -> usize {
+        (0..n).map(|i| (start + i) % n).find(|&p| self.usable(p)).unwrap_or(start)
     }
 }
 
@@ -87,6 +125,20 @@ mod tests {
         assert_eq!(split_cursor("5-1,7-0", 2), ["5-1", "7-0"]);
         assert_eq!(join_cursor(["5-1", "0-0"].into_iter()), "5-1,0-0");
         assert_eq!(split_cursor(&join_cursor(["12-3"].into_iter()), 1), ["12-3"]);
+    }
+
+    #[test]
+    fn a_failed_partition_is_passed_over_until_it_answers() {
+        let h = Health::default();
+        assert_eq!(h.first_usable(1, 3), 1);
+        h.failed(1);
+        assert!(!h.usable(1));
+        assert_eq!(h.first_usable(1, 3), 2);
+        h.failed(2);
+        h.failed(0);
+        assert_eq!(h.first_usable(1, 3), 1, "none usable: the one asked for");
+        h.answered(2);
+        assert_eq!(h.first_usable(1, 3), 2);
     }
 
     #[test]
