@@ -367,3 +367,46 @@ fn the_compose_cluster_profile_names_real_nodes_and_a_valid_scenario() {
         assert!(s.queue.partitions > 1, "{role} runs a partitioned scenario by default");
     }
 }
+
+/// A master lost for good (no replica; `cluster-require-full-coverage no`, so the other masters
+/// keep serving their slots): producers and workers of a partitioned queue pass its partitions
+/// over and the rest of the queue keeps flowing.
+#[tokio::test]
+async fn the_partitions_of_a_lost_master_are_passed_over() {
+    let args = vec!["--cluster-require-full-coverage".to_owned(), "no".to_owned()];
+    let mut cluster = RedisCluster::start(ClusterOptions { masters: 3, replicas_per_master: 0, args })
+        .unwrap_or_else(|e| panic!("tests need a real redis cluster: {e}"));
+    let redis = Redis::connect(&cluster.url()).await.unwrap();
+    let options = QueueOptions { partitions: 6, ..QueueOptions::default() };
+    let queue = Queue::new(redis.clone(), &support::unique_name("cluster-lost"), options, clock::system());
+    queue.ensure_group().await.unwrap();
+    let victim = cluster.master_of(&queue.partition_keys()[1].ready()).unwrap();
+    let lost: Vec<u16> = (0..6u16)
+        .filter(|&p| cluster.master_of(&queue.partition_keys()[usize::from(p)].ready()).unwrap() == victim)
+        .collect();
+    cluster.kill(victim);
+
+    let began = std::time::Instant::now();
+    let mut sent = 0u64;
+    let mut failures = 0;
+    while sent < 300 {
+        let batch: Vec<Job> = (sent..sent + 10).map(job).collect();
+        match queue.enqueue_batch(&batch).await {
+            Ok(()) => sent += 10,
+            Err(_) => failures += 1, // the producer's way: send the batch again
+        }
+        assert!(failures < 20, "enqueue keeps failing");
+    }
+    let mut conn = redis.blocking_connection().await.unwrap();
+    let mut claimed = Vec::new();
+    while claimed.len() < 300 {
+        claimed.extend(
+            queue.claim(&mut conn, "w", 100, Duration::from_millis(20)).await.expect("claims skip the lost partitions"),
+        );
+        assert!(began.elapsed() < Duration::from_secs(40), "only {} of 300 claimed", claimed.len());
+    }
+    assert!(claimed.iter().all(|c| !lost.contains(&c.partition)), "a job in a lost partition: {lost:?}");
+    let done: Vec<_> = claimed.into_iter().map(|c| (c, Outcome::Completed)).collect();
+    assert_eq!(queue.settle(&done).await.unwrap().completed, 300);
+    eprintln!("lost partitions {lost:?}: 300 jobs in {:?} with {failures} failed enqueue call(s)", began.elapsed());
+}
