@@ -152,3 +152,17 @@ async fn a_key_keeps_its_jobs_in_one_partition_in_order() {
         assert_eq!(again, Enqueued::Duplicate(first.entry_id().to_owned()));
     }
 }
+
+#[test]
+fn a_worker_refuses_a_partition_count_out_of_range() {
+    for bad in ["0", "257"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_conveyor"))
+            .args(["worker", "--queue", "q", "--partitions", bad, "--redis-url", "redis://127.0.0.1:1"])
+            .args(["--metrics-addr", "off"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("--partitions") && stderr.contains("from 1 to 256"), "{stderr}");
+    }
+}
