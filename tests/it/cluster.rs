@@ -3,10 +3,10 @@
 //! operation (atomic settle pipeline, Lua scripts, reset by SCAN on the queue's slot), a whole
 //! run with lost = 0, and a master killed mid-run with its replica promoted.
 
-use crate::support;
+use crate::support::{self, job};
 use conveyor::clock;
 use conveyor::connection::Redis;
-use conveyor::queue::{Depth, Enqueued, Job, JobKind, Outcome, Queue, QueueOptions, Settled};
+use conveyor::queue::{Depth, Enqueued, Job, Outcome, Queue, QueueOptions, Settled};
 use conveyor::redis_cluster::{ClusterOptions, RedisCluster};
 use conveyor::run::{self, Interrupt, RunOptions};
 use conveyor::scenario::Scenario;
@@ -17,19 +17,6 @@ use std::time::Duration;
 /// A 3-master cluster of the test's own (about a second to start); its nodes stop when it drops.
 fn cluster() -> RedisCluster {
     RedisCluster::start(ClusterOptions::default()).unwrap_or_else(|e| panic!("tests need a real redis cluster: {e}"))
-}
-
-fn job(seq: u64) -> Job {
-    Job {
-        seq,
-        run: 1,
-        attempt: 0,
-        warmup: false,
-        kind: JobKind::Noop,
-        intended_us: 1_000 + seq,
-        enqueued_us: 2_000 + seq,
-        payload: vec![seq as u8; 8],
-    }
 }
 
 fn never() -> Interrupt {

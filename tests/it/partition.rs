@@ -2,23 +2,10 @@
 //! streams, claims serve every partition, settle/retry/reclaim stay in the job's partition,
 //! the queue-wide figures (depth, audit, missing) add the partitions up, and reset clears all.
 
-use crate::support;
-use conveyor::queue::{Depth, Enqueued, Job, JobKind, Outcome, Queue, QueueOptions, Settled};
+use crate::support::{self, job};
+use conveyor::queue::{Depth, Enqueued, Outcome, Queue, QueueOptions, Settled};
 use std::collections::BTreeMap;
 use std::time::Duration;
-
-fn job(seq: u64) -> Job {
-    Job {
-        seq,
-        run: 1,
-        attempt: 0,
-        warmup: false,
-        kind: JobKind::Noop,
-        intended_us: 1_000 + seq,
-        enqueued_us: 2_000 + seq,
-        payload: vec![seq as u8; 8],
-    }
-}
 
 async fn xlen(queue: &Queue, key: &str) -> u64 {
     queue.redis().with_conn(async |c| redis::cmd("XLEN").arg(key).query_async(c).await).await.expect("XLEN")

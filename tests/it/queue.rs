@@ -3,8 +3,8 @@
 //! Time-dependent behaviour runs on a manual clock, except lease expiry: Redis measures idle
 //! time itself, so those tests sleep for a short lease.
 
-use crate::support;
-use conveyor::queue::{Backoff, Claimed, Depth, GROUP, Job, JobKind, Outcome, Queue, QueueOptions, Settled};
+use crate::support::{self, job};
+use conveyor::queue::{Backoff, Claimed, Depth, GROUP, Job, Outcome, Queue, QueueOptions, Settled};
 use std::time::Duration;
 
 /// Lease for the tests that wait for Redis to see an entry idle: long enough that claiming and
@@ -13,19 +13,6 @@ const SHORT_LEASE: Duration = Duration::from_millis(300);
 
 /// How long a test claim waits for the first entry.
 const CLAIM_BLOCK: Duration = Duration::from_millis(50);
-
-fn job(seq: u64) -> Job {
-    Job {
-        seq,
-        run: 1,
-        attempt: 0,
-        warmup: false,
-        kind: JobKind::Noop,
-        intended_us: 1_000 + seq,
-        enqueued_us: 2_000 + seq,
-        payload: vec![seq as u8; 8],
-    }
-}
 
 async fn claim(queue: &Queue, consumer: &str, count: usize) -> Vec<Claimed> {
     let mut conn = queue.redis().blocking_connection().await.expect("dedicated connection");

@@ -76,3 +76,17 @@ pub fn run_options() -> RunOptions {
 pub fn never() -> Interrupt {
     Box::pin(std::future::pending())
 }
+
+/// A small noop job with sequence number `seq` (timestamps derived from it, 8-byte payload).
+pub fn job(seq: u64) -> conveyor::queue::Job {
+    conveyor::queue::Job {
+        seq,
+        run: 1,
+        attempt: 0,
+        warmup: false,
+        kind: conveyor::queue::JobKind::Noop,
+        intended_us: 1_000 + seq,
+        enqueued_us: 2_000 + seq,
+        payload: vec![seq as u8; 8],
+    }
+}
