@@ -64,50 +64,19 @@ pub async fn measure(redis: &Redis, prefix: &str, entries: u64, batch: usize, pa
     }
     let xadd_per_second = entries as f64 / start.elapsed().as_secs_f64();
 
-    let _: () = redis::cmd("DEL").arg(&stream).query_async(&mut conn).await?;
-    let _: () = redis::cmd("XGROUP")
-        .arg("CREATE")
-        .arg(&stream)
-        .arg(GROUP)
-        .arg("0")
-        .arg("MKSTREAM")
-        .query_async(&mut conn)
-        .await?;
+    fresh_group(&stream).query_async::<()>(&mut conn).await?;
     let start = Instant::now();
     let mut done = 0;
     while done < entries {
         let n = (entries - done).min(batch as u64);
         xadd_batch(n).query_async::<()>(&mut conn).await?;
-        let reply: Value = redis::cmd("XREADGROUP")
-            .arg("GROUP")
-            .arg(GROUP)
-            .arg("ceiling")
-            .arg("COUNT")
-            .arg(n)
-            .arg("STREAMS")
-            .arg(&stream)
-            .arg(">")
-            .query_async(&mut conn)
-            .await?;
-        let ids = entry_ids(reply);
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        pipe.cmd("XACK").arg(&stream).arg(GROUP).arg(&ids).ignore();
-        pipe.cmd("XDEL").arg(&stream).arg(&ids).ignore();
-        pipe.query_async::<()>(&mut conn).await?;
+        let ids = entry_ids(read_group(&stream, n as usize, None).query_async(&mut conn).await?);
+        ack_delete(&stream, &ids).query_async::<()>(&mut conn).await?;
         done += ids.len().max(1) as u64;
     }
     let cycle_per_second = entries as f64 / start.elapsed().as_secs_f64();
 
-    let _: () = redis::cmd("DEL").arg(&stream).query_async(&mut conn).await?;
-    let _: () = redis::cmd("XGROUP")
-        .arg("CREATE")
-        .arg(&stream)
-        .arg(GROUP)
-        .arg("0")
-        .arg("MKSTREAM")
-        .query_async(&mut conn)
-        .await?;
+    fresh_group(&stream).query_async::<()>(&mut conn).await?;
     let mut consumer_conn = redis.blocking_connection().await?;
     let start = Instant::now();
     let producing = async {
@@ -122,28 +91,12 @@ pub async fn measure(redis: &Redis, prefix: &str, entries: u64, batch: usize, pa
     let consuming = async {
         let mut done = 0;
         while done < entries {
-            let reply: Value = redis::cmd("XREADGROUP")
-                .arg("GROUP")
-                .arg(GROUP)
-                .arg("ceiling")
-                .arg("COUNT")
-                .arg(batch)
-                .arg("BLOCK")
-                .arg(100)
-                .arg("STREAMS")
-                .arg(&stream)
-                .arg(">")
-                .query_async(&mut consumer_conn)
-                .await?;
+            let reply = read_group(&stream, batch, Some(100)).query_async(&mut consumer_conn).await?;
             let ids = entry_ids(reply);
             if ids.is_empty() {
                 continue;
             }
-            let mut pipe = redis::pipe();
-            pipe.atomic();
-            pipe.cmd("XACK").arg(&stream).arg(GROUP).arg(&ids).ignore();
-            pipe.cmd("XDEL").arg(&stream).arg(&ids).ignore();
-            pipe.query_async::<()>(&mut consumer_conn).await?;
+            ack_delete(&stream, &ids).query_async::<()>(&mut consumer_conn).await?;
             done += ids.len() as u64;
         }
         Ok::<_, redis::RedisError>(())
@@ -154,6 +107,34 @@ pub async fn measure(redis: &Redis, prefix: &str, entries: u64, batch: usize, pa
     let concurrent_per_second = entries as f64 / start.elapsed().as_secs_f64();
     let _: () = redis::cmd("DEL").arg(&stream).query_async(&mut conn).await?;
     Ok(Ceiling { xadd_per_second, cycle_per_second, concurrent_per_second, entries, batch })
+}
+
+/// Deletes the stream and creates it again with an empty consumer group, in one round trip.
+fn fresh_group(stream: &str) -> redis::Pipeline {
+    let mut pipe = redis::pipe();
+    pipe.cmd("DEL").arg(stream).ignore();
+    pipe.cmd("XGROUP").arg("CREATE").arg(stream).arg(GROUP).arg("0").arg("MKSTREAM").ignore();
+    pipe
+}
+
+/// Claims up to `count` new entries, waiting up to `block_ms` when given.
+fn read_group(stream: &str, count: usize, block_ms: Option<u64>) -> redis::Cmd {
+    let mut cmd = redis::cmd("XREADGROUP");
+    cmd.arg("GROUP").arg(GROUP).arg("ceiling").arg("COUNT").arg(count);
+    if let Some(ms) = block_ms {
+        cmd.arg("BLOCK").arg(ms);
+    }
+    cmd.arg("STREAMS").arg(stream).arg(">");
+    cmd
+}
+
+/// Acknowledges and deletes entries atomically, as conveyor's settle does.
+fn ack_delete(stream: &str, ids: &[Vec<u8>]) -> redis::Pipeline {
+    let mut pipe = redis::pipe();
+    pipe.atomic();
+    pipe.cmd("XACK").arg(stream).arg(GROUP).arg(ids).ignore();
+    pipe.cmd("XDEL").arg(stream).arg(ids).ignore();
+    pipe
 }
 
 fn entry_ids(reply: Value) -> Vec<Vec<u8>> {
