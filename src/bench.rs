@@ -14,7 +14,7 @@
 //! With `--min-ratio`, it exits 1 when end-to-end falls below that fraction of the ceiling
 //! measured in the same run: a regression guard that no machine's speed can trip.
 
-use crate::actors::{Collector, Join, Producer, ProducerPlan, Stop, TakeSnapshot, Worker, WorkerConfig, producer_end};
+use crate::actors::{Collector, Join, Producer, ProducerPlan, Stop, TakeCounts, Worker, WorkerConfig, producer_end};
 use crate::ceiling::{self, Ceiling};
 use crate::clock;
 use crate::connection::Redis;
@@ -252,7 +252,7 @@ async fn enqueue_only(redis: &Redis, jobs: u64) -> Result<f64> {
     let producer = Producer::new(queue.clone(), plan, collector.clone().recipient()).start();
     producer.send(Join).await?;
     let elapsed = started.elapsed().as_secs_f64();
-    let produced = collector.send(TakeSnapshot).await?.producers.produced;
+    let produced = collector.send(TakeCounts).await?.produced;
     queue.reset().await?;
     Ok(produced as f64 / elapsed)
 }

@@ -119,5 +119,25 @@ pub fn process_rss_bytes() -> u64 {
     pages * 4096
 }
 
+/// Hands the heap pages glibc's malloc holds free back to the OS (`malloc_trim`), and says
+/// whether it could. glibc keeps freed memory in its per-thread arenas, and one page still in
+/// use pins a whole run of free ones, so without this a long run's RSS climbs with every burst's
+/// high-water mark although what it holds stays flat (a 6-minute soak under heaptrack: live heap
+/// 1.2–1.4 MB throughout, resident heap 2.1 MB rising to 2.8 MB). A leak still shows: memory in
+/// use is never released. Takes tens of microseconds for a heap of a few MB.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+pub fn release_free_memory() -> bool {
+    // SAFETY: malloc_trim only walks and trims glibc's own arenas, under their locks; it takes
+    // no pointers of ours and is safe to call from any thread at any time.
+    unsafe { libc::malloc_trim(0) == 1 }
+}
+
+/// Other allocators and platforms: nothing to do.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub fn release_free_memory() -> bool {
+    false
+}
+
 /// Linux reports process times in USER_HZ ticks, 100 per second on every architecture.
 const USER_HZ: f64 = 100.0;

@@ -1,5 +1,6 @@
 //! The collector merges what producers and workers report (in batches) into the run's
-//! statistics, and keeps the queue-depth samples the scheduler takes. In a worker-only process
+//! statistics, and keeps the deepest queue the scheduler's depth samples showed. Everything it
+//! holds has a fixed size, however long the run (a soak must not see it grow). In a worker-only process
 //! it also publishes its merged statistics to Redis every second, so the process that owns the
 //! run can merge the histograms of every worker process.
 
@@ -11,9 +12,6 @@ use std::time::Duration;
 
 /// How often a worker-only process publishes its statistics.
 const PUBLISH_EVERY: Duration = Duration::from_secs(1);
-
-/// Most depth samples kept (one a second: a 24-hour soak).
-const MAX_DEPTH_SAMPLES: usize = 86_400;
 
 /// A worker's statistics since its last report, for jobs of run `run`.
 #[derive(Message, Debug)]
@@ -30,11 +28,10 @@ pub struct ProducerReport {
     pub stats: ProducerStats,
 }
 
-/// Queue depth at a moment (µs since the epoch).
+/// Queue depth at a moment.
 #[derive(Message, Debug, Clone, Copy)]
 #[rtype(result = "()")]
 pub struct DepthSample {
-    pub at_us: u64,
     pub depth: Depth,
 }
 
@@ -49,7 +46,23 @@ pub struct Snapshot {
     pub run: u32,
     pub workers: WorkerStats,
     pub producers: ProducerStats,
-    pub depth: Vec<DepthSample>,
+    /// Most jobs seen waiting in any depth sample.
+    pub max_waiting: u64,
+}
+
+/// The few figures a progress sample needs, without copying any histogram.
+#[derive(Message, Debug)]
+#[rtype(result = "Counts")]
+pub struct TakeCounts;
+
+#[derive(Debug, Clone, Copy, Default, MessageResponse)]
+pub struct Counts {
+    /// Jobs acknowledged by Redis so far.
+    pub produced: u64,
+    /// Jobs completed so far by the workers that report here.
+    pub completed: u64,
+    /// End-to-end p99 so far (µs).
+    pub end_to_end_p99_us: u64,
 }
 
 /// Where a worker-only process publishes its statistics.
@@ -67,7 +80,7 @@ pub struct Collector {
     run: u32,
     workers: WorkerStats,
     producers: ProducerStats,
-    depth: Vec<DepthSample>,
+    max_waiting: u64,
     /// Set in worker-only processes.
     publisher: Option<Publisher>,
     /// Something changed since the last publish.
@@ -110,7 +123,11 @@ impl Actor for Collector {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         if self.publisher.is_some() {
-            ctx.run_interval(PUBLISH_EVERY, |act, ctx| act.publish(ctx));
+            ctx.run_interval(PUBLISH_EVERY, |act, ctx| {
+                act.publish(ctx);
+                // A worker process may serve for days: keep its RSS to what it holds.
+                crate::system::release_free_memory();
+            });
         }
     }
 }
@@ -149,9 +166,7 @@ impl Handler<DepthSample> for Collector {
     type Result = ();
 
     fn handle(&mut self, sample: DepthSample, _: &mut Context<Self>) {
-        if self.depth.len() < MAX_DEPTH_SAMPLES {
-            self.depth.push(sample);
-        }
+        self.max_waiting = self.max_waiting.max(sample.depth.waiting);
     }
 }
 
@@ -163,7 +178,19 @@ impl Handler<TakeSnapshot> for Collector {
             run: self.run,
             workers: self.workers.clone(),
             producers: self.producers.clone(),
-            depth: self.depth.clone(),
+            max_waiting: self.max_waiting,
+        }
+    }
+}
+
+impl Handler<TakeCounts> for Collector {
+    type Result = Counts;
+
+    fn handle(&mut self, _: TakeCounts, _: &mut Context<Self>) -> Counts {
+        Counts {
+            produced: self.producers.produced,
+            completed: self.workers.counts.completed,
+            end_to_end_p99_us: self.workers.end_to_end.histogram().value_at_quantile(0.99),
         }
     }
 }

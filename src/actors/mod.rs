@@ -13,7 +13,9 @@ mod producer;
 mod scheduler;
 mod worker;
 
-pub use collector::{Collector, DepthSample, ProducerReport, Publisher, Snapshot, TakeSnapshot, WorkerReport};
+pub use collector::{
+    Collector, Counts, DepthSample, ProducerReport, Publisher, Snapshot, TakeCounts, TakeSnapshot, WorkerReport,
+};
 pub use lifecycle::{Join, Stop};
 pub use producer::{End, Producer, ProducerPlan, producer_end};
 pub use scheduler::{Halt, Scheduler};

@@ -5,7 +5,6 @@
 //! tick tries again.
 
 use super::collector::DepthSample;
-use crate::clock;
 use crate::queue::Queue;
 use crate::telemetry::SchedulerMetrics;
 use actix::prelude::*;
@@ -105,7 +104,7 @@ impl Scheduler {
                             tracing::debug!(error = %e, "reading the oldest waiting job failed");
                         }
                         metrics.sampled(&depth, oldest.ok(), took);
-                        collector.do_send(DepthSample { at_us: clock::now_us(), depth })
+                        collector.do_send(DepthSample { depth })
                     }
                     Err(e) => tracing::warn!(error = %e, "sampling queue depth failed"),
                 }

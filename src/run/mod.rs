@@ -16,7 +16,8 @@ pub use suite::{SuiteOptions, run_suite};
 
 use crate::actors::producer_end;
 use crate::actors::{
-    Collector, Halt, Join, Pause, Producer, ProducerPlan, Scheduler, Snapshot, Stop, TakeSnapshot, Worker, WorkerConfig,
+    Collector, Halt, Join, Pause, Producer, ProducerPlan, Scheduler, Snapshot, Stop, TakeCounts, TakeSnapshot, Worker,
+    WorkerConfig,
 };
 use crate::ceiling;
 use crate::clock;
@@ -191,7 +192,7 @@ pub async fn run_scenario(
     let drain_deadline = tokio::time::Instant::now() + scenario.phases.drain_timeout;
     if !interrupted {
         loop {
-            let produced = collector.send(TakeSnapshot).await?.producers.produced;
+            let produced = collector.send(TakeCounts).await?.produced;
             match queue.audited_done().await {
                 Ok(done) if done >= produced => match queue.depth().await {
                     Ok(d) if d.waiting + d.in_flight + d.delayed == 0 => break,
@@ -231,7 +232,7 @@ pub async fn run_scenario(
     let mut merged = snapshot.workers.clone();
     merged.add(&remote);
     extra.rss_max = sampler.rss_max().max(system::process_rss_bytes());
-    extra.timeline = std::mem::take(&mut sampler.samples);
+    extra.timeline = sampler.into_samples();
     if scenario.probes.redis_memory_jobs > 0 && !interrupted {
         // After the run, so the jobs it builds weigh on neither the run nor its RSS figures.
         let payloads: BTreeSet<usize> = scenario.jobs.iter().map(|j| j.payload_bytes).collect();
@@ -446,7 +447,7 @@ fn build_result(i: BuildInput<'_>) -> RunResult {
             schedule_lag: Percentiles::from(&p.schedule_lag),
         },
         remaining: i.remaining,
-        max_waiting: i.snapshot.depth.iter().map(|d| d.depth.waiting).max().unwrap_or(0),
+        max_waiting: i.snapshot.max_waiting,
         ceiling: i.ceiling,
         resources: Resources {
             cpu_seconds: i.cpu_seconds,

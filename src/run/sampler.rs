@@ -1,9 +1,15 @@
 //! Takes one [`Sample`] a second while a run goes: throughput since the last sample, queue
-//! depth, this process's RSS and Redis' used memory. Reading them costs two round trips, small
-//! next to a second of load.
+//! depth, this process's RSS and Redis' used memory. Reading them costs two round trips and no
+//! copy of any histogram, small next to a second of load.
+//!
+//! What the sampler keeps has a fixed size, so a day-long soak measures conveyor's memory, not
+//! its own bookkeeping: at most [`MAX_SAMPLES`] samples, thinned to every 2nd, 4th, ... second
+//! as the run grows longer (every sample is still shown as progress). After each sample it hands
+//! the allocator's free pages back to the OS ([`system::release_free_memory`]), so RSS follows
+//! what the process holds, not the high-water mark of its bursts.
 
 use super::memory::used_memory;
-use crate::actors::{Collector, TakeSnapshot};
+use crate::actors::{Collector, TakeCounts};
 use crate::connection::Redis;
 use crate::queue::Queue;
 use crate::report::Sample;
@@ -11,21 +17,22 @@ use crate::system;
 use actix::Addr;
 use std::time::Instant;
 
-/// Most samples kept (a day at one a second); later ones are dropped.
-const MAX_SAMPLES: usize = 86_400;
+/// Most samples kept: 17 minutes at one a second, a 1-hour soak at one every 4 seconds.
+pub const MAX_SAMPLES: usize = 1_024;
 
 #[derive(Debug)]
 pub struct Sampler {
     /// When the producers started: sample times count from here.
     origin: Instant,
     /// Completions and time of the previous sample.
-    last: Option<(u64, Instant)>,
-    pub samples: Vec<Sample>,
+    last: (u64, Instant),
+    timeline: Timeline,
+    rss_max: u64,
 }
 
 impl Sampler {
     pub fn new(origin: Instant) -> Self {
-        Self { origin, last: Some((0, origin)), samples: Vec::new() }
+        Self { origin, last: (0, origin), timeline: Timeline::default(), rss_max: 0 }
     }
 
     /// Takes a sample now (errors leave the depth or memory at 0: a sample is never worth failing a run).
@@ -37,21 +44,22 @@ impl Sampler {
         redis: &Redis,
     ) -> Sample {
         let now = Instant::now();
-        let snapshot = collector.send(TakeSnapshot).await.unwrap_or_default();
+        let counts = collector.send(TakeCounts).await.unwrap_or_default();
         let depth = queue.depth().await.unwrap_or_default();
-        let completed = snapshot.workers.counts.completed;
-        let jobs_per_second = match self.last {
-            Some((c, at)) if now > at => completed.saturating_sub(c) as f64 / (now - at).as_secs_f64(),
-            _ => 0.0,
+        let (last_completed, last_at) = self.last;
+        let jobs_per_second = if now > last_at {
+            counts.completed.saturating_sub(last_completed) as f64 / (now - last_at).as_secs_f64()
+        } else {
+            0.0
         };
-        self.last = Some((completed, now));
+        self.last = (counts.completed, now);
         let t_seconds =
             if now >= self.origin { (now - self.origin).as_secs_f64() } else { -(self.origin - now).as_secs_f64() };
         let sample = Sample {
             t_seconds,
             phase,
-            produced: snapshot.producers.produced,
-            completed,
+            produced: counts.produced,
+            completed: counts.completed,
             jobs_per_second,
             waiting: depth.waiting,
             in_flight: depth.in_flight,
@@ -59,16 +67,88 @@ impl Sampler {
             dead: depth.dead,
             rss_bytes: system::process_rss_bytes(),
             redis_used_memory_bytes: used_memory(redis).await,
-            end_to_end_p99_us: snapshot.workers.end_to_end.histogram().value_at_quantile(0.99),
+            end_to_end_p99_us: counts.end_to_end_p99_us,
         };
-        if self.samples.len() < MAX_SAMPLES {
-            self.samples.push(sample);
-        }
+        self.rss_max = self.rss_max.max(sample.rss_bytes);
+        self.timeline.push(sample);
+        // After reading RSS, so each sample shows what the last second left resident.
+        system::release_free_memory();
         sample
     }
 
     /// Highest RSS seen so far.
     pub fn rss_max(&self) -> u64 {
-        self.samples.iter().map(|s| s.rss_bytes).max().unwrap_or(0)
+        self.rss_max
+    }
+
+    /// The samples kept, oldest first.
+    pub fn into_samples(self) -> Vec<Sample> {
+        self.timeline.samples
+    }
+}
+
+/// Samples taken every `stride`-th time, at most [`MAX_SAMPLES`] of them: when full, every
+/// other one is dropped and the stride doubles, so the kept ones stay evenly spaced.
+#[derive(Debug)]
+struct Timeline {
+    samples: Vec<Sample>,
+    stride: u64,
+    /// Samples offered so far.
+    offered: u64,
+}
+
+impl Default for Timeline {
+    fn default() -> Self {
+        Self { samples: Vec::with_capacity(MAX_SAMPLES), stride: 1, offered: 0 }
+    }
+}
+
+impl Timeline {
+    fn push(&mut self, sample: Sample) {
+        if self.offered.is_multiple_of(self.stride) {
+            self.samples.push(sample);
+            if self.samples.len() == MAX_SAMPLES {
+                let mut keep = false;
+                self.samples.retain(|_| {
+                    keep = !keep;
+                    keep
+                });
+                self.stride *= 2;
+            }
+        }
+        self.offered += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_timeline_is_thinned_evenly_and_never_outgrows_its_bound() {
+        let mut timeline = Timeline::default();
+        let capacity = timeline.samples.capacity();
+        let offered = 10 * MAX_SAMPLES as u64 + 7;
+        for i in 0..offered {
+            timeline.push(Sample { t_seconds: i as f64, ..Default::default() });
+            assert!(timeline.samples.len() < MAX_SAMPLES);
+        }
+        assert_eq!(timeline.samples.capacity(), capacity, "the buffer never reallocates");
+        assert_eq!(timeline.stride, 16);
+        let t: Vec<f64> = timeline.samples.iter().map(|s| s.t_seconds).collect();
+        assert_eq!(t[0], 0.0, "the first sample is kept");
+        assert!(t.windows(2).all(|w| w[1] - w[0] == 16.0), "evenly spaced at the stride");
+        assert!(offered as f64 - 1.0 - t[t.len() - 1] < 16.0, "reaches the latest stride");
+        assert!(timeline.samples.len() > MAX_SAMPLES / 2);
+    }
+
+    #[test]
+    fn a_short_timeline_keeps_every_sample() {
+        let mut timeline = Timeline::default();
+        for i in 0..(MAX_SAMPLES - 1) {
+            timeline.push(Sample { t_seconds: i as f64, ..Default::default() });
+        }
+        assert_eq!(timeline.samples.len(), MAX_SAMPLES - 1);
+        assert_eq!(timeline.stride, 1);
     }
 }
