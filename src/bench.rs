@@ -6,7 +6,9 @@
 //! 2. enqueue only: one producer actor, closed loop, no workers;
 //! 3. end to end: noop jobs drained by 10 workers in this process, closed loop;
 //! 4. the ratio of 3 to the concurrent ceiling;
-//! 5. open-loop latency at 1,000 jobs/s and at half the capacity measured in 3;
+//! 5. open-loop latency at 1,000 jobs/s and at half the capacity measured in 3, each beside a
+//!    probe of how late the machine wakes a sleeping thread in the same window
+//!    ([`crate::jitter`]): the floor under any tail measured on it;
 //! 6. memory: this process's RSS with 20 idle workers, and Redis bytes per queued job;
 //! 7. scaling: sleep-1ms jobs drained by one, then two `conveyor worker` processes (Redis is
 //!    not the bottleneck there, so the second process should nearly double throughput).
@@ -19,6 +21,7 @@ use crate::ceiling::{self, Ceiling};
 use crate::clock;
 use crate::connection::Redis;
 use crate::error::Result;
+use crate::jitter;
 use crate::queue::{JobKind, Queue, QueueOptions};
 use crate::report::{Percentiles, RunResult};
 use crate::run::{self, RunOptions};
@@ -86,6 +89,8 @@ pub struct LatencyAt {
     pub enqueue_to_start_us: Percentiles,
     pub end_to_end_us: Percentiles,
     pub schedule_lag_us: Percentiles,
+    /// How late a probe thread sleeping 1 ms at a time woke during the same window (µs).
+    pub machine_wake_delay_us: Percentiles,
     pub lost: u64,
 }
 
@@ -115,6 +120,7 @@ pub async fn run(redis: &Redis, size: BenchSize, progress: impl Fn(&str)) -> Res
     let mut latency = Vec::new();
     for rate in [1_000.0, (end_to_end_per_second / 2.0).round()] {
         progress(&format!("open-loop latency at {rate} jobs/s"));
+        let probe = jitter::Probe::start()?;
         let r = run_text(
             redis,
             &format!(
@@ -124,12 +130,15 @@ pub async fn run(redis: &Redis, size: BenchSize, progress: impl Fn(&str)) -> Res
                 size.latency_window.as_millis()
             ),
         )
-        .await?;
+        .await;
+        let machine_wake_delay_us = Percentiles::from(&probe.finish());
+        let r = r?;
         latency.push(LatencyAt {
             rate,
             enqueue_to_start_us: r.latency_us.enqueue_to_start,
             end_to_end_us: r.latency_us.end_to_end,
             schedule_lag_us: r.latency_us.schedule_lag,
+            machine_wake_delay_us,
             lost: r.counts.lost,
         });
     }
@@ -350,6 +359,15 @@ impl BenchResult {
                 p.p999 as f64 / 1e3,
                 p.max as f64 / 1e3,
                 l.lost
+            );
+            let m = &l.machine_wake_delay_us;
+            let _ = writeln!(
+                s,
+                "    same window, a sleeping thread woke late by p50 {:.3} ms  p99 {:.3} ms  p99.9 {:.3} ms  max {:.3} ms (the machine's floor)",
+                m.p50 as f64 / 1e3,
+                m.p99 as f64 / 1e3,
+                m.p999 as f64 / 1e3,
+                m.max as f64 / 1e3
             );
         }
         if let Some(sc) = &self.scaling {

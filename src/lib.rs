@@ -38,6 +38,7 @@ pub mod connection;
 pub mod error;
 pub mod eviction;
 pub mod handler;
+pub mod jitter;
 pub mod profile;
 pub mod queue;
 pub mod redis_cluster;
