@@ -14,8 +14,9 @@ use serde_json::Value;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-/// The metrics compared, when both results have them.
-const COMPARED: &[&str] = &[
+/// The metrics compared, when both results have them: these, then each queue operation's
+/// headline latencies, then [`COMPARED_AFTER_OPS`] (see [`metric::around_op_headlines`]).
+const COMPARED_BEFORE_OPS: &[&str] = &[
     "throughput",
     "enqueue_rate",
     "end_to_end.p50",
@@ -26,20 +27,8 @@ const COMPARED: &[&str] = &[
     "start_to_complete.p50",
     "start_to_complete.p99",
     "enqueue_call.p99",
-    "ops.enqueue.p50",
-    "ops.enqueue.p99",
-    "ops.claim.p50",
-    "ops.claim.p99",
-    "ops.ack.p50",
-    "ops.ack.p99",
-    "ops.fail.p50",
-    "ops.fail.p99",
-    "ops.status.p50",
-    "ops.status.p99",
-    "redis_bytes_per_job",
-    "lost",
-    "duplicates",
 ];
+const COMPARED_AFTER_OPS: &[&str] = &["redis_bytes_per_job", "lost", "duplicates"];
 
 /// How strict a comparison is.
 #[derive(Debug, Clone, Copy)]
@@ -108,13 +97,14 @@ pub fn compare(baseline: &Value, current: &Value, tol: Tolerance) -> Result<Comp
     let (base_cells, cur_cells) = (cells(baseline), cells(current));
     let mut deltas = Vec::new();
     let mut unmatched = Vec::new();
+    let compared = metric::around_op_headlines(COMPARED_BEFORE_OPS, COMPARED_AFTER_OPS);
     for b in &base_cells {
         let label = b["label"].as_str().unwrap_or_default();
         let Some(c) = cur_cells.iter().find(|c| c["label"].as_str() == Some(label)) else {
             unmatched.push(label.to_owned());
             continue;
         };
-        for &name in COMPARED {
+        for name in compared.iter().map(String::as_str) {
             let (Some(bm), Some(cm)) = (summary(b, name), summary(c, name)) else { continue };
             let Some(def) = metric::lookup(name) else { continue };
             deltas.push(delta(label, name, def.unit, def.better, bm, cm, tol));

@@ -9,6 +9,16 @@ pub const STAGES: &[&str] = &["enqueue_to_start", "start_to_complete", "end_to_e
 pub const STATS: &[&str] = &["min", "mean", "p50", "p90", "p95", "p99", "p999", "max"];
 /// Queue operations timed alone by the `queue-ops` mode.
 pub const OPS: &[&str] = &["enqueue", "claim", "ack", "fail", "status"];
+/// Statistics of each queue operation that the suite table and `conveyor compare` show.
+const OP_HEADLINE_STATS: &[&str] = &["p50", "p99"];
+
+/// The metric names `before`, then each queue operation's headline latencies
+/// (`ops.enqueue.p50`, `ops.enqueue.p99`, `ops.claim.p50`, … in the order of [`OPS`]), then
+/// `after`: the metrics the suite table and `conveyor compare` go through, in order.
+pub fn around_op_headlines(before: &[&str], after: &[&str]) -> Vec<String> {
+    let ops = OPS.iter().flat_map(|op| OP_HEADLINE_STATS.iter().map(move |stat| format!("ops.{op}.{stat}")));
+    before.iter().map(|s| s.to_string()).chain(ops).chain(after.iter().map(|s| s.to_string())).collect()
+}
 
 /// What a metric's number means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -145,5 +155,14 @@ mod tests {
         assert!(lookup("end_to_end.p98").is_none());
         assert!(lookup("ops.teleport.p50").is_none());
         assert_eq!(format(1500.0, Unit::Micros), "1.500ms");
+    }
+
+    #[test]
+    fn op_headlines_sit_between_the_given_names_and_all_resolve() {
+        let names = around_op_headlines(&["throughput"], &["lost"]);
+        assert_eq!(names.len(), 2 + OPS.len() * OP_HEADLINE_STATS.len());
+        assert_eq!(names[..4], ["throughput", "ops.enqueue.p50", "ops.enqueue.p99", "ops.claim.p50"]);
+        assert_eq!(names[names.len() - 2..], ["ops.status.p99", "lost"]);
+        assert!(names.iter().all(|n| lookup(n).is_some()), "{names:?}");
     }
 }

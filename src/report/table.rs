@@ -5,8 +5,10 @@
 use super::metric;
 use super::suite::SuiteResult;
 
-/// Rows in the order people read them (every metric is in result.json).
-const ORDER: &[&str] = &[
+/// Rows in the order people read them (every metric is in result.json): these, then each queue
+/// operation's headline latencies, then [`ORDER_AFTER_OPS`] (see
+/// [`metric::around_op_headlines`]).
+const ORDER_BEFORE_OPS: &[&str] = &[
     "throughput",
     "throughput_per_worker",
     "enqueue_rate",
@@ -28,16 +30,8 @@ const ORDER: &[&str] = &[
     "schedule_lag.p50",
     "schedule_lag.p99",
     "schedule_lag.max",
-    "ops.enqueue.p50",
-    "ops.enqueue.p99",
-    "ops.claim.p50",
-    "ops.claim.p99",
-    "ops.ack.p50",
-    "ops.ack.p99",
-    "ops.fail.p50",
-    "ops.fail.p99",
-    "ops.status.p50",
-    "ops.status.p99",
+];
+const ORDER_AFTER_OPS: &[&str] = &[
     "produced",
     "finished",
     "lost",
@@ -66,7 +60,7 @@ const ORDER: &[&str] = &[
 pub fn rows(suite: &SuiteResult) -> (Vec<String>, Vec<Vec<String>>) {
     let mut header = vec!["metric".to_owned()];
     header.extend(suite.cells.iter().map(|c| c.label.clone()));
-    let names: Vec<String> = ORDER.iter().map(|s| s.to_string()).collect();
+    let names = metric::around_op_headlines(ORDER_BEFORE_OPS, ORDER_AFTER_OPS);
     let spread = suite.repeats > 1;
     let rows = names
         .iter()

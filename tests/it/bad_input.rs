@@ -3,9 +3,9 @@
 //! `conveyor run` with exit code 2 and one error line that names the file, the field and what
 //! was expected; a rejected run writes no result. Missing files get the same treatment.
 
-use crate::support;
+use crate::support::{self, conveyor};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 /// (fixture, field the error names ("" for files that are not TOML at all), words of the
 /// expectation the error must contain)
@@ -80,10 +80,6 @@ const CONFIGS: &[(&str, &str, &str)] = &[
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bad")
-}
-
-fn conveyor() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_conveyor"))
 }
 
 fn files_in(dir: &Path) -> Vec<String> {

@@ -3,12 +3,12 @@
 //! operation (atomic settle pipeline, Lua scripts, reset by SCAN on the queue's slot), a whole
 //! run with lost = 0, and a master killed mid-run with its replica promoted.
 
-use crate::support::{self, job};
+use crate::support::{self, job, never, run_options};
 use conveyor::clock;
 use conveyor::connection::Redis;
 use conveyor::queue::{Depth, Enqueued, Job, Outcome, Queue, QueueOptions, Settled};
 use conveyor::redis_cluster::{ClusterOptions, RedisCluster};
-use conveyor::run::{self, Interrupt, RunOptions};
+use conveyor::run;
 use conveyor::scenario::Scenario;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -17,20 +17,6 @@ use std::time::Duration;
 /// A 3-master cluster of the test's own (about a second to start); its nodes stop when it drops.
 fn cluster() -> RedisCluster {
     RedisCluster::start(ClusterOptions::default()).unwrap_or_else(|e| panic!("tests need a real redis cluster: {e}"))
-}
-
-fn never() -> Interrupt {
-    Box::pin(std::future::pending())
-}
-
-fn run_options() -> RunOptions {
-    RunOptions {
-        local_workers: true,
-        instance: support::unique_name("inst"),
-        progress: false,
-        private_server: false,
-        ceiling: false,
-    }
 }
 
 #[tokio::test]
@@ -227,37 +213,20 @@ fn worker_processes_share_a_partitioned_queue_across_a_failover() {
     let mut cluster = RedisCluster::start(ClusterOptions { masters: 3, replicas_per_master: 1, args: Vec::new() })
         .unwrap_or_else(|e| panic!("tests need a real redis cluster: {e}"));
     let dir = tempfile::tempdir().unwrap();
-    let scenario = dir.path().join("partitioned.toml");
-    let queue = support::unique_name("cluster-processes");
-    std::fs::write(
-        &scenario,
-        format!(
-            "# processes\ndescription = \"processes\"\n[queue]\nname = \"{queue}\"\nlease = \"2s\"\npartitions = 6\n\
-             [producer]\nrate = 1000\nduration = \"4s\"\n[workers]\ncount = 2\nbatch = 50\n\
-             [phases]\ndrain_timeout = \"30s\"\n"
-        ),
-    )
-    .unwrap();
+    let text = "lease = \"2s\"\npartitions = 6\n[producer]\nrate = 1000\nduration = \"4s\"\n\
+                [workers]\ncount = 2\nbatch = 50\n[phases]\ndrain_timeout = \"30s\"\n";
+    let (scenario, queue) = support::scenario_file(dir.path(), "partitioned.toml", "cluster-processes", text);
     let url = cluster.url();
-    let conveyor = || std::process::Command::new(env!("CARGO_BIN_EXE_conveyor"));
     let spawn_worker = || {
-        conveyor()
-            .args(["worker", "--metrics-addr", "off", "--redis-url", &url])
-            .arg(&scenario)
+        support::worker(&url, &scenario, &["--metrics-addr", "off"])
             .env("RUST_LOG", "error")
-            .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap()
     };
     let mut workers = [spawn_worker(), spawn_worker()];
-    let producer = conveyor()
-        .args(["produce", "--quiet", "--json", "--metrics-addr", "off", "--redis-url", &url, "--results"])
-        .arg(dir.path().join("results"))
-        .arg(&scenario)
+    let producer = support::producer(&url, &dir.path().join("results"), &scenario, &["--metrics-addr", "off"])
         .env("RUST_LOG", "error")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(2000));
@@ -265,12 +234,9 @@ fn worker_processes_share_a_partitioned_queue_across_a_failover() {
     cluster.kill(victim);
     let out = producer.wait_with_output().unwrap();
     for w in &mut workers {
-        let _ = std::process::Command::new("kill").arg("-TERM").arg(w.id().to_string()).status();
-        let _ = w.wait();
+        support::terminate(w);
     }
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "exit {:?}\n{stdout}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
-    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let json = support::json_output(&out);
     let run = &json["cells"][0]["runs"][0];
     let counts = &run["counts"];
     eprintln!("worker processes across a failover: {counts}");

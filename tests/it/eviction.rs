@@ -2,16 +2,12 @@
 //! (exit 2, nothing written) unless `--allow-eviction` is given, and then warns. The policy is
 //! read even by an ACL user that may not run CONFIG.
 
-use crate::support;
+use crate::support::{self, conveyor};
 use conveyor::connection::Redis;
 use conveyor::eviction::{self, Eviction};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::{Duration, Instant};
-
-fn conveyor() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_conveyor"))
-}
 
 fn scenario_file(dir: &Path) -> std::path::PathBuf {
     let path = dir.join("evict.toml");

@@ -4,7 +4,7 @@
 //! audit: nothing lost, duplicates counted. Timings are printed (`cargo test faults --
 //! --nocapture`), never asserted.
 
-use crate::support;
+use crate::support::{self, conveyor};
 use conveyor::connection::Redis;
 use conveyor::queue::QueueKeys;
 use conveyor::report::RunResult;
@@ -184,48 +184,23 @@ async fn restart_mid_run(fsync: &str) {
     assert!(r.counts.produced >= 2500, "{:?}", r.counts);
 }
 
-fn conveyor() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_conveyor"))
-}
-
 /// SIGTERM to one of two worker processes under load: it finishes and settles the jobs it holds
 /// and exits 0. The lease is longer than the run may take, so any job it had dropped would show
 /// as unfinished or lost: none does, and none runs twice.
 #[test]
 fn sigterm_to_a_worker_process_under_load_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let scenario = dir.path().join("term.toml");
-    let queue = support::unique_name("term");
-    std::fs::write(
-        &scenario,
-        format!(
-            "# sigterm test\ndescription = \"term\"\n[queue]\nname = \"{queue}\"\nlease = \"60s\"\n\
-             [producer]\nrate = 1500\nduration = \"3s\"\n[workers]\ncount = 2\nconcurrency = 4\nbatch = 20\n\
-             [[jobs]]\nkind = \"sleep\"\nduration = \"5ms\"\n[phases]\ndrain_timeout = \"20s\"\n"
-        ),
-    )
-    .unwrap();
+    let text = "lease = \"60s\"\n[producer]\nrate = 1500\nduration = \"3s\"\n\
+                [workers]\ncount = 2\nconcurrency = 4\nbatch = 20\n\
+                [[jobs]]\nkind = \"sleep\"\nduration = \"5ms\"\n[phases]\ndrain_timeout = \"20s\"\n";
+    let (scenario, _) = support::scenario_file(dir.path(), "term.toml", "term", text);
     let url = support::shared_server().url();
     let spawn_worker = || {
-        conveyor()
-            .args(["worker", "--redis-url", &url])
-            .arg(&scenario)
-            .env("RUST_LOG", "conveyor=info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
+        support::worker(&url, &scenario, &[]).env("RUST_LOG", "conveyor=info").stderr(Stdio::piped()).spawn().unwrap()
     };
     let victim = spawn_worker();
     let mut survivor = spawn_worker();
-    let producer = conveyor()
-        .args(["produce", "--quiet", "--json", "--redis-url", &url, "--results"])
-        .arg(dir.path().join("results"))
-        .arg(&scenario)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let producer = support::producer(&url, &dir.path().join("results"), &scenario, &[]).spawn().unwrap();
     std::thread::sleep(Duration::from_millis(1500));
     let term_at = Instant::now();
     assert!(Command::new("kill").args(["-TERM", &victim.id().to_string()]).status().unwrap().success());
@@ -235,11 +210,8 @@ fn sigterm_to_a_worker_process_under_load_loses_nothing() {
     assert!(victim_out.status.success(), "worker exit {:?}: {victim_log}", victim_out.status);
     assert!(victim_log.contains("workers stopped"), "{victim_log}");
     let out = producer.wait_with_output().unwrap();
-    let _ = Command::new("kill").args(["-TERM", &survivor.id().to_string()]).status();
-    let _ = survivor.wait();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "exit {:?}\n{stdout}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
-    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    support::terminate(&mut survivor);
+    let json = support::json_output(&out);
     let counts = &json["cells"][0]["runs"][0]["counts"];
     eprintln!("SIGTERM: worker stopped {:.0}ms after the signal; counts {counts}", stop_took.as_secs_f64() * 1000.0);
     assert_eq!(counts["lost"], 0, "{counts}");
@@ -290,16 +262,12 @@ fn the_chaos_scenario_recovers_and_reports_its_recovery_times() {
         .env("RUST_LOG", "error")
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let json = support::json_output(&out);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "exit {:?}\n{stdout}\n{stderr}", out.status);
-    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     let counts = &json["cells"][0]["runs"][0]["counts"];
     assert_eq!(json["lost"], 0, "{counts}");
     assert_eq!(counts["finished"], counts["produced"], "{counts}");
-    let result_dir = std::fs::read_dir(dir.path()).unwrap().next().unwrap().unwrap().path();
-    let chaos: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(result_dir.join("chaos.json")).unwrap()).unwrap();
+    let chaos = support::read_json(&support::result_dir(dir.path()).join("chaos.json"));
     eprintln!("CHAOS: {chaos}; counts {counts}");
     assert_eq!(chaos["problems"], serde_json::json!([]), "{chaos}");
     for field in ["worker_killed_at_seconds", "reclaimed_after_seconds", "redis_down_seconds", "resumed_after_seconds"]

@@ -2,37 +2,21 @@
 //! entry points the CLI uses, and the CLI binary itself (including worker processes that are
 //! killed mid-run).
 
-use crate::support;
+use crate::support::{self, conveyor, never};
 use conveyor::report::RunResult;
-use conveyor::run::{self, Interrupt, RunOptions};
+use conveyor::run::{self, Interrupt};
 use conveyor::scenario::Scenario;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 fn scenario(text: &str) -> Scenario {
-    let name = support::unique_name("run");
-    let text = format!("name = \"{name}\"\ndescription = \"test\"\n{text}");
-    Scenario::parse(&text, Path::new("test.toml")).unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn options() -> RunOptions {
-    RunOptions {
-        local_workers: true,
-        instance: support::unique_name("inst"),
-        progress: false,
-        private_server: false,
-        ceiling: false,
-    }
-}
-
-fn never() -> Interrupt {
-    Box::pin(std::future::pending())
+    support::scenario("run", text)
 }
 
 async fn run(s: &Scenario, interrupt: Interrupt) -> RunResult {
     let redis = support::redis().await;
-    run::run_scenario(s, &redis, &options(), interrupt).await.unwrap_or_else(|e| panic!("run failed: {e}"))
+    run::run_scenario(s, &redis, &support::run_options(), interrupt).await.unwrap_or_else(|e| panic!("run failed: {e}"))
 }
 
 fn assert_exact_delivery(r: &RunResult) {
@@ -107,36 +91,20 @@ async fn interrupting_a_run_loses_nothing_and_still_reports() {
     assert_eq!(r.remaining.in_flight, 0, "stopped workers must not hold jobs");
 }
 
-fn conveyor() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_conveyor"))
-}
-
 #[test]
 fn cli_run_prints_percentiles_and_writes_the_same_numbers_as_json() {
     let dir = tempfile::tempdir().unwrap();
-    let scenario = dir.path().join("cli.toml");
-    let queue = support::unique_name("cli");
-    std::fs::write(
-        &scenario,
-        format!("# cli test\ndescription = \"cli\"\n[queue]\nname = \"{queue}\"\n[producer]\njobs = 3000\n"),
-    )
-    .unwrap();
-    let out = conveyor()
-        .args(["run", "--quiet", "--redis-url", &support::shared_server().url(), "--results"])
-        .arg(dir.path().join("results"))
-        .arg(&scenario)
-        .output()
-        .unwrap();
+    let (scenario, _) = support::scenario_file(dir.path(), "cli.toml", "cli", "[producer]\njobs = 3000\n");
+    let out = support::cli_run(&[], &dir.path().join("results"), &scenario);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "exit {:?}\n{stdout}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
     for needle in ["p50", "p99.9", "enqueue→start", "end-to-end", "lost 0, duplicates 0"] {
         assert!(stdout.contains(needle), "summary lacks {needle:?}:\n{stdout}");
     }
     // results/<UTC timestamp>-<scenario>/result.json
-    let result_dir = std::fs::read_dir(dir.path().join("results")).unwrap().next().unwrap().unwrap().path();
+    let result_dir = support::result_dir(&dir.path().join("results"));
     assert!(result_dir.file_name().unwrap().to_string_lossy().ends_with("Z-cli"), "{}", result_dir.display());
-    let json: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(result_dir.join("result.json")).unwrap()).unwrap();
+    let json = support::read_json(&result_dir.join("result.json"));
     let run = &json["cells"][0]["runs"][0];
     assert_eq!(run["counts"]["produced"], 3000);
     assert_eq!(run["counts"]["lost"], 0);
@@ -186,47 +154,21 @@ fn cli_reports_unreachable_redis_quickly() {
 #[test]
 fn a_worker_process_killed_mid_run_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let scenario = dir.path().join("kill.toml");
-    let queue = support::unique_name("kill");
-    std::fs::write(
-        &scenario,
-        format!(
-            "# kill test\ndescription = \"kill\"\n[queue]\nname = \"{queue}\"\nlease = \"1s\"\n\
-             [producer]\nrate = 1000\nduration = \"4s\"\n[workers]\ncount = 2\nbatch = 20\n\
-             [[jobs]]\nkind = \"sleep\"\nduration = \"1ms\"\n[phases]\ndrain_timeout = \"30s\"\n"
-        ),
-    )
-    .unwrap();
+    let text = "lease = \"1s\"\n[producer]\nrate = 1000\nduration = \"4s\"\n[workers]\ncount = 2\nbatch = 20\n\
+                [[jobs]]\nkind = \"sleep\"\nduration = \"1ms\"\n[phases]\ndrain_timeout = \"30s\"\n";
+    let (scenario, _) = support::scenario_file(dir.path(), "kill.toml", "kill", text);
     let url = support::shared_server().url();
-    let spawn_worker = || {
-        conveyor()
-            .args(["worker", "--redis-url", &url])
-            .arg(&scenario)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap()
-    };
+    let spawn_worker =
+        || support::worker(&url, &scenario, &[]).env("RUST_LOG", "warn").stderr(Stdio::null()).spawn().unwrap();
     let mut victim = spawn_worker();
     let mut survivor = spawn_worker();
-    let producer = conveyor()
-        .args(["produce", "--quiet", "--json", "--redis-url", &url, "--results"])
-        .arg(dir.path().join("results"))
-        .arg(&scenario)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let producer = support::producer(&url, &dir.path().join("results"), &scenario, &[]).spawn().unwrap();
     std::thread::sleep(Duration::from_millis(2000));
     victim.kill().unwrap(); // SIGKILL
     victim.wait().unwrap();
     let out = producer.wait_with_output().unwrap();
-    let _ = Command::new("kill").arg("-TERM").arg(survivor.id().to_string()).status();
-    let _ = survivor.wait();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "exit {:?}\n{stdout}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
-    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    support::terminate(&mut survivor);
+    let json = support::json_output(&out);
     let run = &json["cells"][0]["runs"][0];
     let counts = &run["counts"];
     assert_eq!(counts["lost"], 0, "{counts}");
@@ -254,7 +196,9 @@ async fn a_redis_restart_mid_run_loses_no_acknowledged_job() {
          [phases]\ndrain_timeout = \"30s\"\n",
     );
     let redis = conveyor::connection::Redis::connect(&url).await.unwrap();
-    let r = run::run_scenario(&s, &redis, &options(), never()).await.unwrap_or_else(|e| panic!("run failed: {e}"));
+    let r = run::run_scenario(&s, &redis, &support::run_options(), never())
+        .await
+        .unwrap_or_else(|e| panic!("run failed: {e}"));
     let _server = restarter.join().unwrap();
     assert_eq!(r.counts.lost, 0, "{:?}", r.counts);
     assert_eq!(r.counts.finished, r.counts.produced, "{:?}", r.counts);

@@ -3,35 +3,18 @@
 //! schema, report.md, report.html, the histogram log), exit codes, and `conveyor compare`.
 //! Job counts stay tiny: these check behaviour, not speed.
 
-use crate::support;
+use crate::support::{self, conveyor, never};
 use conveyor::report::SuiteResult;
-use conveyor::run::{self, Interrupt, RunOptions, SuiteOptions};
+use conveyor::run::{self, SuiteOptions};
 use conveyor::scenario::Scenario;
 use std::path::Path;
-use std::process::Command;
 
 fn scenario(text: &str) -> Scenario {
-    let name = support::unique_name("suite");
-    let text = format!("name = \"{name}\"\ndescription = \"test\"\n{text}");
-    Scenario::parse(&text, Path::new("test.toml")).unwrap_or_else(|e| panic!("{e}"))
+    support::scenario("suite", text)
 }
 
 fn options() -> SuiteOptions {
-    SuiteOptions {
-        run: RunOptions {
-            local_workers: true,
-            instance: support::unique_name("inst"),
-            progress: false,
-            private_server: false,
-            ceiling: false,
-        },
-        repeats: None,
-        announce: false,
-    }
-}
-
-fn never() -> Interrupt {
-    Box::pin(std::future::pending())
+    SuiteOptions { run: support::run_options(), repeats: None, announce: false }
 }
 
 async fn suite(s: &Scenario) -> SuiteResult {
@@ -93,7 +76,7 @@ async fn a_matrix_with_repeats_targets_and_a_backlog_writes_a_valid_results_dire
     let dir = tempfile::tempdir().unwrap();
     let out = conveyor::report::files::write(&r, dir.path()).unwrap();
     assert!(out.file_name().unwrap().to_string_lossy().ends_with(&format!("Z-{}", r.scenario)));
-    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("result.json")).unwrap()).unwrap();
+    let json = support::read_json(&out.join("result.json"));
     assert_valid(&json);
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(md.contains("**FAIL**") && md.contains("| PASS |") && md.contains("workers=2"), "{md}");
@@ -175,21 +158,12 @@ async fn queue_ops_mode_times_each_operation_alone_and_loses_nothing() {
     assert!(r.cells[0].metrics.contains_key("ops.claim.p99"));
 }
 
-fn conveyor() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_conveyor"))
-}
-
 /// Writes a scenario file named `name` and runs it; returns (exit code, stdout, stderr, result dir).
 fn cli_run(dir: &Path, file: &str, text: &str) -> (Option<i32>, String, String, std::path::PathBuf) {
     let path = dir.join(file);
     std::fs::write(&path, format!("# test\ndescription = \"test\"\n{text}")).unwrap();
     let results = dir.join(format!("results-{file}"));
-    let out = conveyor()
-        .args(["run", "--quiet", "--redis-url", &support::shared_server().url(), "--results"])
-        .arg(&results)
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = support::cli_run(&[], &results, &path);
     let result_dir = std::fs::read_dir(&results).map(|mut d| d.next().unwrap().unwrap().path()).unwrap_or_default();
     (
         out.status.code(),
@@ -254,22 +228,11 @@ fn compare_exits_1_naming_the_metric_of_a_slower_run() {
 #[test]
 fn profile_writes_a_flame_graph_next_to_the_result() {
     let dir = tempfile::tempdir().unwrap();
-    let scenario = dir.path().join("profiled.toml");
-    let queue = support::unique_name("profile");
-    std::fs::write(
-        &scenario,
-        format!("# t\ndescription = \"t\"\n[queue]\nname = \"{queue}\"\n[producer]\njobs = 500\n"),
-    )
-    .unwrap();
+    let (scenario, _) = support::scenario_file(dir.path(), "profiled.toml", "profile", "[producer]\njobs = 500\n");
     let results = dir.path().join("results");
-    let out = conveyor()
-        .args(["run", "--quiet", "--profile", "--redis-url", &support::shared_server().url(), "--results"])
-        .arg(&results)
-        .arg(&scenario)
-        .output()
-        .unwrap();
+    let out = support::cli_run(&["--profile"], &results, &scenario);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    let result_dir = std::fs::read_dir(&results).unwrap().next().unwrap().unwrap().path();
+    let result_dir = support::result_dir(&results);
     let svg = std::fs::read_to_string(result_dir.join("flamegraph.svg")).unwrap();
     let doc = roxmltree::Document::parse_with_options(
         &svg,

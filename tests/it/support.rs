@@ -1,5 +1,6 @@
 //! Shared test fixtures: a private redis-server per test binary (or per test, for fault tests
-//! that kill it), a unique queue name per test, and a ready-made [`Queue`].
+//! that kill it), a unique queue name per test, a ready-made [`Queue`], and the `conveyor`
+//! binary as a process (its roles started, stopped and their results read back).
 
 use conveyor::clock::{ManualClock, SharedClock};
 use conveyor::connection::Redis;
@@ -7,6 +8,8 @@ use conveyor::queue::{Queue, QueueOptions};
 use conveyor::redis_server::{RedisServer, ServerOptions};
 use conveyor::run::{Interrupt, RunOptions};
 use conveyor::scenario::Scenario;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -89,4 +92,79 @@ pub fn job(seq: u64) -> conveyor::queue::Job {
         enqueued_us: 2_000 + seq,
         payload: vec![seq as u8; 8],
     }
+}
+
+/// The `conveyor` binary under test.
+pub fn conveyor() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_conveyor"))
+}
+
+/// Writes the scenario file `dir/<file>`: described as `test`, a queue of its own (named after
+/// `test`), then `text`, which may go on with more `[queue]` fields. Returns its path and the
+/// queue name.
+pub fn scenario_file(dir: &Path, file: &str, test: &str, text: &str) -> (PathBuf, String) {
+    let path = dir.join(file);
+    let queue = unique_name(test);
+    let text = format!("# {test} test\ndescription = \"{test}\"\n[queue]\nname = \"{queue}\"\n{text}");
+    std::fs::write(&path, text).unwrap();
+    (path, queue)
+}
+
+/// `conveyor run --quiet` of `scenario` on the shared server, `extra` options after `--quiet`,
+/// results below `results`; waits for it to end.
+pub fn cli_run(extra: &[&str], results: &Path, scenario: &Path) -> Output {
+    conveyor()
+        .args(["run", "--quiet"])
+        .args(extra)
+        .args(["--redis-url", &shared_server().url(), "--results"])
+        .arg(results)
+        .arg(scenario)
+        .output()
+        .unwrap()
+}
+
+/// A `conveyor worker` process of `scenario` on `url`, `extra` options before the URL, its stdout
+/// discarded; the caller sets its log level and stderr, then spawns it.
+pub fn worker(url: &str, scenario: &Path, extra: &[&str]) -> Command {
+    let mut cmd = conveyor();
+    cmd.arg("worker").args(extra).args(["--redis-url", url]).arg(scenario).stdout(Stdio::null());
+    cmd
+}
+
+/// A `conveyor produce --quiet --json` process of `scenario` on `url`, `extra` options before the
+/// URL, results below `results`, stdout and stderr piped (read them with [`json_output`]).
+pub fn producer(url: &str, results: &Path, scenario: &Path, extra: &[&str]) -> Command {
+    let mut cmd = conveyor();
+    cmd.args(["produce", "--quiet", "--json"])
+        .args(extra)
+        .args(["--redis-url", url, "--results"])
+        .arg(results)
+        .arg(scenario)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// Stops a process with SIGTERM and waits for it, whatever either returns.
+pub fn terminate(child: &mut Child) {
+    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    let _ = child.wait();
+}
+
+/// The JSON a `--json` run printed, after asserting that it exited 0 (stdout and stderr shown
+/// when it did not).
+pub fn json_output(out: &Output) -> serde_json::Value {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "exit {:?}\n{stdout}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+    serde_json::from_str(&stdout).unwrap()
+}
+
+/// The first entry of `results`: the directory of the one run written there.
+pub fn result_dir(results: &Path) -> PathBuf {
+    std::fs::read_dir(results).unwrap().next().unwrap().unwrap().path()
+}
+
+/// A JSON file, parsed.
+pub fn read_json(file: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap()
 }
