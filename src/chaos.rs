@@ -95,11 +95,19 @@ pub fn start(
     server: Option<RedisServer>,
 ) -> Result<Driver> {
     let url = endpoint.url.as_str();
+    if crate::connection::cluster_seed_urls(url).is_some() {
+        return Err(Error::Other(
+            "[chaos] needs a single Redis server (it watches one server's pending list): not a redis+cluster:// URL"
+                .into(),
+        ));
+    }
     if plan.restart_redis_at.is_some() && server.is_none() {
         return Err(Error::Other(
             "chaos.restart_redis_at needs the private redis-server: run without a Redis URL".into(),
         ));
     }
+    // Before any process starts, so a bad URL or TLS file leaves nothing behind.
+    let client = endpoint.client()?;
     let exe = std::env::current_exe()?;
     let mut workers = Vec::new();
     for _ in 0..plan.worker_processes {
@@ -132,12 +140,12 @@ pub fn start(
         server: Arc::new(Mutex::new(server)),
     };
     if let Some(at) = plan.kill_worker_at {
-        let f = Fault::of(&driver, url, keys.clone(), at);
+        let f = Fault::of(&driver, &client, keys.clone(), at);
         let workers = driver.workers.clone();
         driver.threads.push(std::thread::spawn(move || f.kill_worker(&workers)));
     }
     if let Some(at) = plan.restart_redis_at {
-        let f = Fault::of(&driver, url, keys, at);
+        let f = Fault::of(&driver, &client, keys, at);
         let server = driver.server.clone();
         driver.threads.push(std::thread::spawn(move || f.restart_redis(&server)));
     }
@@ -195,18 +203,19 @@ struct Fault {
     at: Duration,
     started: Instant,
     stop: Arc<AtomicBool>,
-    url: String,
+    /// Polls Redis through this client (TLS files included), reconnecting while it restarts.
+    client: redis::Client,
     keys: QueueKeys,
     report: Arc<Mutex<ChaosReport>>,
 }
 
 impl Fault {
-    fn of(driver: &Driver, url: &str, keys: QueueKeys, at: Duration) -> Self {
+    fn of(driver: &Driver, client: &redis::Client, keys: QueueKeys, at: Duration) -> Self {
         Self {
             at,
             started: driver.started,
             stop: driver.stop.clone(),
-            url: url.to_owned(),
+            client: client.clone(),
             keys,
             report: driver.report.clone(),
         }
@@ -255,9 +264,7 @@ impl Fault {
         f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
     ) -> Option<T> {
         if conn.is_none() {
-            *conn = redis::Client::open(self.url.as_str())
-                .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(1)))
-                .ok();
+            *conn = self.client.get_connection_with_timeout(Duration::from_secs(1)).ok();
         }
         let result = f(conn.as_mut()?);
         if result.is_err() {

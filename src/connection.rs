@@ -190,6 +190,30 @@ impl Endpoint {
     pub async fn connect(&self) -> Result<Redis> {
         Redis::connect_with(&self.url, &self.tls).await
     }
+
+    /// A client of one server, with the TLS files for a `rediss://` URL: for code that opens
+    /// its own (synchronous) connections, such as the chaos driver. Connects nowhere yet.
+    pub fn client(&self) -> Result<Client> {
+        single_client(&self.url, &self.tls, &redact_url(&self.url))
+    }
+}
+
+/// The client of one server at `url` (`redis://` or `rediss://` with `tls`).
+fn single_client(url: &str, tls: &TlsFiles, redacted_url: &str) -> Result<Client> {
+    let info = url
+        .into_connection_info()
+        .map_err(|e| Error::Other(format!("redis url {redacted_url}: {}", redact_error(&e.to_string(), url))))?;
+    if url.starts_with("rediss://") {
+        // Already installed (by an earlier connection) is fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        tls.client(info)
+    } else if tls.is_empty() {
+        Ok(Client::open(info)?)
+    } else {
+        Err(Error::Other(format!(
+            "redis url {redacted_url}: TLS files were given but the URL does not use TLS (use rediss://)"
+        )))
+    }
 }
 
 /// A handle to one Redis deployment; cheap to clone.
@@ -243,20 +267,7 @@ impl Redis {
             }
             return Self::connect_cluster(nodes?, redacted_url, url).await;
         }
-        let info = url
-            .into_connection_info()
-            .map_err(|e| Error::Other(format!("redis url {redacted_url}: {}", redact_error(&e.to_string(), url))))?;
-        let client = if url.starts_with("rediss://") {
-            // Already installed (by an earlier connection) is fine.
-            let _ = rustls::crypto::ring::default_provider().install_default();
-            tls.client(info)?
-        } else if tls.is_empty() {
-            Client::open(info)?
-        } else {
-            return Err(Error::Other(format!(
-                "redis url {redacted_url}: TLS files were given but the URL does not use TLS (use rediss://)"
-            )));
-        };
+        let client = single_client(url, tls, &redacted_url)?;
         let pool = build_pool(client.clone());
         let backend = Backend::Single { client: Box::new(client.clone()), pool: Arc::new(RwLock::new(pool)) };
         let redis = Self { backend, redacted_url, url: url.into() };

@@ -384,4 +384,32 @@ async fn tls_with_a_test_ca_and_client_certificates_works_and_refuses_what_it_sh
     assert!(out.status.success(), "{all}");
     assert!(all.contains("lost 0"), "{all}");
     assert_no_password("conveyor run over TLS", &format!("{all}{}", files_text(&dir.path().join("results"))));
+
+    // The chaos driver watches the queue over its own connections: they use the TLS files too.
+    // A worker process is killed while it holds jobs; the reclaim must be seen over TLS.
+    let chaos = dir.path().join("chaos.toml");
+    std::fs::write(
+        &chaos,
+        format!(
+            "# chaos over TLS\ndescription = \"chaos over TLS\"\n[queue]\nname = \"{}\"\nlease = \"1s\"\n\
+             [producer]\nrate = 500\nduration = \"4s\"\n[workers]\ncount = 2\nbatch = 20\n\
+             [[jobs]]\nkind = \"sleep\"\nduration = \"2ms\"\n[chaos]\nworker_processes = 1\nkill_worker_at = \"1s\"\n",
+            support::unique_name("tls-chaos")
+        ),
+    )
+    .unwrap();
+    let results = dir.path().join("chaos-results");
+    let out = role("run")
+        .args(["--quiet", "--redis-url", &url, "--tls-ca-file", &certs.path("ca.crt")])
+        .args(["--tls-cert-file", &certs.path("client.crt"), "--tls-key-file", &certs.path("client.key"), "--results"])
+        .arg(&results)
+        .arg(&chaos)
+        .output()
+        .unwrap();
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    let report = support::read_json(&support::result_dir(&results).join("chaos.json"));
+    assert_eq!(report["problems"], serde_json::json!([]), "{report}");
+    assert!(report["reclaimed_after_seconds"].is_number(), "the reclaim was not seen over TLS: {report}");
+    assert_no_password("chaos over TLS", &format!("{all}{}", files_text(&results)));
 }
