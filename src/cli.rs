@@ -220,7 +220,13 @@ fn dispatch(command: Command) -> Result<ExitCode> {
 
 /// The Redis to use and, when none is configured, the private server that serves it.
 fn resolve_redis(args: &RedisArgs) -> Result<(Endpoint, Option<RedisServer>)> {
-    resolve_redis_with(args, ServerOptions::default())
+    resolve_redis_with(args, private_server())
+}
+
+/// A private server started here, on the main thread, dies with this process even when it is
+/// killed with SIGKILL, instead of running on as an orphan.
+fn private_server() -> ServerOptions {
+    ServerOptions { die_with_thread: true, ..ServerOptions::default() }
 }
 
 /// [`resolve_redis`], starting a private server (if one is needed) with `server_options`.
@@ -268,11 +274,14 @@ fn run_command(args: RunArgs, local_workers: bool) -> Result<ExitCode> {
         return Err(Error::Other("a scenario with [chaos] runs with `conveyor run`, not `produce`".into()));
     }
     // A restart must not lose what Redis acknowledged: the private server fsyncs every write.
+    // The chaos driver restarts it from a thread of its own, which Linux would take for its
+    // parent: that server does not die with the process.
     let server_options = match chaos_plan.restart_redis_at {
-        Some(_) => {
-            ServerOptions { args: ["--appendonly", "yes", "--appendfsync", "always"].map(String::from).to_vec() }
-        }
-        None => ServerOptions::default(),
+        Some(_) => ServerOptions {
+            args: ["--appendonly", "yes", "--appendfsync", "always"].map(String::from).to_vec(),
+            die_with_thread: false,
+        },
+        None => private_server(),
     };
     let (endpoint, mut server) = resolve_redis_with(&args.redis, server_options)?;
     let options = RunOptions {

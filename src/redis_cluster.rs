@@ -86,7 +86,7 @@ impl RedisCluster {
             .map(|s| s.to_string())
             .collect();
             args.extend(options.args.iter().cloned());
-            nodes.push(RedisServer::start(ServerOptions { args })?);
+            nodes.push(RedisServer::start(ServerOptions { args, ..ServerOptions::default() })?);
         }
         let cluster = Self { nodes, bus_ports };
         if options.masters >= 3 {

@@ -14,6 +14,10 @@ use std::time::{Duration, Instant};
 pub struct ServerOptions {
     /// Extra `--name value` arguments, e.g. `["--appendonly", "yes"]`.
     pub args: Vec<String>,
+    /// Linux: the server is killed when the thread that started it ends, however it ends
+    /// (SIGKILL included), instead of living on as an orphan. Only for a thread that lives as
+    /// long as the server is wanted: Linux watches the starting thread, not the process.
+    pub die_with_thread: bool,
 }
 
 /// A running private redis-server.
@@ -93,6 +97,9 @@ impl RedisServer {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
+        if self.options.die_with_thread {
+            die_with_parent(&mut cmd);
+        }
         let mut child = cmd.spawn().map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => Error::RedisServer(INSTALL_HINT.into()),
             _ => Error::RedisServer(format!("cannot start redis-server: {e}")),
@@ -129,6 +136,26 @@ impl Drop for RedisServer {
         self.kill();
     }
 }
+
+/// Has the child get SIGKILL when the thread that spawns it ends.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn die_with_parent(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: runs in the forked child before exec; prctl is async-signal-safe and touches no
+    // memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn die_with_parent(_cmd: &mut Command) {}
 
 /// A loopback port nobody listens on right now.
 pub fn free_port() -> Result<u16> {

@@ -1,7 +1,8 @@
 //! Faults injected into real processes the test controls: every client connection killed, Redis
 //! paused for longer than a lease, Redis restarted (with the time to resume measured), a worker
-//! process stopped with SIGTERM under load, and Redis unreachable at start. Each ends with the
-//! audit: nothing lost, duplicates counted. Timings are printed (`cargo test faults --
+//! process stopped with SIGTERM under load, Redis unreachable at start, and `conveyor run`
+//! SIGKILLed (its private redis-server must die with it). Each run ends with the audit:
+//! nothing lost, duplicates counted. Timings are printed (`cargo test faults --
 //! --nocapture`), never asserted.
 
 use crate::support::{self, conveyor};
@@ -275,4 +276,59 @@ fn the_chaos_scenario_recovers_and_reports_its_recovery_times() {
         assert!(chaos[field].is_number(), "{field} missing: {chaos}");
     }
     assert!(stderr.contains("chaos ") && stderr.contains("reclaimed after"), "{stderr}");
+}
+
+/// `conveyor run` killed with SIGKILL (no chance to clean up) takes its private redis-server
+/// with it instead of leaving it running on a random port.
+#[test]
+fn a_private_redis_server_dies_with_a_killed_conveyor_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut run = conveyor()
+        .args(["run", "--quiet", "--metrics-addr", "off", "--duration", "60s", "--results"])
+        .arg(dir.path())
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/soak.toml"))
+        .env_remove("CONVEYOR_REDIS_URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let server = loop {
+        if let Some(pid) = children_named(run.id(), "redis-server").first() {
+            break *pid;
+        }
+        assert!(Instant::now() < deadline, "conveyor run started no redis-server");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    run.kill().unwrap();
+    run.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while alive(server) {
+        assert!(Instant::now() < deadline, "redis-server {server} outlived the conveyor run that started it");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Process ids of `parent`'s children whose command is `name`.
+fn children_named(parent: u32, name: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        // pid (comm) state ppid ...
+        let Some((head, rest)) = stat.rsplit_once(')') else { continue };
+        let comm = head.split_once('(').map_or("", |(_, c)| c);
+        let ppid = rest.split_whitespace().nth(1).and_then(|p| p.parse::<u32>().ok());
+        if comm == name && ppid == Some(parent) {
+            found.extend(entry.file_name().to_str().and_then(|p| p.parse::<u32>().ok()));
+        }
+    }
+    found
+}
+
+/// Whether `pid` is running (a zombie waiting to be reaped counts as dead).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next().map(str::to_owned)))
+        .is_some_and(|state| state != "Z" && state != "X")
 }

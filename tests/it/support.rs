@@ -16,16 +16,27 @@ use std::sync::{Arc, OnceLock};
 /// The redis-server all tests of this binary share; it lives until the process exits.
 pub fn shared_server() -> &'static RedisServer {
     static SERVER: OnceLock<RedisServer> = OnceLock::new();
-    SERVER.get_or_init(|| match RedisServer::start(ServerOptions::default()) {
-        Ok(s) => s,
-        // Never skip: a missing redis-server is a failed run with instructions.
-        Err(e) => panic!("tests need a real redis-server: {e}"),
+    SERVER.get_or_init(|| {
+        // A static is never dropped: the server is started by a thread that lives as long as
+        // the test process, and dies with it (even on SIGKILL) instead of outliving `cargo test`.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(RedisServer::start(ServerOptions { die_with_thread: true, ..ServerOptions::default() }));
+            loop {
+                std::thread::park();
+            }
+        });
+        match rx.recv().expect("the server thread answers") {
+            Ok(s) => s,
+            // Never skip: a missing redis-server is a failed run with instructions.
+            Err(e) => panic!("tests need a real redis-server: {e}"),
+        }
     })
 }
 
 /// A server of the test's own, for tests that kill or restart it.
 pub fn own_server(args: &[&str]) -> RedisServer {
-    RedisServer::start(ServerOptions { args: args.iter().map(|s| s.to_string()).collect() })
+    RedisServer::start(ServerOptions { args: args.iter().map(|s| s.to_string()).collect(), ..ServerOptions::default() })
         .unwrap_or_else(|e| panic!("tests need a real redis-server: {e}"))
 }
 
