@@ -37,8 +37,11 @@ use std::time::{Duration, Instant};
 pub struct BenchSize {
     /// Jobs per throughput measurement (ceiling loops, enqueue only, end to end).
     pub jobs: u64,
-    /// Length of each open-loop latency measurement.
+    /// Shortest open-loop latency measurement...
     pub latency_window: Duration,
+    /// ...made longer at low rates until it holds this many jobs, so a p99.9 rests on at least
+    /// `latency_jobs / 1000` samples above it rather than on the few slowest jobs of a short window.
+    pub latency_jobs: u64,
     /// Jobs queued for the Redis memory measurement.
     pub memory_jobs: u64,
     /// Sleep-1ms jobs per scaling measurement.
@@ -46,10 +49,20 @@ pub struct BenchSize {
 }
 
 impl BenchSize {
-    pub const FULL: Self =
-        Self { jobs: 500_000, latency_window: Duration::from_secs(10), memory_jobs: 100_000, scaling_jobs: 60_000 };
-    pub const QUICK: Self =
-        Self { jobs: 100_000, latency_window: Duration::from_secs(3), memory_jobs: 20_000, scaling_jobs: 0 };
+    pub const FULL: Self = Self {
+        jobs: 500_000,
+        latency_window: Duration::from_secs(10),
+        latency_jobs: 30_000,
+        memory_jobs: 100_000,
+        scaling_jobs: 60_000,
+    };
+    pub const QUICK: Self = Self {
+        jobs: 100_000,
+        latency_window: Duration::from_secs(3),
+        latency_jobs: 0,
+        memory_jobs: 20_000,
+        scaling_jobs: 0,
+    };
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -119,7 +132,8 @@ pub async fn run(redis: &Redis, size: BenchSize, progress: impl Fn(&str)) -> Res
 
     let mut latency = Vec::new();
     for rate in [1_000.0, (end_to_end_per_second / 2.0).round()] {
-        progress(&format!("open-loop latency at {rate} jobs/s"));
+        let window = size.latency_window.max(Duration::from_secs_f64(size.latency_jobs as f64 / rate));
+        progress(&format!("open-loop latency at {rate} jobs/s for {:.0} s", window.as_secs_f64()));
         let probe = jitter::Probe::start()?;
         let r = run_text(
             redis,
@@ -127,7 +141,7 @@ pub async fn run(redis: &Redis, size: BenchSize, progress: impl Fn(&str)) -> Res
                 "name = \"bench-latency\"\n[producer]\nrate = {rate}\nduration = \"{}ms\"\nbatch = 500\n\
                  [workers]\ncount = 10\nbatch = 200\n[[jobs]]\nkind = \"noop\"\npayload_bytes = {PAYLOAD}\n\
                  [phases]\nwarmup = \"1s\"\n",
-                size.latency_window.as_millis()
+                window.as_millis()
             ),
         )
         .await;

@@ -81,6 +81,7 @@ const SCALARS: &[(&str, MetricDef)] = &[
     ("redis_bytes_per_job", def(Unit::Bytes, Better::Lower)),
     ("redis_used_memory_bytes", def(Unit::Bytes, Better::Lower)),
     ("rss_slope_bytes_per_hour", def(Unit::BytesPerHour, Better::Lower)),
+    ("rss_growth", def(Unit::Ratio, Better::Lower)),
     ("redis_memory_slope_bytes_per_hour", def(Unit::BytesPerHour, Better::Lower)),
     ("throughput_cv", def(Unit::Ratio, Better::Lower)),
     ("ceiling.xadd_per_second", def(Unit::PerSecond, Better::Higher)),
@@ -108,7 +109,7 @@ pub fn examples() -> &'static str {
      start_to_complete, end_to_end, enqueue_call, schedule_lag; stats: min, mean, p50, p90, p95, p99, \
      p999, max), ops.<enqueue|claim|ack|fail|status>.<stat>, lost, duplicates, dead, retried, \
      completion_rate, duplicate_rate, drain_seconds, rss_bytes, rss_idle_bytes, redis_bytes_per_job, \
-     rss_slope_bytes_per_hour, redis_memory_slope_bytes_per_hour, throughput_cv, max_waiting, ceiling_share"
+     rss_slope_bytes_per_hour, rss_growth, redis_memory_slope_bytes_per_hour, throughput_cv, max_waiting, ceiling_share"
 }
 
 /// Formats a value of `unit` for people: "12.3ms", "45,210/s", "3.2 MB", "0.5%".

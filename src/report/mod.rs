@@ -316,9 +316,10 @@ impl RunResult {
         if let Some(t) = &self.trends {
             let _ = writeln!(
                 s,
-                "  trends      throughput {:.0} jobs/s ± {:.1}% (cv); RSS {:+.1} MB/h; Redis memory {:+.1} MB/h ({} samples)",
+                "  trends      throughput {:.0} jobs/s ± {:.1}% (cv); RSS {:+.1}% ({:+.1} MB/h); Redis memory {:+.1} MB/h ({} samples)",
                 t.throughput_mean,
                 t.throughput_cv * 100.0,
+                t.rss_growth * 100.0,
                 t.rss_slope_bytes_per_hour / 1e6,
                 t.redis_memory_slope_bytes_per_hour / 1e6,
                 t.samples

@@ -245,6 +245,7 @@ pub fn run_metrics(r: &RunResult) -> BTreeMap<String, f64> {
     }
     if let Some(t) = &r.trends {
         put("rss_slope_bytes_per_hour", t.rss_slope_bytes_per_hour);
+        put("rss_growth", t.rss_growth);
         put("redis_memory_slope_bytes_per_hour", t.redis_memory_slope_bytes_per_hour);
         put("throughput_cv", t.throughput_cv);
     }

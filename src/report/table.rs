@@ -48,6 +48,7 @@ const ORDER_AFTER_OPS: &[&str] = &[
     "redis_bytes_per_job",
     "redis_used_memory_bytes",
     "rss_slope_bytes_per_hour",
+    "rss_growth",
     "redis_memory_slope_bytes_per_hour",
     "throughput_cv",
     "jobs_per_cpu_second",

@@ -36,6 +36,10 @@ pub struct Trends {
     pub samples: usize,
     /// Least-squares slope of this process's RSS.
     pub rss_slope_bytes_per_hour: f64,
+    /// How much this process's RSS grew over the trend window: the mean of its last tenth
+    /// against the mean of its first tenth, as a ratio (0.03 = 3%). What a soak's "RSS growth
+    /// after warm-up" means: the window starts after the warm-up and the settling tenth.
+    pub rss_growth: f64,
     /// Least-squares slope of Redis `used_memory`.
     pub redis_memory_slope_bytes_per_hour: f64,
     /// Standard deviation of the per-second throughput divided by its mean.
@@ -62,9 +66,13 @@ pub fn trends(samples: &[Sample], warmup_seconds: f64) -> Option<Trends> {
     let tp: Vec<f64> = s.iter().map(|s| s.jobs_per_second).collect();
     let mean = tp.iter().sum::<f64>() / tp.len() as f64;
     let var = tp.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / tp.len() as f64;
+    let tenth = (rss.len() / 10).max(1);
+    let mean_of = |xs: &[f64]| xs.iter().sum::<f64>() / xs.len() as f64;
+    let (first, last) = (mean_of(&rss[..tenth]), mean_of(&rss[rss.len() - tenth..]));
     Some(Trends {
         samples: s.len(),
         rss_slope_bytes_per_hour: slope(&t, &rss) * 3600.0,
+        rss_growth: if first > 0.0 { last / first - 1.0 } else { 0.0 },
         redis_memory_slope_bytes_per_hour: slope(&t, &redis) * 3600.0,
         throughput_cv: if mean > 0.0 { var.sqrt() / mean } else { 0.0 },
         throughput_mean: mean,
@@ -97,6 +105,8 @@ mod tests {
             .collect();
         let t = trends(&samples, 0.0).unwrap();
         assert!((t.rss_slope_bytes_per_hour - 36_000.0).abs() < 1e-6);
+        // Window: samples 2..=9 (RSS 1020..=1090); first tenth 1020, last tenth 1090.
+        assert!((t.rss_growth - (1090.0 / 1020.0 - 1.0)).abs() < 1e-9, "{}", t.rss_growth);
         assert_eq!(t.throughput_cv, 0.0);
         assert!(trends(&samples[..3], 0.0).is_none());
         assert!(trends(&samples, 6.0).is_none(), "warm-up samples are left out");
