@@ -210,7 +210,7 @@ async fn with_worker_processes(redis: &Redis, processes: usize, jobs: u64) -> Re
     for _ in 0..processes {
         children.push(
             std::process::Command::new(&exe)
-                .arg("worker")
+                .args(["worker", "--metrics-addr", "off"])
                 .arg(&file)
                 // In the environment, not on the command line, where `ps` would show a password.
                 .env("CONVEYOR_REDIS_URL", redis.url())
