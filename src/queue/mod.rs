@@ -622,22 +622,39 @@ impl Queue {
         Ok(added_ms.map_or(Duration::ZERO, |ms| Duration::from_millis(now_ms.saturating_sub(ms))))
     }
 
-    /// The distinct jobs finished (completed or dead), from the audit bitmaps. A job lives in
-    /// one partition, so the partitions' counts add up.
+    /// The distinct jobs finished (completed or dead), from the audit bitmaps. One partition:
+    /// its BITCOUNT. Several: the union of their bitmaps, since a job can be in two partitions
+    /// (a batch sent again to another partition after its first partition failed mid-reply).
     pub async fn audited_done(&self) -> Result<u64> {
-        let each =
-            self.partitions.iter().map(|k| {
-                let key = k.audit_done();
-                async move {
-                    self.redis.with_conn(async |c| redis::cmd("BITCOUNT").arg(&key).query_async::<u64>(c).await).await
-                }
-            });
-        Ok(futures::future::try_join_all(each).await?.into_iter().sum())
+        if self.partitions.len() == 1 {
+            let key = self.partitions[0].audit_done();
+            return self.redis.with_conn(async |c| redis::cmd("BITCOUNT").arg(&key).query_async::<u64>(c).await).await;
+        }
+        Ok(self.audit_bits().await?.0.iter().map(|b| u64::from(b.count_ones())).sum())
+    }
+
+    /// Jobs finished in more than one partition: each set bit beyond the first for a sequence
+    /// number. They ran more than once, so they count as duplicates (a settle only detects a
+    /// duplicate within its own partition). 0 with one partition.
+    pub async fn audit_overlap(&self) -> Result<u64> {
+        if self.partitions.len() == 1 {
+            return Ok(0);
+        }
+        let (union, sum) = self.audit_bits().await?;
+        Ok(sum - union.iter().map(|b| u64::from(b.count_ones())).sum::<u64>())
     }
 
     /// Up to `limit` sequence numbers below `produced` whose audit bit is set in no partition.
     pub async fn missing(&self, produced: u64, limit: usize) -> Result<Vec<u64>> {
+        let bits = self.audit_bits().await?.0;
+        let bit = |seq: u64| bits.get((seq / 8) as usize).is_some_and(|b| b & (0x80 >> (seq % 8)) != 0);
+        Ok((0..produced).filter(|&s| !bit(s)).take(limit).collect())
+    }
+
+    /// The union of every partition's audit bitmap, and the sum of their set bits.
+    async fn audit_bits(&self) -> Result<(Vec<u8>, u64)> {
         let mut bits: Vec<u8> = Vec::new();
+        let mut sum = 0;
         for keys in self.partitions.iter() {
             let key = keys.audit_done();
             let part: Vec<u8> = self
@@ -645,13 +662,13 @@ impl Queue {
                 .with_conn(async |c| redis::cmd("GET").arg(&key).query_async::<Option<Vec<u8>>>(c).await)
                 .await?
                 .unwrap_or_default();
+            sum += part.iter().map(|b| u64::from(b.count_ones())).sum::<u64>();
             if bits.len() < part.len() {
                 bits.resize(part.len(), 0);
             }
             bits.iter_mut().zip(&part).for_each(|(b, p)| *b |= p);
         }
-        let bit = |seq: u64| bits.get((seq / 8) as usize).is_some_and(|b| b & (0x80 >> (seq % 8)) != 0);
-        Ok((0..produced).filter(|&s| !bit(s)).take(limit).collect())
+        Ok((bits, sum))
     }
 
     /// Dead letters as `(job, reason)`, oldest first within each partition (partition 0

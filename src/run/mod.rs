@@ -122,6 +122,7 @@ pub async fn run_scenario(
             local_workers: 0,
             remote_processes: 0,
             finished,
+            overlap: 0,
             remaining,
             ceiling,
             cpu_seconds,
@@ -224,6 +225,7 @@ pub async fn run_scenario(
     let cpu_seconds = system::process_cpu_seconds() - cpu_at_start;
     let snapshot = collector.send(TakeSnapshot).await?;
     let finished = patiently("reading the audit", async || queue.audited_done().await).await?;
+    let overlap = patiently("reading the audit", async || queue.audit_overlap().await).await?;
     let (remote, remote_processes) = patiently("reading published statistics", async || {
         remote_stats(&queue, run, &options.instance, &snapshot, finished).await
     })
@@ -252,6 +254,7 @@ pub async fn run_scenario(
         local_workers,
         remote_processes,
         finished,
+        overlap,
         remaining,
         ceiling,
         cpu_seconds,
@@ -367,6 +370,8 @@ struct BuildInput<'a> {
     local_workers: u32,
     remote_processes: u32,
     finished: u64,
+    /// Jobs finished in two partitions (see [`Queue::audit_overlap`]): duplicates too.
+    overlap: u64,
     remaining: Depth,
     ceiling: Option<ceiling::Ceiling>,
     cpu_seconds: f64,
@@ -435,7 +440,7 @@ fn build_result(i: BuildInput<'_>) -> RunResult {
             dead: w.dead,
             lost: not_finished - unfinished,
             unfinished,
-            duplicates: w.duplicates,
+            duplicates: w.duplicates + i.overlap,
             poison: w.poison,
             enqueue_errors: p.enqueue_errors,
         },

@@ -153,3 +153,27 @@ fn a_worker_refuses_a_partition_count_out_of_range() {
         assert!(stderr.contains("--partitions") && stderr.contains("from 1 to 256"), "{stderr}");
     }
 }
+
+/// A batch sent again to another partition after its first partition failed mid-reply leaves
+/// the same jobs in two partitions: both copies run, and the audit counts each job finished once
+/// and the second copy as a duplicate (summing the partitions' bitmaps counted it twice).
+#[tokio::test]
+async fn a_job_finished_in_two_partitions_counts_once_and_as_a_duplicate() {
+    let queue = partitioned("partition-overlap", 3, Duration::from_secs(30)).await;
+    let jobs: Vec<_> = (0..4).map(job).collect();
+    queue.enqueue_batch_to(0, &jobs).await.unwrap();
+    queue.enqueue_batch_to(2, &jobs[..2]).await.unwrap();
+    let mut conn = queue.redis().blocking_connection().await.unwrap();
+    let mut held = Vec::new();
+    while held.len() < 6 {
+        let claimed = queue.claim(&mut conn, "w", 10, Duration::from_millis(20)).await.unwrap();
+        assert!(!claimed.is_empty(), "jobs left unclaimed");
+        held.extend(claimed);
+    }
+    let batch: Vec<_> = held.into_iter().map(|c| (c, Outcome::Completed)).collect();
+    let settled = queue.settle(&batch).await.unwrap();
+    assert_eq!(settled.completed, 6, "each partition settles its own copy");
+    assert_eq!(queue.audited_done().await.unwrap(), 4, "distinct jobs finished");
+    assert_eq!(queue.audit_overlap().await.unwrap(), 2, "the copies that ran in a second partition");
+    assert!(queue.missing(4, 10).await.unwrap().is_empty());
+}
