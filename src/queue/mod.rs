@@ -92,6 +92,15 @@ pub enum Outcome {
     Failed(String),
 }
 
+/// What the audit bitmaps say (see [`Queue::audit`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Audit {
+    /// Distinct jobs finished (completed or dead).
+    pub finished: u64,
+    /// Copies of finished jobs that also finished in another partition: duplicates.
+    pub overlap: u64,
+}
+
 /// What one [`Queue::settle`] call did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Settled {
@@ -622,26 +631,44 @@ impl Queue {
         Ok(added_ms.map_or(Duration::ZERO, |ms| Duration::from_millis(now_ms.saturating_sub(ms))))
     }
 
-    /// The distinct jobs finished (completed or dead), from the audit bitmaps. One partition:
-    /// its BITCOUNT. Several: the union of their bitmaps, since a job can be in two partitions
-    /// (a batch sent again to another partition after its first partition failed mid-reply).
+    /// The distinct jobs finished (completed or dead), from the audit bitmaps.
     pub async fn audited_done(&self) -> Result<u64> {
-        if self.partitions.len() == 1 {
-            let key = self.partitions[0].audit_done();
-            return self.redis.with_conn(async |c| redis::cmd("BITCOUNT").arg(&key).query_async::<u64>(c).await).await;
-        }
-        Ok(self.audit_bits().await?.0.iter().map(|b| u64::from(b.count_ones())).sum())
+        Ok(self.audit().await?.finished)
     }
 
-    /// Jobs finished in more than one partition: each set bit beyond the first for a sequence
-    /// number. They ran more than once, so they count as duplicates (a settle only detects a
-    /// duplicate within its own partition). 0 with one partition.
-    pub async fn audit_overlap(&self) -> Result<u64> {
+    /// Whether at least `n` distinct jobs finished: for polling. With several partitions the
+    /// summed BITCOUNTs (one round trip each, nothing transferred) bound the distinct count from
+    /// above, so the bitmaps themselves are only read once that bound reaches `n`.
+    pub async fn finished_at_least(&self, n: u64) -> Result<bool> {
+        if self.partitions.len() > 1 && self.audit_bitcount_sum().await? < n {
+            return Ok(false);
+        }
+        Ok(self.audit().await?.finished >= n)
+    }
+
+    /// The audit: distinct jobs finished, and copies finished in a second partition. One
+    /// partition: its BITCOUNT. Several: the union of their bitmaps, since a job can be in two
+    /// partitions (a batch sent again to another partition after its first one failed
+    /// mid-reply); both copies ran, and a settle only sees duplicates within its own partition.
+    pub async fn audit(&self) -> Result<Audit> {
         if self.partitions.len() == 1 {
-            return Ok(0);
+            return Ok(Audit { finished: self.audit_bitcount_sum().await?, overlap: 0 });
         }
         let (union, sum) = self.audit_bits().await?;
-        Ok(sum - union.iter().map(|b| u64::from(b.count_ones())).sum::<u64>())
+        let finished = union.iter().map(|b| u64::from(b.count_ones())).sum::<u64>();
+        Ok(Audit { finished, overlap: sum - finished })
+    }
+
+    /// Set bits of every partition's audit bitmap, added up.
+    async fn audit_bitcount_sum(&self) -> Result<u64> {
+        let each =
+            self.partitions.iter().map(|k| {
+                let key = k.audit_done();
+                async move {
+                    self.redis.with_conn(async |c| redis::cmd("BITCOUNT").arg(&key).query_async::<u64>(c).await).await
+                }
+            });
+        Ok(futures::future::try_join_all(each).await?.into_iter().sum())
     }
 
     /// Up to `limit` sequence numbers below `produced` whose audit bit is set in no partition.

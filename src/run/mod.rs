@@ -23,7 +23,7 @@ use crate::ceiling;
 use crate::clock;
 use crate::connection::Redis;
 use crate::error::Result;
-use crate::queue::{Depth, Queue};
+use crate::queue::{Audit, Depth, Queue};
 use crate::report::{
     BytesPerJob, Counts, Latencies, Memory, PauseRecord, Percentiles, PhaseTimes, Resources, RunResult, SCHEMA_VERSION,
     Sample, Setup, Throughput,
@@ -194,13 +194,13 @@ pub async fn run_scenario(
     if !interrupted {
         loop {
             let produced = collector.send(TakeCounts).await?.produced;
-            match queue.audited_done().await {
-                Ok(done) if done >= produced => match queue.depth().await {
+            match queue.finished_at_least(produced).await {
+                Ok(true) => match queue.depth().await {
                     Ok(d) if d.waiting + d.in_flight + d.delayed == 0 => break,
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "reading the queue depth failed; retrying"),
                 },
-                Ok(_) => {}
+                Ok(false) => {}
                 // Redis away for a moment: the workers retry, and so does the drain.
                 Err(e) => tracing::warn!(error = %e, "reading the audit failed; retrying"),
             }
@@ -224,8 +224,7 @@ pub async fn run_scenario(
     scheduler.do_send(Halt);
     let cpu_seconds = system::process_cpu_seconds() - cpu_at_start;
     let snapshot = collector.send(TakeSnapshot).await?;
-    let finished = patiently("reading the audit", async || queue.audited_done().await).await?;
-    let overlap = patiently("reading the audit", async || queue.audit_overlap().await).await?;
+    let Audit { finished, overlap } = patiently("reading the audit", async || queue.audit().await).await?;
     let (remote, remote_processes) = patiently("reading published statistics", async || {
         remote_stats(&queue, run, &options.instance, &snapshot, finished).await
     })
@@ -370,7 +369,7 @@ struct BuildInput<'a> {
     local_workers: u32,
     remote_processes: u32,
     finished: u64,
-    /// Jobs finished in two partitions (see [`Queue::audit_overlap`]): duplicates too.
+    /// Jobs finished in two partitions (see [`Queue::audit`]): duplicates too.
     overlap: u64,
     remaining: Depth,
     ceiling: Option<ceiling::Ceiling>,

@@ -85,7 +85,7 @@ pub async fn measure(
 
     // Promote, claim and complete the jobs `fail` sent to a retry, until all `n` finished.
     let deadline = Instant::now() + CLEANUP_TIMEOUT;
-    while queue.audited_done().await? < n && Instant::now() < deadline {
+    while !queue.finished_at_least(n).await? && Instant::now() < deadline {
         queue.promote_due(1_000).await?;
         let batch = queue.claim(&mut conn, "queue-ops", 1_000, Duration::from_millis(20)).await?;
         if batch.is_empty() {
