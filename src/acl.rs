@@ -23,7 +23,7 @@ pub const COMMANDS: &[&str] = &[
     "xadd",
     "xreadgroup",
     "xack",
-    "xdel",
+    "xtrim",
     "xclaim",
     "xautoclaim",
     "xgroup|create",

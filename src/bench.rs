@@ -350,7 +350,7 @@ impl BenchResult {
             std::thread::available_parallelism().map_or(1, |n| n.get())
         );
         let _ = writeln!(s, "  ceiling: pipelined XADD              {:>10.0} jobs/s", c.xadd_per_second);
-        let _ = writeln!(s, "  ceiling: XADD→XREADGROUP→XACK+XDEL   {:>10.0} jobs/s in sequence", c.cycle_per_second);
+        let _ = writeln!(s, "  ceiling: XADD→XREADGROUP→XACK+XTRIM  {:>10.0} jobs/s in sequence", c.cycle_per_second);
         let _ = writeln!(s, "  ceiling: same mix, concurrent loops  {:>10.0} jobs/s", c.concurrent_per_second);
         let _ = writeln!(s, "  conveyor enqueue only (1 producer)   {:>10.0} jobs/s", self.enqueue_only_per_second);
         let _ = writeln!(

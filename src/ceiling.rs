@@ -2,12 +2,15 @@
 //! all, measured in the same run as conveyor so a figure reads as a fraction of what this
 //! machine allows. Two loops, each one pipelined round trip after another:
 //! - `xadd`: pipelined `XADD` batches (the enqueue side alone);
-//! - `cycle`: enqueue a batch, claim it with `XREADGROUP COUNT`, then `XACK` + `XDEL` it, one
-//!   step after another on one connection (conveyor's whole command mix per job, no runtime);
+//! - `cycle`: enqueue a batch, claim it with `XREADGROUP COUNT`, then `XACK` it, one step after
+//!   another on one connection, and every 20 ms cut the acknowledged head off the stream with
+//!   `XTRIM MINID` (conveyor's whole command mix per job, its scheduler's trim included; no
+//!   runtime);
 //! - `concurrent`: the same mix with a producer loop and a consumer loop running at the same
 //!   time on two connections, the shape conveyor itself has: the fair yardstick for its
 //!   end-to-end throughput.
 
+use crate::actors::TRIM_EVERY;
 use crate::connection::Redis;
 use crate::error::Result;
 use crate::queue::{GROUP, Job, JobKind, QueueKeys};
@@ -19,7 +22,7 @@ use std::time::Instant;
 pub struct Ceiling {
     /// Entries per second added by pipelined XADD alone.
     pub xadd_per_second: f64,
-    /// Jobs per second through XADD → XREADGROUP → XACK + XDEL in sequence, no runtime.
+    /// Jobs per second through XADD → XREADGROUP → XACK (+ XTRIM) in sequence, no runtime.
     pub cycle_per_second: f64,
     /// Jobs per second with a producer loop and a consumer loop running concurrently.
     pub concurrent_per_second: f64,
@@ -65,13 +68,14 @@ pub async fn measure(redis: &Redis, prefix: &str, entries: u64, batch: usize, pa
     let xadd_per_second = entries as f64 / start.elapsed().as_secs_f64();
 
     fresh_group(&stream).query_async::<()>(&mut conn).await?;
+    let mut acker = Acker::new(&stream);
     let start = Instant::now();
     let mut done = 0;
     while done < entries {
         let n = (entries - done).min(batch as u64);
         xadd_batch(n).query_async::<()>(&mut conn).await?;
         let ids = entry_ids(read_group(&stream, n as usize, None).query_async(&mut conn).await?);
-        ack_delete(&stream, &ids).query_async::<()>(&mut conn).await?;
+        acker.ack(&ids).query_async::<()>(&mut conn).await?;
         done += ids.len().max(1) as u64;
     }
     let cycle_per_second = entries as f64 / start.elapsed().as_secs_f64();
@@ -89,6 +93,7 @@ pub async fn measure(redis: &Redis, prefix: &str, entries: u64, batch: usize, pa
         Ok::<_, redis::RedisError>(())
     };
     let consuming = async {
+        let mut acker = Acker::new(&stream);
         let mut done = 0;
         while done < entries {
             let reply = read_group(&stream, batch, Some(100)).query_async(&mut consumer_conn).await?;
@@ -96,7 +101,7 @@ pub async fn measure(redis: &Redis, prefix: &str, entries: u64, batch: usize, pa
             if ids.is_empty() {
                 continue;
             }
-            ack_delete(&stream, &ids).query_async::<()>(&mut consumer_conn).await?;
+            acker.ack(&ids).query_async::<()>(&mut consumer_conn).await?;
             done += ids.len() as u64;
         }
         Ok::<_, redis::RedisError>(())
@@ -128,13 +133,31 @@ fn read_group(stream: &str, count: usize, block_ms: Option<u64>) -> redis::Cmd {
     cmd
 }
 
-/// Acknowledges and deletes entries atomically, as conveyor's settle does.
-fn ack_delete(stream: &str, ids: &[Vec<u8>]) -> redis::Pipeline {
-    let mut pipe = redis::pipe();
-    pipe.atomic();
-    pipe.cmd("XACK").arg(stream).arg(GROUP).arg(ids).ignore();
-    pipe.cmd("XDEL").arg(stream).arg(ids).ignore();
-    pipe
+/// Acknowledges entries as conveyor's settle does, and trims the acknowledged head of the
+/// stream as often as conveyor's scheduler does. One consumer acknowledging in order holds
+/// nothing older than what it acknowledges, so its last id is where the stream may start.
+struct Acker<'a> {
+    stream: &'a str,
+    trimmed: Instant,
+}
+
+impl<'a> Acker<'a> {
+    fn new(stream: &'a str) -> Self {
+        Self { stream, trimmed: Instant::now() }
+    }
+
+    fn ack(&mut self, ids: &[Vec<u8>]) -> redis::Pipeline {
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        pipe.cmd("XACK").arg(self.stream).arg(GROUP).arg(ids).ignore();
+        if let Some(last) = ids.last()
+            && self.trimmed.elapsed() >= TRIM_EVERY
+        {
+            pipe.cmd("XTRIM").arg(self.stream).arg("MINID").arg(last).ignore();
+            self.trimmed = Instant::now();
+        }
+        pipe
+    }
 }
 
 fn entry_ids(reply: Value) -> Vec<Vec<u8>> {

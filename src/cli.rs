@@ -408,7 +408,7 @@ fn worker_command(args: WorkerArgs) -> Result<ExitCode> {
         tracing::info!("stopping: finishing the jobs in hand");
         telemetry::set_phase(telemetry::Phase::Stopping);
         futures::future::join_all(workers.iter().map(|w| w.send(Stop))).await;
-        scheduler.do_send(Halt);
+        let _ = scheduler.send(Halt).await;
         tokio::time::sleep(Duration::from_millis(10)).await;
         let snapshot = collector.send(TakeSnapshot).await?;
         if snapshot.run > 0 {

@@ -18,5 +18,5 @@ pub use collector::{
 };
 pub use lifecycle::{Join, Stop};
 pub use producer::{End, Producer, ProducerPlan, producer_end};
-pub use scheduler::{Halt, Scheduler};
+pub use scheduler::{Halt, Scheduler, TRIM_EVERY};
 pub use worker::{Pause, Worker, WorkerConfig};

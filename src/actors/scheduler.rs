@@ -1,5 +1,6 @@
 //! The scheduler moves due delayed jobs into the ready stream, takes back jobs whose worker
-//! stopped renewing its lease, and samples queue depth. It keeps no state of its own beyond a
+//! stopped renewing its lease, trims settled entries off the ready stream, and samples queue
+//! depth. It keeps no state of its own beyond a
 //! scan cursor: Redis holds the truth, so any number of schedulers (one per process) may run.
 //! Each duty does one unit of work per tick; a failure is logged and counted, and the next
 //! tick tries again.
@@ -16,6 +17,11 @@ const PROMOTE_EVERY: Duration = Duration::from_millis(20);
 const PROMOTE_LIMIT: usize = 1_000;
 /// Most pending entries reclaimed per script call.
 const RECLAIM_LIMIT: usize = 500;
+/// How often settled entries are trimmed off the ready stream: at 100,000 jobs/s, at most
+/// about 2,000 settled entries (a few hundred kilobytes) wait for their trim.
+pub const TRIM_EVERY: Duration = Duration::from_millis(20);
+/// How long stopping waits for the last trim (Redis may be gone).
+const LAST_TRIM_WAIT: Duration = Duration::from_secs(1);
 /// How often queue depth is sampled.
 const DEPTH_EVERY: Duration = Duration::from_secs(1);
 
@@ -28,13 +34,14 @@ pub struct Scheduler {
     /// A duty still running from an earlier tick is not started again.
     promoting: bool,
     reclaiming: bool,
+    trimming: bool,
     metrics: SchedulerMetrics,
 }
 
 impl Scheduler {
     pub fn new(queue: Queue, collector: Recipient<DepthSample>) -> Self {
         let metrics = SchedulerMetrics::new(queue.keys().queue());
-        Self { queue, collector, cursor: "0-0".into(), promoting: false, reclaiming: false, metrics }
+        Self { queue, collector, cursor: "0-0".into(), promoting: false, reclaiming: false, trimming: false, metrics }
     }
 
     /// Promotes due jobs until fewer than a full batch were due.
@@ -91,6 +98,26 @@ impl Scheduler {
         }));
     }
 
+    fn trim(&mut self, ctx: &mut Context<Self>) {
+        if self.trimming {
+            return;
+        }
+        self.trimming = true;
+        let queue = self.queue.clone();
+        let began = Instant::now();
+        let work = async move { queue.trim().await };
+        ctx.spawn(work.into_actor(self).map(move |result, act, _| {
+            act.trimming = false;
+            match result {
+                Ok(_) => act.metrics.trimmed(began.elapsed()),
+                Err(e) => {
+                    metrics::counter!("conveyor_redis_errors_total", "role" => "scheduler").increment(1);
+                    tracing::warn!(error = %e, "trimming settled entries failed; next tick retries");
+                }
+            }
+        }));
+    }
+
     fn sample_depth(&mut self, ctx: &mut Context<Self>) {
         let (queue, collector, metrics) = (self.queue.clone(), self.collector.clone(), self.metrics.clone());
         ctx.spawn(
@@ -122,19 +149,30 @@ impl Actor for Scheduler {
         let reclaim_every = (self.queue.options().lease / 4).max(Duration::from_millis(10));
         ctx.run_interval(PROMOTE_EVERY, |act, ctx| act.promote(ctx));
         ctx.run_interval(reclaim_every, |act, ctx| act.reclaim(ctx));
+        ctx.run_interval(TRIM_EVERY, |act, ctx| act.trim(ctx));
         ctx.run_interval(DEPTH_EVERY, |act, ctx| act.sample_depth(ctx));
     }
 }
 
-/// Stops the scheduler at once (its duties are idempotent ticks).
+/// Stops the scheduler: one last trim (so the entries settled since the last tick do not stay
+/// in Redis), then it ends; its duties are idempotent ticks, so nothing else is waited for.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
 pub struct Halt;
 
 impl Handler<Halt> for Scheduler {
-    type Result = ();
+    type Result = ResponseActFuture<Self, ()>;
 
-    fn handle(&mut self, _: Halt, ctx: &mut Context<Self>) {
-        ctx.stop();
+    fn handle(&mut self, _: Halt, _: &mut Context<Self>) -> Self::Result {
+        let queue = self.queue.clone();
+        let last_trim = async move { tokio::time::timeout(LAST_TRIM_WAIT, queue.trim()).await };
+        Box::pin(last_trim.into_actor(self).map(|result, _, ctx| {
+            match result {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "the last trim failed; the next scheduler to run trims"),
+                Err(_) => tracing::warn!("the last trim took too long; the next scheduler to run trims"),
+            }
+            ctx.stop();
+        }))
     }
 }

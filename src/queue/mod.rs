@@ -2,11 +2,14 @@
 //!
 //! One Redis Stream per queue holds the jobs, payload inline; a consumer group hands each
 //! entry to one worker and its pending-entries list records who holds what and for how long.
-//! A job leaves the stream only when it is settled: completed jobs are acknowledged **and
-//! deleted** in the same atomic round trip, failed jobs move to the delayed sorted set with
-//! their next due time (retry with backoff) or to the dead-letter stream after their last
-//! attempt. Delayed jobs wait in the sorted set until [`Queue::promote_due`] moves them back.
-//! Jobs whose worker stopped renewing its lease come back through [`Queue::reclaim`].
+//! Settling a job acknowledges its entry in one atomic round trip with whatever else the
+//! outcome needs: failed jobs move to the delayed sorted set with their next due time (retry
+//! with backoff) or to the dead-letter stream after their last attempt. Acknowledged entries
+//! leave the stream in bulk: [`Queue::trim`] (the scheduler's, every few milliseconds) cuts
+//! the stream's head up to the oldest entry still held or not yet delivered, far cheaper for
+//! Redis than deleting entries one by one. Delayed jobs wait in the sorted set until
+//! [`Queue::promote_due`] moves them back. Jobs whose worker stopped renewing its lease come
+//! back through [`Queue::reclaim`].
 //!
 //! Delivery is at-least-once. With auditing on, settling a job also sets bit `seq` of the
 //! audit bitmap, so a run can tell exactly which jobs finished, and how many finished twice.
@@ -371,7 +374,7 @@ impl Queue {
     }
 
     /// Settles a batch of claimed jobs in one atomic round trip: completed jobs are
-    /// acknowledged and deleted; failed jobs are scheduled for a retry with backoff, or moved
+    /// acknowledged (the next [`Queue::trim`] removes their entries); failed jobs are scheduled for a retry with backoff, or moved
     /// to the dead letters after their last attempt; undecodable entries go to the dead
     /// letters with the reason.
     ///
@@ -404,7 +407,6 @@ impl Queue {
         pipe.atomic();
         let ids: Vec<&str> = batch.iter().map(|(c, _)| c.entry_id.as_str()).collect();
         pipe.cmd("XACK").arg(&ready).arg(GROUP).arg(&ids).ignore();
-        pipe.cmd("XDEL").arg(&ready).arg(&ids).ignore();
         for (claimed, outcome) in batch {
             let finished_seq = match (&claimed.job, outcome) {
                 (Ok(job), Outcome::Completed) => {
@@ -447,6 +449,23 @@ impl Queue {
             settled.duplicates = count_set_bits(reply);
         }
         Ok(settled)
+    }
+
+    /// Removes settled entries from the head of every partition's ready stream: every entry
+    /// older than the oldest one a worker holds or none has been handed yet. Returns how many
+    /// left. Until a trim runs, acknowledged entries still take memory in Redis; the scheduler
+    /// trims every few milliseconds, so a deployment that settles jobs without one (library use
+    /// of [`Queue::settle`] alone) must call this itself.
+    pub async fn trim(&self) -> Result<u64> {
+        let each = self.partitions.iter().map(|keys| {
+            let ready = keys.ready();
+            async move {
+                self.redis
+                    .with_conn(async |c| scripts::TRIM.key(&ready).arg(GROUP).invoke_async::<u64>(c).await)
+                    .await
+            }
+        });
+        Ok(futures::future::try_join_all(each).await?.into_iter().sum())
     }
 
     /// Resets the idle time of jobs `consumer` still runs, so they are not reclaimed.
@@ -548,15 +567,15 @@ impl Queue {
 
     async fn depth_in(&self, keys: &QueueKeys) -> Result<Depth> {
         let (ready, delayed, dead) = (keys.ready(), keys.delayed(), keys.dead());
-        let (len, pending, delayed_n, dead_n): (u64, Value, u64, u64) = self
+        let (len, groups, delayed_n, dead_n): (u64, Value, u64, u64) = self
             .redis
             .with_conn(async |c| {
                 redis::pipe()
                     .cmd("XLEN")
                     .arg(&ready)
-                    .cmd("XPENDING")
+                    .cmd("XINFO")
+                    .arg("GROUPS")
                     .arg(&ready)
-                    .arg(GROUP)
                     .cmd("ZCARD")
                     .arg(&delayed)
                     .cmd("XLEN")
@@ -565,15 +584,13 @@ impl Queue {
                     .await
             })
             .await?;
-        // XPENDING's summary starts with the count; it errors only when the group is missing.
-        let in_flight = match pending {
-            Value::Array(items) => match items.first() {
-                Some(Value::Int(n)) => *n as u64,
-                _ => 0,
-            },
-            _ => 0,
-        };
-        Ok(Depth { waiting: len.saturating_sub(in_flight), in_flight, delayed: delayed_n, dead: dead_n })
+        // XINFO GROUPS errors only when the stream is missing: then nothing is waiting.
+        let group = GroupInfo::of(&groups).unwrap_or_default();
+        // Settled entries stay in the stream until the next trim, so the stream's length
+        // overstates what waits; the group's lag (Redis 7: entries added but not yet read) is
+        // exact. Redis 6.2 has no lag: the length less what is pending is the bound left.
+        let waiting = group.lag.unwrap_or_else(|| len.saturating_sub(group.pending));
+        Ok(Depth { waiting, in_flight: group.pending, delayed: delayed_n, dead: dead_n })
     }
 
     /// How long the oldest job not yet handed to a worker has waited (zero when none waits):
@@ -591,27 +608,7 @@ impl Queue {
             .redis
             .with_conn(async |c| redis::pipe().cmd("XINFO").arg("GROUPS").arg(&ready).cmd("TIME").query_async(c).await)
             .await?;
-        let text = |v: &Value| match v {
-            Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
-            Value::SimpleString(s) => Some(s.clone()),
-            _ => None,
-        };
-        // Each group is a flat [name, value, ...] list (RESP2) or a map (RESP3).
-        let fields = |g: &Value| -> Vec<(Option<String>, Option<String>)> {
-            match g {
-                Value::Array(kv) => kv.chunks(2).filter_map(|p| p.get(1).map(|v| (text(&p[0]), text(v)))).collect(),
-                Value::Map(kv) => kv.iter().map(|(k, v)| (text(k), text(v))).collect(),
-                _ => Vec::new(),
-            }
-        };
-        let last_delivered = match &groups {
-            Value::Array(gs) => gs.iter().map(fields).find_map(|f| {
-                let named = f.iter().any(|(k, v)| k.as_deref() == Some("name") && v.as_deref() == Some(GROUP));
-                let last = f.iter().find(|(k, _)| k.as_deref() == Some("last-delivered-id"));
-                if named { last.and_then(|(_, v)| v.clone()) } else { None }
-            }),
-            _ => None,
-        };
+        let last_delivered = GroupInfo::of(&groups).and_then(|g| g.last_delivered);
         let start = format!("({}", last_delivered.unwrap_or_else(|| "0-0".into()));
         let first: Value = self
             .redis
@@ -792,6 +789,54 @@ fn parse_read_reply(reply: Value, partition: u16) -> Vec<Claimed> {
         }
     }
     out
+}
+
+/// What `XINFO GROUPS` says of conveyor's consumer group on one stream.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct GroupInfo {
+    /// Entries handed to a worker and not yet acknowledged.
+    pending: u64,
+    /// The id of the last entry handed to a worker.
+    last_delivered: Option<String>,
+    /// Entries added and not yet handed to a worker; Redis 7 and later, and only while Redis
+    /// can count it (no entry deleted past the group's position).
+    lag: Option<u64>,
+}
+
+impl GroupInfo {
+    /// Conveyor's group in an `XINFO GROUPS` reply: each group is a flat `[name, value, ...]`
+    /// list (RESP2) or a map (RESP3). `None` when the group is not there.
+    fn of(groups: &Value) -> Option<Self> {
+        let Value::Array(groups) = groups else { return None };
+        groups.iter().find_map(|g| {
+            let fields: Vec<(Option<String>, &Value)> = match g {
+                Value::Array(kv) => kv.chunks_exact(2).map(|p| (text(&p[0]), &p[1])).collect(),
+                Value::Map(kv) => kv.iter().map(|(k, v)| (text(k), v)).collect(),
+                _ => return None,
+            };
+            let get = |name: &str| fields.iter().find(|(k, _)| k.as_deref() == Some(name)).map(|(_, v)| *v);
+            if get("name").and_then(text).as_deref() != Some(GROUP) {
+                return None;
+            }
+            let int = |v: &Value| match v {
+                Value::Int(n) => u64::try_from(*n).ok(),
+                _ => None,
+            };
+            Some(Self {
+                pending: get("pending").and_then(int).unwrap_or(0),
+                last_delivered: get("last-delivered-id").and_then(text),
+                lag: get("lag").and_then(int),
+            })
+        })
+    }
+}
+
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        Value::SimpleString(s) => Some(s.clone()),
+        _ => None,
+    }
 }
 
 /// `[id, [field, value, ...]]` → the field/value list.

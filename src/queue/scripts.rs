@@ -32,7 +32,7 @@ pub static RECLAIM: LazyLock<Script> = LazyLock::new(|| {
 -- reclaim: give back jobs whose worker stopped renewing its lease (it died or stalled).
 -- Each pending entry idle longer than the lease is re-added to the ready stream as a new entry
 -- (so any live worker takes it) with its reclaim count `r` incremented, then the old entry is
--- acknowledged and deleted. An entry reclaimed more than ARGV[5] times is a job that keeps
+-- acknowledged (the next trim removes it). An entry reclaimed more than ARGV[5] times is a job that keeps
 -- killing its worker: it goes to the dead-letter stream instead, and its audit bit is set.
 -- KEYS[1] ready stream  KEYS[2] dead stream  KEYS[3] audit bitmap
 -- ARGV[1] group  ARGV[2] lease (ms)  ARGV[3] most entries  ARGV[4] reclaimer consumer name
@@ -80,9 +80,40 @@ for _, entry in ipairs(res[2]) do
     end
   end
   redis.call('XACK', KEYS[1], ARGV[1], id)
-  redis.call('XDEL', KEYS[1], id)
 end
 return {moved, dead, #res[3], res[1]}
+"#,
+    )
+});
+
+/// Used by [`Queue::trim`](super::Queue::trim).
+pub static TRIM: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+-- trim: remove settled entries from the head of the ready stream.
+-- Settling only acknowledges an entry; it stays in the stream until a trim removes every entry
+-- older than the oldest one still needed: the oldest pending entry (a worker holds it), or when
+-- none is pending, the first entry not yet delivered. So no entry a worker holds or no worker has
+-- seen is ever removed. Removing the head (XTRIM MINID) costs far less than deleting entries one
+-- by one (XDEL), and leaves no tombstones, so the group's lag stays exact.
+-- KEYS[1] ready stream  ARGV[1] group
+-- Returns the number of entries removed (0 when the stream or the group does not exist).
+local ok, pending = pcall(redis.call, 'XPENDING', KEYS[1], ARGV[1])
+if not ok then return 0 end
+local keep_from = pending[2]
+if pending[1] == 0 then
+  local delivered
+  for _, group in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+    local fields = {}
+    for i = 1, #group, 2 do fields[group[i]] = group[i + 1] end
+    if fields['name'] == ARGV[1] then delivered = fields['last-delivered-id'] end
+  end
+  if not delivered then return 0 end
+  local ms, seq = string.match(delivered, '^(%d+)-(%d+)$')
+  if not ms then return 0 end
+  keep_from = ms .. '-' .. string.format('%.0f', tonumber(seq) + 1)
+end
+return redis.call('XTRIM', KEYS[1], 'MINID', keep_from)
 "#,
     )
 });

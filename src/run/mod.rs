@@ -106,6 +106,7 @@ pub async fn run_scenario(
         // Queue operations alone, or Redis alone (the ceiling above was the whole run).
         if scenario.mode == Mode::QueueOps {
             extra.ops = queue_ops::measure(&queue, scenario, run, &collector).await?;
+            queue.trim().await?; // no scheduler ran: the settled entries go now
         }
         let snapshot = collector.send(TakeSnapshot).await?;
         let finished = queue.audited_done().await?;
@@ -221,7 +222,7 @@ pub async fn run_scenario(
     // Stop: workers settle what they hold.
     crate::telemetry::set_phase(crate::telemetry::Phase::Done);
     futures::future::join_all(workers.iter().map(|w| w.send(Stop))).await;
-    scheduler.do_send(Halt);
+    let _ = scheduler.send(Halt).await;
     let cpu_seconds = system::process_cpu_seconds() - cpu_at_start;
     let snapshot = collector.send(TakeSnapshot).await?;
     let Audit { finished, overlap } = patiently("reading the audit", async || queue.audit().await).await?;

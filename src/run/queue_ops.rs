@@ -3,9 +3,10 @@
 //!
 //! - `enqueue`: one job added (`XADD`);
 //! - `claim`: one job claimed (`XREADGROUP COUNT 1` on a stream that holds the others);
-//! - `ack`: one completed job settled (`XACK` + `XDEL` + the audit bit, one `MULTI`);
+//! - `ack`: one completed job settled (`XACK` + the audit bit, one `MULTI`; the entry leaves the
+//!   stream with the next trim, untimed here);
 //! - `fail`: one failed job settled (acknowledged and scheduled for a retry with backoff);
-//! - `status`: the queue's depth by state (`XLEN`, `XPENDING`, `ZCARD`, `XLEN`, pipelined).
+//! - `status`: the queue's depth by state (`XLEN`, `XINFO GROUPS`, `ZCARD`, `XLEN`, pipelined).
 //!
 //! Afterwards the retried jobs are promoted, claimed and completed (untimed), so the audit can
 //! still check that every job finished.

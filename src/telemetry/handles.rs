@@ -130,6 +130,7 @@ pub struct SchedulerMetrics {
     dead: Counter,
     promote: Histogram,
     reclaim: Histogram,
+    trim: Histogram,
     depth: Histogram,
 }
 
@@ -147,6 +148,7 @@ impl SchedulerMetrics {
             dead: counter!(JOBS_DEAD, "queue" => q()),
             promote: redis_operation(queue, "promote"),
             reclaim: redis_operation(queue, "reclaim"),
+            trim: redis_operation(queue, "trim"),
             depth: redis_operation(queue, "depth"),
         }
     }
@@ -160,6 +162,10 @@ impl SchedulerMetrics {
         self.reclaim.record(took);
         self.reclaimed.increment(r.moved);
         self.dead.increment(r.dead);
+    }
+
+    pub fn trimmed(&self, took: Duration) {
+        self.trim.record(took);
     }
 
     /// A depth sample (and the oldest waiting job's age, when it could be read).

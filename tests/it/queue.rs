@@ -57,6 +57,39 @@ fn every_key(queue: &Queue) -> Vec<String> {
     vec![k.ready(), k.delayed(), k.dead(), k.audit_done(), k.run(), k.stats(1)]
 }
 
+/// The trim removes settled entries only from the head of the stream: never an entry a worker
+/// holds, never one no worker has been handed; and the waiting count stays exact while settled
+/// entries wait for it.
+#[tokio::test]
+async fn the_trim_removes_settled_entries_and_never_held_or_waiting_ones() {
+    let queue = support::queue("trim", QueueOptions::default()).await;
+    let ready = queue.keys().ready();
+    assert_eq!(queue.trim().await.unwrap(), 0, "an empty stream: nothing to trim");
+    queue.enqueue_batch(&(0..30).map(job).collect::<Vec<_>>()).await.unwrap();
+    let mut first = claim(&queue, "w1", 10).await; // 0..10, held
+    let second = claim(&queue, "w2", 10).await; // 10..20, settled below; 20..30 wait
+    assert_eq!(seqs(&second), (10..20).collect::<Vec<_>>());
+    queue.settle(&with_outcome(second, Outcome::Completed)).await.unwrap();
+    assert_eq!(queue.trim().await.unwrap(), 0, "entries 0..10 are held: nothing behind them goes");
+    assert_eq!(queue.depth().await.unwrap(), Depth { waiting: 10, in_flight: 10, ..Depth::default() });
+
+    let rest = first.split_off(5);
+    queue.settle(&with_outcome(first, Outcome::Completed)).await.unwrap();
+    assert_eq!(queue.trim().await.unwrap(), 5, "0..5 settled; 5..10 still held");
+    queue.settle(&with_outcome(rest, Outcome::Completed)).await.unwrap();
+    assert_eq!(queue.trim().await.unwrap(), 15, "5..20 settled; 20..30 were never handed out");
+    assert_eq!(xlen(&queue, &ready).await, 10);
+    assert_eq!(queue.depth().await.unwrap(), Depth { waiting: 10, ..Depth::default() });
+
+    let last = claim(&queue, "w1", 100).await;
+    assert_eq!(seqs(&last), (20..30).collect::<Vec<_>>(), "the waiting jobs survived every trim");
+    assert_eq!(queue.trim().await.unwrap(), 0);
+    queue.settle(&with_outcome(last, Outcome::Completed)).await.unwrap();
+    assert_eq!(queue.trim().await.unwrap(), 10);
+    assert_eq!(xlen(&queue, &ready).await, 0);
+    assert_eq!(queue.audited_done().await.unwrap(), 30);
+}
+
 #[tokio::test]
 async fn completed_jobs_leave_the_stream_and_settling_twice_counts_duplicates() {
     let queue = support::queue("settle-completed", QueueOptions::default()).await;
@@ -72,8 +105,11 @@ async fn completed_jobs_leave_the_stream_and_settling_twice_counts_duplicates() 
     let batch = with_outcome(claimed, Outcome::Completed);
     let settled = queue.settle(&batch).await.unwrap();
     assert_eq!(settled, Settled { completed: 10, retried: 0, dead: 0, duplicates: 0 });
-    assert_eq!(xlen(&queue, &queue.keys().ready()).await, 0, "completed entries are deleted, not only acknowledged");
     assert_eq!(pending(&queue).await, 0, "completed entries are acknowledged");
+    assert_eq!(queue.depth().await.unwrap(), Depth::default(), "settled entries count in no state before the trim");
+    assert_eq!(xlen(&queue, &queue.keys().ready()).await, 10, "settling only acknowledges");
+    assert_eq!(queue.trim().await.unwrap(), 10);
+    assert_eq!(xlen(&queue, &queue.keys().ready()).await, 0, "the trim removed the settled entries");
     assert_eq!(queue.depth().await.unwrap(), Depth::default());
     assert_eq!(queue.audited_done().await.unwrap(), 10);
     assert_eq!(queue.missing(10, 100).await.unwrap(), Vec::<u64>::new());
@@ -140,6 +176,7 @@ async fn failed_job_retries_with_backoff_then_dies_after_its_last_attempt() {
     let settled = queue.settle(&with_outcome(claimed, Outcome::Failed("disk on fire".into()))).await.unwrap();
     assert_eq!(settled, Settled { dead: 1, ..Settled::default() });
     assert_eq!(queue.depth().await.unwrap(), Depth { dead: 1, ..Depth::default() });
+    queue.trim().await.unwrap();
     assert_eq!(xlen(&queue, &queue.keys().ready()).await, 0);
 
     let dead = queue.dead_letters(10).await.unwrap();
@@ -224,6 +261,7 @@ async fn expired_lease_is_reclaimed_and_the_job_finishes_exactly_once() {
     assert_eq!(settled, Settled { completed: 1, ..Settled::default() });
     assert_eq!(queue.audited_done().await.unwrap(), 1);
     assert_eq!(queue.depth().await.unwrap(), Depth::default());
+    queue.trim().await.unwrap();
     assert_eq!(xlen(&queue, &queue.keys().ready()).await, 0);
 }
 
@@ -247,6 +285,7 @@ async fn job_reclaimed_more_than_max_reclaims_times_goes_to_the_dead_letters() {
     assert_eq!((second.moved, second.dead), (0, 1), "the second reclaim is one too many");
 
     assert_eq!(queue.depth().await.unwrap(), Depth { dead: 1, ..Depth::default() });
+    queue.trim().await.unwrap();
     assert_eq!(xlen(&queue, &queue.keys().ready()).await, 0);
     let dead = queue.dead_letters(10).await.unwrap();
     assert_eq!(dead.len(), 1);
@@ -315,6 +354,7 @@ async fn poison_entry_goes_to_the_dead_letters_and_spares_its_batch() {
         .collect();
     let settled = queue.settle(&batch).await.unwrap();
     assert_eq!(settled, Settled { completed: 2, dead: 2, ..Settled::default() });
+    queue.trim().await.unwrap();
     assert_eq!(xlen(&queue, &ready).await, 0, "the poison entries left the stream");
     assert_eq!(queue.depth().await.unwrap(), Depth { dead: 2, ..Depth::default() });
     assert_eq!(queue.audited_done().await.unwrap(), 2, "both good jobs finished");
