@@ -460,9 +460,7 @@ impl Queue {
         let each = self.partitions.iter().map(|keys| {
             let ready = keys.ready();
             async move {
-                self.redis
-                    .with_conn(async |c| scripts::TRIM.key(&ready).arg(GROUP).invoke_async::<u64>(c).await)
-                    .await
+                self.redis.with_conn(async |c| scripts::TRIM.key(&ready).arg(GROUP).invoke_async::<u64>(c).await).await
             }
         });
         Ok(futures::future::try_join_all(each).await?.into_iter().sum())
