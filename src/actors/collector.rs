@@ -126,7 +126,7 @@ impl Actor for Collector {
             ctx.run_interval(PUBLISH_EVERY, |act, ctx| {
                 act.publish(ctx);
                 // A worker process may serve for days: keep its RSS to what it holds.
-                crate::system::release_free_memory();
+                crate::system::release_free_memory_in_background();
             });
         }
     }

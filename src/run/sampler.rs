@@ -72,7 +72,7 @@ impl Sampler {
         self.rss_max = self.rss_max.max(sample.rss_bytes);
         self.timeline.push(sample);
         // After reading RSS, so each sample shows what the last second left resident.
-        system::release_free_memory();
+        system::release_free_memory_in_background();
         sample
     }
 
