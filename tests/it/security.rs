@@ -189,6 +189,7 @@ async fn an_acl_user_with_exactly_the_documented_permissions_runs_everything() {
     let claimed = queue.claim(&mut conn, "w", 10, Duration::from_millis(10)).await.unwrap();
     let batch: Vec<_> = claimed.into_iter().map(|c| (c, Outcome::Failed("x".into()))).collect();
     assert_eq!(queue.settle(&batch).await.unwrap().retried, 2);
+    assert_eq!(queue.trim().await.unwrap(), 4, "the two reclaimed and the two settled entries");
     queue.renew("w", &[]).await.unwrap();
     queue.depth().await.unwrap();
     queue.dead_letters(10).await.unwrap();
