@@ -1,69 +1,118 @@
-//! Sub-millisecond sleeps without spinning. The tokio timer wheel has a 1 ms tick, so a 10 ms
-//! sleep measures 10–11 ms and an open-loop producer sends up to 1 ms late. Sleeps here go to
-//! one timer thread that waits on the OS clock directly (futex timeouts, tens of µs of slack)
-//! and wakes each sleeper at its deadline.
+//! Sub-millisecond sleeps without spinning and without another thread. The tokio timer wheel
+//! has a 1 ms tick, so a 10 ms sleep measures 10–11 ms and an open-loop producer would send up
+//! to 1 ms late. On Linux each sleep arms a `timerfd` (a kernel high-resolution timer, no timer
+//! slack) and waits for it to turn readable in the event loop's own `epoll`: the event loop
+//! wakes straight at the deadline. (Before, a timer thread slept to the deadline and then had
+//! to wake the event loop: two wake-ups on every open-loop job's path instead of one.)
+//! Elsewhere, sleeps fall back to the tokio timer.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// Sleeps for `d`, waking within tens of microseconds of the deadline.
+/// Sleeps for `d`, waking at the deadline (within the machine's wake-up delay).
 pub async fn sleep(d: Duration) {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    if PRECISE_TIMER.send(Sleeper { deadline: Instant::now() + d, wake: tx }).is_err() {
-        tokio::time::sleep(d).await;
+    if d.is_zero() {
         return;
     }
-    let _ = rx.await;
-}
-
-/// A sleeping job waiting for its deadline.
-struct Sleeper {
-    deadline: Instant,
-    wake: tokio::sync::oneshot::Sender<()>,
-}
-
-impl PartialEq for Sleeper {
-    fn eq(&self, o: &Self) -> bool {
-        self.deadline == o.deadline
-    }
-}
-impl Eq for Sleeper {}
-impl PartialOrd for Sleeper {
-    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for Sleeper {
-    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
-        // Earliest deadline first in a max-heap.
-        o.deadline.cmp(&self.deadline)
-    }
-}
-
-/// The timer thread's inbox; the thread lives as long as the process.
-static PRECISE_TIMER: std::sync::LazyLock<std::sync::mpsc::Sender<Sleeper>> = std::sync::LazyLock::new(|| {
-    let (tx, rx) = std::sync::mpsc::channel::<Sleeper>();
-    std::thread::Builder::new()
-        .name("conveyor-timer".into())
-        .spawn(move || {
-            crate::system::precise_wakeups();
-            let mut heap = std::collections::BinaryHeap::<Sleeper>::new();
-            loop {
-                let next = heap.peek().map(|s| s.deadline.saturating_duration_since(Instant::now()));
-                let received = match next {
-                    Some(wait) => rx.recv_timeout(wait),
-                    None => rx.recv().map_err(|_| std::sync::mpsc::RecvTimeoutError::Disconnected),
-                };
-                match received {
-                    Ok(s) => heap.push(s),
-                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
-                }
-                let now = Instant::now();
-                while heap.peek().is_some_and(|s| s.deadline <= now) {
-                    let _ = heap.pop().expect("peeked").wake.send(());
-                }
+    #[cfg(target_os = "linux")]
+    match timerfd::Deadline::arm(d) {
+        Ok(deadline) => {
+            if deadline.wait().await.is_ok() {
+                return;
             }
-        })
-        .expect("spawn the timer thread");
-    tx
-});
+        }
+        Err(e) => tracing::debug!(error = %e, "timerfd unavailable; sleeping on the tokio timer"),
+    }
+    tokio::time::sleep(d).await;
+}
+
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+mod timerfd {
+    use std::io;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+    use std::time::Duration;
+    use tokio::io::Interest;
+    use tokio::io::unix::AsyncFd;
+
+    /// A one-shot `timerfd`, registered with the running tokio reactor.
+    pub struct Deadline(AsyncFd<Fd>);
+
+    struct Fd(OwnedFd);
+
+    impl AsRawFd for Fd {
+        fn as_raw_fd(&self) -> RawFd {
+            self.0.as_raw_fd()
+        }
+    }
+
+    impl Deadline {
+        /// A timer that fires once, `d` (> 0) from now. Must be called within a tokio runtime.
+        pub fn arm(d: Duration) -> io::Result<Self> {
+            // SAFETY: timerfd_create takes flags only and returns a new descriptor or -1.
+            let raw = unsafe { libc::timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_NONBLOCK | libc::TFD_CLOEXEC) };
+            if raw < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // SAFETY: `raw` is a descriptor we just opened and own alone.
+            let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+            let zero = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+            let value = libc::timespec {
+                tv_sec: d.as_secs().try_into().unwrap_or(libc::time_t::MAX),
+                tv_nsec: d.subsec_nanos().into(),
+            };
+            let spec = libc::itimerspec { it_interval: zero, it_value: value };
+            // SAFETY: `fd` is a timerfd; `spec` lives across the call; the old value is not asked for.
+            if unsafe { libc::timerfd_settime(fd.as_raw_fd(), 0, &spec, std::ptr::null_mut()) } < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // SAFETY: `Fd` owns the descriptor and closes it only when dropped, after the
+            // `AsyncFd` that holds it has deregistered it.
+            Ok(Self(unsafe { AsyncFd::register_with_interest(Fd(fd), Interest::READABLE) }?))
+        }
+
+        /// Waits until the timer has fired.
+        pub async fn wait(&self) -> io::Result<()> {
+            loop {
+                let mut ready = self.0.readable().await?;
+                let mut expirations = [0u8; 8];
+                // SAFETY: reads at most 8 bytes into a buffer of 8 from our own descriptor.
+                let n = unsafe { libc::read(self.0.as_raw_fd(), expirations.as_mut_ptr().cast(), expirations.len()) };
+                if n == 8 {
+                    return Ok(());
+                }
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::WouldBlock {
+                    return Err(e);
+                }
+                ready.clear_ready();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    #[tokio::test]
+    async fn a_sleep_never_ends_before_its_deadline() {
+        for us in [1, 50, 300, 1_500] {
+            let began = Instant::now();
+            sleep(Duration::from_micros(us)).await;
+            assert!(began.elapsed() >= Duration::from_micros(us), "a {us} µs sleep woke after {:?}", began.elapsed());
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn on_linux_a_sleep_is_a_timerfd_that_fires_once() {
+        let deadline = timerfd::Deadline::arm(Duration::from_micros(200)).expect("timerfd");
+        deadline.wait().await.expect("the timer fired");
+    }
+
+    #[tokio::test]
+    async fn a_zero_sleep_returns_at_once() {
+        sleep(Duration::ZERO).await;
+    }
+}
