@@ -149,8 +149,8 @@ pub fn release_free_memory_in_background() {
 
 /// Asks Linux to wake the calling thread's timed sleeps at their deadline rather than up to
 /// 50 µs later (the default timer slack, which lets the kernel batch wake-ups to save power).
-/// For the jitter probe's thread, whose wake-ups are the floor it measures; says whether Linux
-/// agreed.
+/// For the timer thread, whose wake-ups end sleep jobs, and the jitter probe's, whose wake-ups
+/// are the floor it measures; says whether Linux agreed.
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
 pub fn precise_wakeups() -> bool {

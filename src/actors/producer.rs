@@ -114,7 +114,7 @@ async fn produce(queue: Queue, plan: ProducerPlan, collector: Recipient<Producer
                     // Not due yet: sleep until job k's time (precisely: the tokio timer would
                     // send up to 1 ms late, and the latency would rightly include it).
                     let wait = intended(k).saturating_sub(now);
-                    crate::timer::sleep(Duration::from_micros(wait)).await;
+                    crate::timer::sleep_on_loop(Duration::from_micros(wait)).await;
                     continue;
                 }
                 ((planned - k).min(plan.batch as u64), Box::new(intended))
