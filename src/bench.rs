@@ -40,7 +40,8 @@ pub struct BenchSize {
     /// Shortest open-loop latency measurement...
     pub latency_window: Duration,
     /// ...made longer at low rates until it holds this many jobs, so a p99.9 rests on at least
-    /// `latency_jobs / 1000` samples above it rather than on the few slowest jobs of a short window.
+    /// `latency_jobs / 1000` samples above it rather than on the few slowest jobs of a short
+    /// window.
     pub latency_jobs: u64,
     /// Jobs queued for the Redis memory measurement.
     pub memory_jobs: u64,

@@ -1,9 +1,8 @@
 //! The scheduler moves due delayed jobs into the ready stream, takes back jobs whose worker
 //! stopped renewing its lease, trims settled entries off the ready stream, and samples queue
-//! depth. It keeps no state of its own beyond a
-//! scan cursor: Redis holds the truth, so any number of schedulers (one per process) may run.
-//! Each duty does one unit of work per tick; a failure is logged and counted, and the next
-//! tick tries again.
+//! depth. It keeps no state of its own beyond a scan cursor: Redis holds the truth, so any
+//! number of schedulers (one per process) may run. Each duty does one unit of work per tick; a
+//! failure is logged and counted ([`duty_failed`]), and the next tick tries again.
 
 use super::collector::DepthSample;
 use crate::queue::Queue;
@@ -62,8 +61,7 @@ impl Scheduler {
                         }
                     }
                     Err(e) => {
-                        metrics::counter!("conveyor_redis_errors_total", "role" => "scheduler").increment(1);
-                        tracing::warn!(error = %e, "promoting delayed jobs failed; next tick retries");
+                        duty_failed("promoting delayed jobs", &e);
                         break;
                     }
                 }
@@ -90,10 +88,7 @@ impl Scheduler {
                     act.metrics.reclaimed(&r, began.elapsed());
                     act.cursor = r.cursor;
                 }
-                Err(e) => {
-                    metrics::counter!("conveyor_redis_errors_total", "role" => "scheduler").increment(1);
-                    tracing::warn!(error = %e, "reclaiming expired leases failed; next tick retries");
-                }
+                Err(e) => duty_failed("reclaiming expired leases", &e),
             }
         }));
     }
@@ -110,10 +105,7 @@ impl Scheduler {
             act.trimming = false;
             match result {
                 Ok(_) => act.metrics.trimmed(began.elapsed()),
-                Err(e) => {
-                    metrics::counter!("conveyor_redis_errors_total", "role" => "scheduler").increment(1);
-                    tracing::warn!(error = %e, "trimming settled entries failed; next tick retries");
-                }
+                Err(e) => duty_failed("trimming settled entries", &e),
             }
         }));
     }
@@ -139,6 +131,12 @@ impl Scheduler {
             .into_actor(self),
         );
     }
+}
+
+/// Counts and logs a duty that failed against Redis; its next tick tries again.
+fn duty_failed(doing: &str, e: &crate::Error) {
+    metrics::counter!("conveyor_redis_errors_total", "role" => "scheduler").increment(1);
+    tracing::warn!(error = %e, "{doing} failed; next tick retries");
 }
 
 impl Actor for Scheduler {

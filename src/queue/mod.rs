@@ -374,9 +374,9 @@ impl Queue {
     }
 
     /// Settles a batch of claimed jobs in one atomic round trip: completed jobs are
-    /// acknowledged (the next [`Queue::trim`] removes their entries); failed jobs are scheduled for a retry with backoff, or moved
-    /// to the dead letters after their last attempt; undecodable entries go to the dead
-    /// letters with the reason.
+    /// acknowledged (the next [`Queue::trim`] removes their entries); failed jobs are scheduled
+    /// for a retry with backoff, or moved to the dead letters after their last attempt;
+    /// undecodable entries go to the dead letters with the reason.
     ///
     /// A batch that spans partitions (a claim reads one, so this is rare) is settled in one
     /// round trip per partition, at the same time; each is atomic on its own.

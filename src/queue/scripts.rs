@@ -32,8 +32,9 @@ pub static RECLAIM: LazyLock<Script> = LazyLock::new(|| {
 -- reclaim: give back jobs whose worker stopped renewing its lease (it died or stalled).
 -- Each pending entry idle longer than the lease is re-added to the ready stream as a new entry
 -- (so any live worker takes it) with its reclaim count `r` incremented, then the old entry is
--- acknowledged (the next trim removes it). An entry reclaimed more than ARGV[5] times is a job that keeps
--- killing its worker: it goes to the dead-letter stream instead, and its audit bit is set.
+-- acknowledged (the next trim removes it). An entry reclaimed more than ARGV[5] times is a job
+-- that keeps killing its worker: it goes to the dead-letter stream instead, and its audit bit
+-- is set.
 -- KEYS[1] ready stream  KEYS[2] dead stream  KEYS[3] audit bitmap
 -- ARGV[1] group  ARGV[2] lease (ms)  ARGV[3] most entries  ARGV[4] reclaimer consumer name
 -- ARGV[5] most reclaims per job  ARGV[6] cursor (stream id to scan from)  ARGV[7] '1' to audit
