@@ -4,12 +4,13 @@
 //!
 //! - [`sleep`]: many sleepers at once (sleep jobs, thousands of them with high concurrency) share
 //!   one timer thread that waits on the OS clock directly and wakes each at its deadline.
-//! - [`sleep_on_loop`]: a lone sleeper whose wake-up is on a latency path (an open-loop
-//!   producer's next send) gets a `timerfd` of its own (a kernel high-resolution timer, no timer
-//!   slack) in the event loop's own epoll, so the event loop wakes at the deadline itself instead
-//!   of being woken by a thread that woke at the deadline: one wake-up per job instead of two.
-//!   Six syscalls a sleep make it wrong for many sleepers: 2,000 concurrent 20 ms sleep jobs ran
-//!   at 32,000 jobs/s with a timerfd each against 62,000 on the timer thread.
+//! - [`LoopTimer`]: a lone sleeper whose wake-up is on a latency path (an open-loop producer's
+//!   next send) keeps a `timerfd` of its own (a kernel high-resolution timer, no timer slack) in
+//!   the event loop's own epoll and arms it again for each sleep, so the event loop wakes at the
+//!   deadline itself instead of being woken by a thread that woke at the deadline: one wake-up
+//!   per job instead of two. A descriptor per sleeper makes it wrong for many sleepers: 2,000
+//!   concurrent 20 ms sleep jobs, each with a timerfd of its own, ran at 32,000 jobs/s against
+//!   62,000 on the timer thread.
 
 use std::time::{Duration, Instant};
 
@@ -23,22 +24,44 @@ pub async fn sleep(d: Duration) {
     let _ = rx.await;
 }
 
-/// Sleeps for `d` on a timerfd of its own in the running event loop (see the module notes);
-/// falls back to [`sleep`] off Linux or when no timerfd can be made.
-pub async fn sleep_on_loop(d: Duration) {
-    if d.is_zero() {
-        return;
-    }
+/// A timer for one sleeper at a time, on the event loop it is made on (see the module notes);
+/// it falls back to [`sleep`] off Linux or when no timerfd can be made.
+pub struct LoopTimer {
     #[cfg(target_os = "linux")]
-    match timerfd::Deadline::arm(d) {
-        Ok(deadline) => {
-            if deadline.wait().await.is_ok() {
-                return;
+    fd: Option<timerfd::TimerFd>,
+}
+
+impl LoopTimer {
+    /// Must be made within the tokio runtime whose event loop it is to wake.
+    pub fn new() -> Self {
+        Self {
+            #[cfg(target_os = "linux")]
+            fd: timerfd::TimerFd::new()
+                .inspect_err(|e| tracing::debug!(error = %e, "timerfd unavailable; sleeping on the timer thread"))
+                .ok(),
+        }
+    }
+
+    /// Sleeps for `d`, waking at the deadline (within the machine's wake-up delay).
+    pub async fn sleep(&mut self, d: Duration) {
+        if d.is_zero() {
+            return;
+        }
+        #[cfg(target_os = "linux")]
+        if let Some(fd) = &self.fd {
+            match fd.sleep(d).await {
+                Ok(()) => return,
+                Err(e) => tracing::debug!(error = %e, "timerfd failed; sleeping on the timer thread"),
             }
         }
-        Err(e) => tracing::debug!(error = %e, "timerfd unavailable; sleeping on the timer thread"),
+        sleep(d).await;
     }
-    sleep(d).await;
+}
+
+impl Default for LoopTimer {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// A sleeping job waiting for its deadline.
@@ -103,8 +126,8 @@ mod timerfd {
     use tokio::io::Interest;
     use tokio::io::unix::AsyncFd;
 
-    /// A one-shot `timerfd`, registered with the running tokio reactor.
-    pub struct Deadline(AsyncFd<Fd>);
+    /// A `timerfd` registered with the running tokio reactor, armed once per sleep.
+    pub struct TimerFd(AsyncFd<Fd>);
 
     struct Fd(OwnedFd);
 
@@ -114,9 +137,9 @@ mod timerfd {
         }
     }
 
-    impl Deadline {
-        /// A timer that fires once, `d` (> 0) from now. Must be called within a tokio runtime.
-        pub fn arm(d: Duration) -> io::Result<Self> {
+    impl TimerFd {
+        /// A disarmed timer. Must be called within a tokio runtime.
+        pub fn new() -> io::Result<Self> {
             // SAFETY: timerfd_create takes flags only and returns a new descriptor or -1.
             let raw = unsafe { libc::timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_NONBLOCK | libc::TFD_CLOEXEC) };
             if raw < 0 {
@@ -124,23 +147,25 @@ mod timerfd {
             }
             // SAFETY: `raw` is a descriptor we just opened and own alone.
             let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+            // SAFETY: `Fd` owns the descriptor and closes it only when dropped, after the
+            // `AsyncFd` that holds it has deregistered it.
+            Ok(Self(unsafe { AsyncFd::register_with_interest(Fd(fd), Interest::READABLE) }?))
+        }
+
+        /// Fires once, `d` (> 0) from now, and waits for it. Arming resets the expiry count, so
+        /// an expiry left unread by an earlier, abandoned sleep does not end this one early.
+        pub async fn sleep(&self, d: Duration) -> io::Result<()> {
             let zero = libc::timespec { tv_sec: 0, tv_nsec: 0 };
             let value = libc::timespec {
                 tv_sec: d.as_secs().try_into().unwrap_or(libc::time_t::MAX),
                 tv_nsec: d.subsec_nanos().into(),
             };
             let spec = libc::itimerspec { it_interval: zero, it_value: value };
-            // SAFETY: `fd` is a timerfd; `spec` lives across the call; the old value is not asked for.
-            if unsafe { libc::timerfd_settime(fd.as_raw_fd(), 0, &spec, std::ptr::null_mut()) } < 0 {
+            // SAFETY: our own timerfd; `spec` lives across the call; the old value is not asked
+            // for.
+            if unsafe { libc::timerfd_settime(self.0.as_raw_fd(), 0, &spec, std::ptr::null_mut()) } < 0 {
                 return Err(io::Error::last_os_error());
             }
-            // SAFETY: `Fd` owns the descriptor and closes it only when dropped, after the
-            // `AsyncFd` that holds it has deregistered it.
-            Ok(Self(unsafe { AsyncFd::register_with_interest(Fd(fd), Interest::READABLE) }?))
-        }
-
-        /// Waits until the timer has fired.
-        pub async fn wait(&self) -> io::Result<()> {
             loop {
                 let mut ready = self.0.readable().await?;
                 let mut expirations = [0u8; 8];
@@ -153,6 +178,7 @@ mod timerfd {
                 if e.kind() != io::ErrorKind::WouldBlock {
                     return Err(e);
                 }
+                // Readiness left from an earlier expiry, or not fired yet: wait for the next.
                 ready.clear_ready();
             }
         }
@@ -162,29 +188,38 @@ mod timerfd {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures::FutureExt;
 
     #[tokio::test]
     async fn neither_sleep_ends_before_its_deadline() {
+        let mut timer = LoopTimer::new();
         for us in [1, 50, 300, 1_500] {
             let began = Instant::now();
             sleep(Duration::from_micros(us)).await;
             assert!(began.elapsed() >= Duration::from_micros(us), "a {us} µs sleep woke after {:?}", began.elapsed());
             let began = Instant::now();
-            sleep_on_loop(Duration::from_micros(us)).await;
+            timer.sleep(Duration::from_micros(us)).await;
             assert!(began.elapsed() >= Duration::from_micros(us), "a {us} µs sleep woke after {:?}", began.elapsed());
         }
     }
 
     #[cfg(target_os = "linux")]
     #[tokio::test]
-    async fn on_linux_a_sleep_is_a_timerfd_that_fires_once() {
-        let deadline = timerfd::Deadline::arm(Duration::from_micros(200)).expect("timerfd");
-        deadline.wait().await.expect("the timer fired");
+    async fn on_linux_a_loop_timer_is_one_timerfd_armed_for_each_sleep() {
+        let timer = timerfd::TimerFd::new().expect("timerfd");
+        timer.sleep(Duration::from_micros(200)).await.expect("the timer fired");
+        // An abandoned sleep leaves its expiry unread; the next sleep still waits its own time.
+        assert!(timer.sleep(Duration::from_micros(50)).now_or_never().is_none(), "armed, not fired yet");
+        std::thread::sleep(Duration::from_millis(1)); // it fires now, and nobody reads it
+        let began = Instant::now();
+        timer.sleep(Duration::from_micros(500)).await.expect("the timer fired again");
+        assert!(began.elapsed() >= Duration::from_micros(500), "ended early: {:?}", began.elapsed());
+        assert!(LoopTimer::new().fd.is_some(), "the loop timer got a timerfd");
     }
 
     #[tokio::test]
     async fn a_zero_sleep_returns_at_once() {
         sleep(Duration::ZERO).await;
-        sleep_on_loop(Duration::ZERO).await;
+        LoopTimer::new().sleep(Duration::ZERO).await;
     }
 }

@@ -100,6 +100,7 @@ async fn produce(queue: Queue, plan: ProducerPlan, collector: Recipient<Producer
     let (mut k, mut measured) = (0u64, 0u64);
     let mut batch: Vec<Job> = Vec::with_capacity(plan.batch);
     let enqueue_call = crate::telemetry::redis_operation(queue.keys().queue(), "enqueue");
+    let mut timer = crate::timer::LoopTimer::new();
 
     'plan: while !lifecycle.stopping() {
         let now = clock::now_us();
@@ -114,7 +115,7 @@ async fn produce(queue: Queue, plan: ProducerPlan, collector: Recipient<Producer
                     // Not due yet: sleep until job k's time (precisely: the tokio timer would
                     // send up to 1 ms late, and the latency would rightly include it).
                     let wait = intended(k).saturating_sub(now);
-                    crate::timer::sleep_on_loop(Duration::from_micros(wait)).await;
+                    timer.sleep(Duration::from_micros(wait)).await;
                     continue;
                 }
                 ((planned - k).min(plan.batch as u64), Box::new(intended))
