@@ -16,13 +16,16 @@
 //! With `--min-ratio`, it exits 1 when end-to-end falls below that fraction of the ceiling
 //! measured in the same run: a regression guard that no machine's speed can trip.
 
-use crate::actors::{Collector, Join, Producer, ProducerPlan, Stop, TakeCounts, Worker, WorkerConfig, producer_end};
+use crate::actors::{
+    BenchStamp, Collector, Join, MixEntry, Producer, ProducerPlan, TakeCounts, WorkerPool, producer_end,
+};
+use crate::bench_jobs::JobKind;
 use crate::ceiling::{self, Ceiling};
 use crate::clock;
 use crate::connection::Redis;
 use crate::error::Result;
 use crate::jitter;
-use crate::queue::{JobKind, Queue, QueueOptions};
+use crate::queue::{Queue, QueueOptions};
 use crate::report::{Percentiles, RunResult};
 use crate::run::{self, RunOptions};
 use crate::scenario::{Rate, Scenario};
@@ -228,6 +231,7 @@ async fn with_worker_processes(redis: &Redis, processes: usize, jobs: u64) -> Re
         progress: false,
         private_server: false,
         ceiling: false,
+        registry: std::sync::Arc::new(crate::bench_jobs::registry()),
     };
     let result = run::run_scenario(&scenario, redis, &options, Box::pin(std::future::pending())).await;
     for child in &mut children {
@@ -248,6 +252,7 @@ async fn run_text(redis: &Redis, text: &str) -> Result<RunResult> {
         progress: false,
         private_server: false,
         ceiling: false,
+        registry: std::sync::Arc::new(crate::bench_jobs::registry()),
     };
     run::run_scenario(&scenario, redis, &options, Box::pin(std::future::pending())).await
 }
@@ -270,7 +275,11 @@ async fn enqueue_only(redis: &Redis, jobs: u64) -> Result<f64> {
         warmup: Duration::ZERO,
         end: producer_end(Some(jobs), None),
         run: 1,
-        mix: vec![(JobKind::Noop, vec![b'x'; PAYLOAD], 1)],
+        mix: vec![MixEntry {
+            name: JobKind::Noop.name().into(),
+            payload: JobKind::Noop.payload(PAYLOAD),
+            cumulative_weight: 1,
+        }],
     };
     let started = Instant::now();
     let producer = Producer::new(queue.clone(), plan, collector.clone().recipient()).start();
@@ -286,21 +295,15 @@ async fn idle_rss(redis: &Redis) -> Result<u64> {
     let queue = bench_queue(redis, "idle");
     queue.reset().await?;
     queue.ensure_group().await?;
-    let collector = Collector::new(None).start();
-    let workers: Vec<_> = (0..20)
-        .map(|i| {
-            let config = WorkerConfig {
-                consumer: format!("idle-{i}"),
-                concurrency: 1,
-                batch: 64,
-                block: Duration::from_millis(100),
-            };
-            Worker::new(queue.clone(), config, collector.clone().recipient()).start()
-        })
-        .collect();
+    let pool = WorkerPool::builder(queue.clone(), crate::bench_jobs::registry())
+        .workers(20)
+        .consumer_prefix("idle")
+        .scheduler(false)
+        .start()
+        .await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss = system::process_rss_bytes();
-    futures::future::join_all(workers.iter().map(|w| w.send(Stop))).await;
+    pool.shutdown().await;
     queue.reset().await?;
     Ok(rss)
 }
@@ -313,19 +316,11 @@ async fn redis_bytes_per_job(redis: &Redis, jobs: u64) -> Result<f64> {
     let before = used_memory(redis).await?;
     let mut batch = Vec::with_capacity(500);
     let mut seq = 0;
+    let stamp = BenchStamp { run: 1, warmup: false };
     while seq < jobs {
         batch.clear();
         for _ in 0..500.min(jobs - seq) {
-            batch.push(crate::queue::Job {
-                seq,
-                run: 1,
-                attempt: 0,
-                warmup: false,
-                kind: JobKind::Noop,
-                intended_us: clock::now_us(),
-                enqueued_us: clock::now_us(),
-                payload: vec![b'x'; PAYLOAD],
-            });
+            batch.push(stamp.job(JobKind::Noop.name(), JobKind::Noop.payload(PAYLOAD), seq, clock::now_us()));
             seq += 1;
         }
         queue.enqueue_batch(&batch).await?;

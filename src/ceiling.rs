@@ -10,10 +10,12 @@
 //!   time on two connections, the shape conveyor itself has: the fair yardstick for its
 //!   end-to-end throughput.
 
+use crate::actors::BenchStamp;
 use crate::actors::TRIM_EVERY;
+use crate::bench_jobs::JobKind;
 use crate::connection::Redis;
 use crate::error::Result;
-use crate::queue::{GROUP, Job, JobKind, QueueKeys};
+use crate::queue::{Envelope, GROUP, QueueKeys};
 use redis::Value;
 use serde::Serialize;
 use std::time::Instant;
@@ -36,24 +38,22 @@ pub struct Ceiling {
 pub async fn measure(redis: &Redis, prefix: &str, entries: u64, batch: usize, payload_bytes: usize) -> Result<Ceiling> {
     let keys = QueueKeys::new(prefix, "ceiling");
     let stream = keys.ready();
-    let job = Job {
-        seq: 0,
-        run: 0,
-        attempt: 0,
-        warmup: false,
-        kind: JobKind::Noop,
-        intended_us: 0,
-        enqueued_us: 0,
-        payload: vec![b'x'; payload_bytes],
-    }
-    .encode();
+    // The very fields a benchmark job carries, so Redis stores and sends the same bytes.
+    let job = Envelope {
+        enqueued_us: Some(crate::clock::now_us()),
+        seq: Some(0),
+        headers: Some(BenchStamp { run: 1, warmup: false }.encode()),
+        ..Envelope::new(JobKind::Noop.name(), JobKind::Noop.payload(payload_bytes))
+    };
     let mut conn = redis.blocking_connection().await?;
     let _: () = redis::cmd("DEL").arg(&stream).query_async(&mut conn).await?;
 
     let xadd_batch = |n: u64| {
         let mut pipe = redis::pipe();
         for _ in 0..n {
-            pipe.cmd("XADD").arg(&stream).arg("*").arg("j").arg(&job).ignore();
+            pipe.cmd("XADD").arg(&stream).arg("*");
+            job.write_to_pipe(&mut pipe);
+            pipe.ignore();
         }
         pipe
     };

@@ -96,13 +96,13 @@ pub fn start(
 ) -> Result<Driver> {
     let url = endpoint.url.as_str();
     if crate::connection::cluster_seed_urls(url).is_some() {
-        return Err(Error::Other(
+        return Err(Error::Usage(
             "[chaos] needs a single Redis server (it watches one server's pending list): not a redis+cluster:// URL"
                 .into(),
         ));
     }
     if plan.restart_redis_at.is_some() && server.is_none() {
-        return Err(Error::Other(
+        return Err(Error::Usage(
             "chaos.restart_redis_at needs the private redis-server: run without a Redis URL".into(),
         ));
     }

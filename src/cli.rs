@@ -5,10 +5,11 @@
 //! (a target missed, a job lost) or `compare` found a regression; 2 an error (bad input, Redis
 //! unreachable), in which case nothing is written.
 
-use crate::actors::{Collector, Halt, Publisher, Scheduler, Stop, TakeSnapshot, Worker, WorkerConfig};
+use crate::actors::{Collector, Publisher, StatsReporter, TakeSnapshot, WorkerPool, instance_name};
 use crate::clock;
 use crate::connection::{Endpoint, TlsFiles};
 use crate::error::{Error, Result};
+use crate::handler::Registry;
 use crate::queue::{Queue, QueueKeys, QueueOptions};
 use crate::redis_server::{RedisServer, ServerOptions};
 use crate::run::{self, RunOptions};
@@ -19,6 +20,7 @@ use actix::prelude::*;
 use clap::{Args, Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Parser, Debug)]
@@ -177,11 +179,32 @@ struct WorkerArgs {
     metrics: crate::telemetry::MetricsArgs,
 }
 
-/// Entry point of the binary.
+/// Entry point of the `conveyor` binary: [`main_with`] and the benchmark's job types only.
 pub fn main() -> ExitCode {
+    main_with(Registry::new())
+}
+
+/// The whole command line with the application's own handlers registered beside the
+/// benchmark's kinds, for an application's own binary:
+///
+/// ```no_run
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(Serialize, Deserialize)] struct Resize { path: String }
+/// # impl conveyor::JobType for Resize { const NAME: &'static str = "image.resize"; }
+/// # async fn resize(_: Resize, _: conveyor::JobContext) -> Result<(), conveyor::JobError> { Ok(()) }
+/// fn main() -> std::process::ExitCode {
+///     conveyor::cli::main_with(conveyor::Registry::new().handle::<Resize, _, _>(resize))
+/// }
+/// ```
+///
+/// `myapp worker --queue images` then runs the application's jobs, and `myapp run
+/// scenario.toml` load-tests its handlers with scenarios whose `[[jobs]]` name them
+/// (`type = "image.resize"`, `payload = { path = "a.png" }`), with the same audit and reports.
+pub fn main_with(registry: Registry) -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
-    match dispatch(cli.command) {
+    let registry = Arc::new(crate::bench_jobs::registry().merge(registry));
+    match dispatch(cli.command, registry) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");
@@ -195,11 +218,11 @@ fn init_tracing() {
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
-fn dispatch(command: Command) -> Result<ExitCode> {
+fn dispatch(command: Command, registry: Arc<Registry>) -> Result<ExitCode> {
     match command {
-        Command::Run(args) => run_command(args, true),
-        Command::Produce(args) => run_command(args, false),
-        Command::Worker(args) => worker_command(args),
+        Command::Run(args) => run_command(args, true, registry),
+        Command::Produce(args) => run_command(args, false, registry),
+        Command::Worker(args) => worker_command(args, registry),
         Command::Compare { baseline, current, tolerance, min_latency_change } => {
             compare_command(&baseline, &current, tolerance, min_latency_change)
         }
@@ -233,7 +256,7 @@ fn private_server() -> ServerOptions {
 fn resolve_redis_with(args: &RedisArgs, server_options: ServerOptions) -> Result<(Endpoint, Option<RedisServer>)> {
     let settings = Settings::load(args.config.as_deref())?;
     if let Some(url) = &args.redis_url {
-        crate::settings::check_redis_url(url).map_err(|e| Error::Other(format!("--redis-url: {e}")))?;
+        crate::settings::check_redis_url(url).map_err(|e| Error::Usage(format!("--redis-url: {e}")))?;
     }
     let url = args.redis_url.clone().or(settings.redis_url);
     let tls = TlsFiles {
@@ -251,27 +274,25 @@ fn resolve_redis_with(args: &RedisArgs, server_options: ServerOptions) -> Result
     }
 }
 
-fn instance_name() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_else(|_| "host".into());
-    format!("{}-{}", host.trim(), std::process::id())
-}
-
-fn run_command(args: RunArgs, local_workers: bool) -> Result<ExitCode> {
+fn run_command(args: RunArgs, local_workers: bool, registry: Arc<Registry>) -> Result<ExitCode> {
     let mut scenario = Scenario::load(&args.scenario)?;
+    if local_workers {
+        scenario.check_job_types(&args.scenario, &registry)?;
+    }
     if let Some(d) = args.duration {
         if d.is_zero() {
-            return Err(Error::Other("--duration: expected a duration above zero".into()));
+            return Err(Error::Usage("--duration: expected a duration above zero".into()));
         }
         scenario.set_duration(d);
     }
     if args.repeats.is_some_and(|n| !(1..=100).contains(&n)) {
-        return Err(Error::Other("--repeats: expected 1 to 100 runs".into()));
+        return Err(Error::Usage("--repeats: expected 1 to 100 runs".into()));
     }
     let settings = Settings::load(args.redis.config.as_deref())?;
     let results_dir = args.results.clone().unwrap_or_else(|| settings.results_dir());
     let chaos_plan = scenario.chaos.clone();
     if !chaos_plan.is_empty() && !local_workers {
-        return Err(Error::Other("a scenario with [chaos] runs with `conveyor run`, not `produce`".into()));
+        return Err(Error::Usage("a scenario with [chaos] runs with `conveyor run`, not `produce`".into()));
     }
     // A restart must not lose what Redis acknowledged: the private server fsyncs every write.
     // The chaos driver restarts it from a thread of its own, which Linux would take for its
@@ -290,6 +311,7 @@ fn run_command(args: RunArgs, local_workers: bool) -> Result<ExitCode> {
         progress: !args.quiet && !args.json,
         private_server: server.is_some(),
         ceiling: args.ceiling,
+        registry,
     };
     let allow_eviction = args.allow_eviction;
     let role = if local_workers { telemetry::Role::Run } else { telemetry::Role::Producer };
@@ -360,18 +382,18 @@ fn compare_command(baseline: &Path, current: &Path, tolerance: f64, min_latency_
     }
 }
 
-fn worker_command(args: WorkerArgs) -> Result<ExitCode> {
+fn worker_command(args: WorkerArgs, registry: Arc<Registry>) -> Result<ExitCode> {
     let scenario = args.scenario.as_deref().map(Scenario::load).transpose()?;
     let queue_name = args
         .queue
         .clone()
         .or_else(|| scenario.as_ref().map(Scenario::queue_name))
-        .ok_or_else(|| Error::Other("worker: give a scenario file or --queue NAME".into()))?;
+        .ok_or_else(|| Error::Usage("worker: give a scenario file or --queue NAME".into()))?;
     let mut options = scenario.as_ref().map_or_else(QueueOptions::default, Scenario::queue_options);
     if let Some(p) = args.partitions {
         if !(1..=crate::queue::partition::MAX_PARTITIONS).contains(&p) {
             let most = crate::queue::partition::MAX_PARTITIONS;
-            return Err(Error::Other(format!(
+            return Err(Error::Usage(format!(
                 "worker: --partitions: expected a whole number from 1 to {most}, got {p}"
             )));
         }
@@ -379,12 +401,6 @@ fn worker_command(args: WorkerArgs) -> Result<ExitCode> {
     }
     let section = scenario.as_ref().map(|s| s.workers.clone()).unwrap_or_default();
     let count = args.count.unwrap_or(section.count).max(1);
-    let config = |i: u32, instance: &str| WorkerConfig {
-        consumer: format!("{instance}-w{i}"),
-        concurrency: args.concurrency.unwrap_or(section.concurrency).max(1) as usize,
-        batch: args.batch.unwrap_or(section.batch).max(1) as usize,
-        block: section.block,
-    };
     let (endpoint, _server) = resolve_redis(&args.redis)?;
     let scenario_name = scenario.as_ref().map_or_else(|| "none".to_owned(), |s| s.name.clone());
     let identity =
@@ -394,21 +410,26 @@ fn worker_command(args: WorkerArgs) -> Result<ExitCode> {
         let redis = endpoint.connect().await?;
         crate::eviction::check(&redis, args.allow_eviction).await?;
         let queue = Queue::new(redis, &queue_name, options, clock::system());
-        queue.ensure_group().await?;
         let instance = instance_name();
         let publisher = Publisher { queue: queue.clone(), instance: instance.clone() };
         let collector = Collector::new(Some(publisher)).exporting(&queue_name).start();
-        let scheduler = Scheduler::new(queue.clone(), collector.clone().recipient()).start();
-        let workers: Vec<_> = (0..count)
-            .map(|i| Worker::new(queue.clone(), config(i, &instance), collector.clone().recipient()).start())
-            .collect();
+        let reports_to = collector.clone().recipient();
+        let pool = WorkerPool::builder(queue.clone(), registry)
+            .workers(count)
+            .concurrency(args.concurrency.unwrap_or(section.concurrency) as usize)
+            .batch(args.batch.unwrap_or(section.batch) as usize)
+            .block(section.block)
+            .consumer_prefix(instance.clone())
+            .sampling_depth_to(collector.clone().recipient())
+            .observed_by(Arc::new(move || Box::new(StatsReporter::new(reports_to.clone()))))
+            .start()
+            .await?;
         tracing::info!(queue = %queue_name, workers = count, instance = %instance, "workers running; SIGINT or SIGTERM stops them");
         telemetry::set_phase(telemetry::Phase::Serve);
         run::shutdown_signal().await;
         tracing::info!("stopping: finishing the jobs in hand");
         telemetry::set_phase(telemetry::Phase::Stopping);
-        futures::future::join_all(workers.iter().map(|w| w.send(Stop))).await;
-        let _ = scheduler.send(Halt).await;
+        pool.shutdown().await;
         tokio::time::sleep(Duration::from_millis(10)).await;
         let snapshot = collector.send(TakeSnapshot).await?;
         if snapshot.run > 0 {

@@ -160,7 +160,7 @@ impl TlsFiles {
                 client_key: read("client key", key)?,
             }),
             (None, None) => None,
-            _ => return Err(Error::Other("TLS: give both a client certificate and its key, or neither".into())),
+            _ => return Err(Error::Tls("give both a client certificate and its key, or neither".into())),
         };
         let root_cert = self.ca.as_ref().map(|ca| read("CA certificate", ca)).transpose()?;
         Ok(Client::build_with_tls(info, TlsCertificates { client_tls, root_cert })?)
@@ -202,7 +202,7 @@ impl Endpoint {
 fn single_client(url: &str, tls: &TlsFiles, redacted_url: &str) -> Result<Client> {
     let info = url
         .into_connection_info()
-        .map_err(|e| Error::Other(format!("redis url {redacted_url}: {}", redact_error(&e.to_string(), url))))?;
+        .map_err(|e| Error::BadUrl { url: redacted_url.to_owned(), message: redact_error(&e.to_string(), url) })?;
     if url.starts_with("rediss://") {
         // Already installed (by an earlier connection) is fine.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -210,9 +210,10 @@ fn single_client(url: &str, tls: &TlsFiles, redacted_url: &str) -> Result<Client
     } else if tls.is_empty() {
         Ok(Client::open(info)?)
     } else {
-        Err(Error::Other(format!(
-            "redis url {redacted_url}: TLS files were given but the URL does not use TLS (use rediss://)"
-        )))
+        Err(Error::BadUrl {
+            url: redacted_url.to_owned(),
+            message: "TLS files were given but the URL does not use TLS (use rediss://)".into(),
+        })
     }
 }
 
@@ -260,10 +261,13 @@ impl Redis {
         let redacted_url: Arc<str> = redact_url(url).into();
         if let Some(nodes) = cluster_seed_urls(url) {
             if !tls.is_empty() {
-                return Err(Error::Other(format!(
-                    "redis url {redacted_url}: TLS files are not supported with {CLUSTER_SCHEME}:// (use a single \
-                     server's rediss:// URL, or a cluster without TLS)"
-                )));
+                return Err(Error::BadUrl {
+                    url: redacted_url.to_string(),
+                    message: format!(
+                        "TLS files are not supported with {CLUSTER_SCHEME}:// (use a single server's rediss:// URL, \
+                         or a cluster without TLS)"
+                    ),
+                });
             }
             return Self::connect_cluster(nodes?, redacted_url, url).await;
         }
@@ -292,8 +296,9 @@ impl Redis {
                 .min_retry_wait(CLUSTER_MIN_RETRY_WAIT_MS)
                 .max_retry_wait(CLUSTER_MAX_RETRY_WAIT_MS)
         };
-        let bad_url = |e: redis::RedisError| {
-            Error::Other(format!("redis url {redacted_url}: {}", redact_error(&e.to_string(), url)))
+        let bad_url = |e: redis::RedisError| Error::BadUrl {
+            url: redacted_url.to_string(),
+            message: redact_error(&e.to_string(), url),
         };
         let client = builder(&nodes).response_timeout(RESPONSE_TIMEOUT).build().map_err(bad_url)?;
         // No response timeout on the node connections (a blocked read may take its time), but
@@ -301,7 +306,7 @@ impl Redis {
         let blocking =
             builder(&nodes).overall_response_timeout(Some(BLOCKING_OVERALL_TIMEOUT)).build().map_err(bad_url)?;
         let unreachable = |e: redis::RedisError| {
-            Error::Other(format!(
+            Error::Unreachable(format!(
                 "redis cluster at {redacted_url} is unreachable: {}",
                 redact_error(&e.to_string(), url)
             ))
@@ -310,7 +315,10 @@ impl Redis {
         let mut conn = tokio::time::timeout(CONNECT_TIMEOUT * 2, connecting)
             .await
             .map_err(|_| {
-                Error::Other(format!("redis cluster at {redacted_url} did not answer within {:?}", CONNECT_TIMEOUT * 2))
+                Error::Unreachable(format!(
+                    "redis cluster at {redacted_url} did not answer within {:?}",
+                    CONNECT_TIMEOUT * 2
+                ))
             })?
             .map_err(unreachable)?;
         let _: () = redis::cmd("PING").query_async(&mut conn).await.map_err(unreachable)?;
@@ -318,7 +326,7 @@ impl Redis {
     }
 
     fn unreachable(&self, e: Error) -> Error {
-        Error::Other(format!("redis at {} is unreachable: {e}", self.redacted_url))
+        Error::Unreachable(format!("redis at {} is unreachable: {e}", self.redacted_url))
     }
 
     pub fn redacted_url(&self) -> &str {
@@ -462,10 +470,10 @@ pub fn cluster_seed_urls(url: &str) -> Option<Result<Vec<String>>> {
         })
         .collect();
     if nodes.is_empty() {
-        return Some(Err(Error::Other(format!(
-            "redis url {}: expected at least one seed node, as in {CLUSTER_SCHEME}://127.0.0.1:7000,127.0.0.1:7001",
-            redact_url(url)
-        ))));
+        return Some(Err(Error::BadUrl {
+            url: redact_url(url),
+            message: format!("expected at least one seed node, as in {CLUSTER_SCHEME}://127.0.0.1:7000,127.0.0.1:7001"),
+        }));
     }
     Some(Ok(nodes))
 }

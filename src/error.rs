@@ -1,8 +1,10 @@
-//! The error type every fallible conveyor operation returns. Variants are nouns; messages are
-//! lower case and say what the user can change.
+//! The error type every fallible conveyor operation returns. Variants are nouns a caller can
+//! match on (a URL that does not parse is not a Redis that does not answer); messages are lower
+//! case and say what the user can change.
 
 use std::path::PathBuf;
 
+/// Everything that can go wrong in conveyor, by what the caller can do about it.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A scenario or config file that could not be read or did not parse.
@@ -29,11 +31,61 @@ pub enum Error {
     #[error("actor mailbox: {0}")]
     Mailbox(#[from] actix::MailboxError),
 
+    /// A file or socket operation failed.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
 
+    /// A Redis URL that does not parse, or asks for something conveyor cannot do (the URL in
+    /// the message has its password replaced by `***`).
+    #[error("redis url {url}: {message}")]
+    BadUrl {
+        /// The URL, redacted.
+        url: String,
+        /// What is wrong with it.
+        message: String,
+    },
+
+    /// Redis did not answer: refused, timed out, authentication failed.
     #[error("{0}")]
-    Other(String),
+    Unreachable(String),
+
+    /// TLS files that do not go together or cannot be used.
+    #[error("TLS: {0}")]
+    Tls(String),
+
+    /// An argument to a library call that it cannot take.
+    #[error("{what}: {message}")]
+    InvalidArgument {
+        /// Which argument.
+        what: &'static str,
+        /// What was expected.
+        message: String,
+    },
+
+    /// A job's payload could not be encoded.
+    #[error("job type \"{job_type}\": cannot encode the payload: {message}")]
+    Encode {
+        /// The job type's name.
+        job_type: String,
+        /// What the encoder said.
+        message: String,
+    },
+
+    /// A command-line flag or combination of flags that cannot be used (exit code 2).
+    #[error("{0}")]
+    Usage(String),
+
+    /// Redis may evict keys, which can lose jobs silently.
+    #[error("{0}")]
+    Eviction(String),
+
+    /// The CPU profiler of `--profile` failed.
+    #[error("--profile: {0}")]
+    Profile(String),
+
+    /// The metrics endpoint could not be set up.
+    #[error("metrics: {0}")]
+    Telemetry(String),
 }
 
 impl From<bb8::RunError<redis::RedisError>> for Error {

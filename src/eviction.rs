@@ -43,7 +43,7 @@ pub async fn check(redis: &Redis, allow: bool) -> Result<Eviction> {
         );
         return Ok(Eviction::Allowed { policy });
     }
-    Err(Error::Other(format!(
+    Err(Error::Eviction(format!(
         "redis at {} has maxmemory-policy {policy}: under memory pressure it deletes keys, which loses jobs \
          silently; set it to {SAFE_POLICY} (`CONFIG SET maxmemory-policy {SAFE_POLICY}` or `maxmemory-policy \
          {SAFE_POLICY}` in redis.conf) or pass --allow-eviction to run anyway",
@@ -89,7 +89,7 @@ pub async fn policy(redis: &Redis) -> Result<String> {
 }
 
 fn unreadable(redis: &Redis, config_error: &str, info_error: &str) -> Error {
-    Error::Other(format!(
+    Error::Eviction(format!(
         "cannot read the eviction policy of redis at {} (CONFIG GET: {config_error}; INFO memory: {info_error}): \
          allow the user `CONFIG GET` or `INFO`, or pass --allow-eviction to run without the check",
         redis.redacted_url()

@@ -30,9 +30,11 @@
 pub mod acl;
 pub mod actors;
 pub mod bench;
+pub mod bench_jobs;
 pub mod ceiling;
 pub mod chaos;
 pub mod cli;
+pub mod client;
 pub mod clock;
 pub mod connection;
 pub mod error;
@@ -52,4 +54,8 @@ pub mod system;
 pub mod telemetry;
 pub mod timer;
 
-pub use error::Error;
+pub use actors::{WorkerConfig, WorkerPool};
+pub use client::{Client, Enqueue};
+pub use error::{Error, Result};
+pub use handler::{JobContext, JobError, JobType, Registry};
+pub use queue::{Enqueued, JobId, Queue, QueueOptions};

@@ -25,14 +25,13 @@ impl Profiler {
             .blocklist(&["libc", "libgcc", "pthread", "vdso"])
             .build()
             .map(Profiler)
-            .map_err(|e| Error::Other(format!("--profile: cannot start the CPU profiler: {e}")))
+            .map_err(|e| Error::Profile(format!("cannot start the CPU profiler: {e}")))
     }
 
     /// Writes the samples so far as a flame graph SVG.
     pub fn write_flamegraph(&self, path: &Path) -> Result<()> {
-        let report =
-            self.0.report().build().map_err(|e| Error::Other(format!("--profile: cannot build the profile: {e}")))?;
+        let report = self.0.report().build().map_err(|e| Error::Profile(format!("cannot build the profile: {e}")))?;
         let file = std::fs::File::create(path)?;
-        report.flamegraph(file).map_err(|e| Error::Other(format!("--profile: cannot write {}: {e}", path.display())))
+        report.flamegraph(file).map_err(|e| Error::Profile(format!("cannot write {}: {e}", path.display())))
     }
 }

@@ -2,9 +2,10 @@
 //! `/metrics` by each process (`run`, `produce`, `worker`), default `127.0.0.1:9464`.
 //!
 //! How the data gets there without touching the per-job hot path:
-//! - **Counters and job-stage histograms** come from the collector, which already receives
-//!   batched reports: counters grow by a report's counts, and the HDR histograms of a report
-//!   are folded into bucket counts ([`histograms`]), one pass over their recorded values.
+//! - **Counters and job-stage histograms** come from each worker, which keeps its own counts
+//!   and HDR histograms and exports them every 250 ms: counters grow by the counts, and the
+//!   histograms are folded into bucket counts ([`histograms`]), one pass over their recorded
+//!   values. Enqueued jobs are counted by the queue, once per enqueue call.
 //! - **Redis operations** are timed once per call (a call moves a batch) into the recorder's
 //!   histograms; **worker gauges** (in flight, busy, idle) change once per batch.
 //! - **Queue depth** and the **oldest waiting job's age** come from the scheduler's sampling
@@ -22,7 +23,7 @@ mod histograms;
 mod server;
 
 pub use catalog::{BUCKETS, describe};
-pub use handles::{JobMetrics, SchedulerMetrics, WorkerMetrics, redis_operation};
+pub use handles::{JobMetrics, SchedulerMetrics, WorkerMetrics, jobs_enqueued, redis_error, redis_operation};
 
 use histograms::JobHistograms;
 use metrics_exporter_prometheus::PrometheusBuilder;
@@ -82,7 +83,7 @@ impl MetricsArgs {
                 tracing::warn!(%addr, error = %source, "metrics address taken; this process exports no metrics (choose one with --metrics-addr)");
                 Ok(())
             }
-            Err(e) => Err(crate::Error::Other(e.to_string())),
+            Err(e) => Err(crate::Error::Telemetry(e.to_string())),
         }
     }
 }

@@ -4,7 +4,8 @@
 //! it also publishes its merged statistics to Redis every second, so the process that owns the
 //! run can merge the histograms of every worker process.
 
-use crate::queue::{Depth, Queue};
+pub use super::scheduler::DepthSample;
+use crate::queue::Queue;
 use crate::stats::{ProducerStats, WorkerStats};
 use crate::telemetry::JobMetrics;
 use actix::prelude::*;
@@ -26,13 +27,6 @@ pub struct WorkerReport {
 #[rtype(result = "()")]
 pub struct ProducerReport {
     pub stats: ProducerStats,
-}
-
-/// Queue depth at a moment.
-#[derive(Message, Debug, Clone, Copy)]
-#[rtype(result = "()")]
-pub struct DepthSample {
-    pub depth: Depth,
 }
 
 /// Everything merged so far, for the coordinator (and progress display).
@@ -136,9 +130,7 @@ impl Handler<WorkerReport> for Collector {
     type Result = ();
 
     fn handle(&mut self, report: WorkerReport, _: &mut Context<Self>) {
-        if let Some(m) = &self.metrics {
-            m.workers_reported(&report.stats);
-        }
+        // The workers export their own metrics; a report is the benchmark's view of them.
         if report.run < self.run {
             return;
         }

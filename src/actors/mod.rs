@@ -9,14 +9,18 @@
 
 mod collector;
 mod lifecycle;
+mod observer;
+mod pool;
 mod producer;
+mod reporter;
 mod scheduler;
 mod worker;
 
-pub use collector::{
-    Collector, Counts, DepthSample, ProducerReport, Publisher, Snapshot, TakeCounts, TakeSnapshot, WorkerReport,
-};
+pub use collector::{Collector, Counts, ProducerReport, Publisher, Snapshot, TakeCounts, TakeSnapshot, WorkerReport};
 pub use lifecycle::{Join, Stop};
-pub use producer::{End, Producer, ProducerPlan, producer_end};
-pub use scheduler::{Halt, Scheduler, TRIM_EVERY};
-pub use worker::{Pause, Worker, WorkerConfig};
+pub use observer::{Observer, ObserverFactory, SettledBatch, SettledJob, Settlement};
+pub use pool::{PoolBuilder, WorkerPool, instance_name};
+pub use producer::{End, MixEntry, Producer, ProducerPlan, producer_end};
+pub use reporter::{BenchStamp, StatsReporter};
+pub use scheduler::{DepthSample, Halt, Scheduler, TRIM_EVERY};
+pub use worker::{Pause, REPORT_EVERY, Worker, WorkerConfig};

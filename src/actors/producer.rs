@@ -8,8 +8,9 @@
 
 use super::collector::ProducerReport;
 use super::lifecycle::{Join, Lifecycle, Stop};
+use super::reporter::BenchStamp;
 use crate::clock;
-use crate::queue::{Job, JobKind, Queue};
+use crate::queue::{Envelope, Queue};
 use crate::scenario::Schedule;
 use crate::stats::ProducerStats;
 use actix::prelude::*;
@@ -42,8 +43,19 @@ pub struct ProducerPlan {
     pub end: End,
     /// Benchmark run number stamped on every job.
     pub run: u32,
-    /// Job kinds with their payload and cumulative weight.
-    pub mix: Vec<(JobKind, Vec<u8>, u32)>,
+    /// Job types with their payload and cumulative weight.
+    pub mix: Vec<MixEntry>,
+}
+
+/// One job type of a producer's mix.
+#[derive(Debug, Clone)]
+pub struct MixEntry {
+    /// The job type's name.
+    pub name: String,
+    /// The payload every job of this entry carries.
+    pub payload: Vec<u8>,
+    /// The sum of the weights of this entry and every entry before it.
+    pub cumulative_weight: u32,
 }
 
 pub struct Producer {
@@ -92,13 +104,16 @@ async fn produce(queue: Queue, plan: ProducerPlan, collector: Recipient<Producer
         End::After(d) => Some(warmup_end_us + d.as_micros() as u64),
         End::Jobs(_) => None,
     };
-    let total_weight = plan.mix.last().map_or(1, |m| m.2);
+    let total_weight = plan.mix.last().map_or(1, |m| m.cumulative_weight);
     let mut rng = rand::rng();
     let mut stats = ProducerStats::default();
     let mut last_report = Instant::now();
     // k: jobs sent so far by this producer; measured: of those, outside warm-up.
     let (mut k, mut measured) = (0u64, 0u64);
-    let mut batch: Vec<Job> = Vec::with_capacity(plan.batch);
+    let mut batch: Vec<Envelope> = Vec::with_capacity(plan.batch);
+    // Of each job in `batch`: whether it was sent during warm-up.
+    let mut warm: Vec<bool> = Vec::with_capacity(plan.batch);
+    let stamps = [false, true].map(|warmup| BenchStamp { run: plan.run, warmup }.encode());
     let enqueue_call = crate::telemetry::redis_operation(queue.keys().queue(), "enqueue");
     let mut timer = crate::timer::LoopTimer::new();
 
@@ -122,6 +137,7 @@ async fn produce(queue: Queue, plan: ProducerPlan, collector: Recipient<Producer
             }
         };
         batch.clear();
+        warm.clear();
         let mut batch_measured = 0u64;
         for j in k..k + due {
             let intended_us = intended_of(j);
@@ -141,31 +157,32 @@ async fn produce(queue: Queue, plan: ProducerPlan, collector: Recipient<Producer
                 batch_measured += 1;
             }
             let pick = rng.random_range(0..total_weight);
-            let (kind, payload, _) = plan.mix.iter().find(|m| pick < m.2).unwrap_or(&plan.mix[0]);
-            batch.push(Job {
-                seq: plan.index + plan.producers * j,
-                run: plan.run,
-                attempt: 0,
-                warmup,
-                kind: *kind,
-                intended_us,
-                enqueued_us: now,
-                payload: payload.clone(),
+            let entry = plan.mix.iter().find(|m| pick < m.cumulative_weight).unwrap_or(&plan.mix[0]);
+            // The intended time is the job's enqueue time: latency counts from when it was due.
+            batch.push(Envelope {
+                name: entry.name.clone(),
+                payload: entry.payload.clone(),
+                enqueued_us: Some(intended_us),
+                // Below 2^32 (validation bounds a scenario's jobs); beyond, a job is unaudited.
+                seq: u32::try_from(plan.index + plan.producers * j).ok(),
+                headers: Some(stamps[usize::from(warmup)].clone()),
+                ..Envelope::default()
             });
+            warm.push(warmup);
         }
         // Send; on failure send the same jobs again (same sequence numbers): a batch Redis
         // half-applied then shows up as duplicates in the audit, never as lost jobs.
         loop {
             let call = Instant::now();
             match queue.enqueue_batch(&batch).await {
-                Ok(()) => {
+                Ok(_) => {
                     enqueue_call.record(call.elapsed());
                     stats.enqueue_call.record_us(call.elapsed().as_micros() as u64);
                     break;
                 }
                 Err(e) => {
                     stats.enqueue_errors += 1;
-                    metrics::counter!("conveyor_redis_errors_total", "role" => "producer").increment(1);
+                    crate::telemetry::redis_error("producer");
                     tracing::warn!(error = %e, jobs = batch.len(), "enqueue failed; sending the batch again");
                     if lifecycle.stopping() {
                         break 'plan;
@@ -175,15 +192,16 @@ async fn produce(queue: Queue, plan: ProducerPlan, collector: Recipient<Producer
             }
         }
         let sent = batch.len() as u64;
-        let warm = batch.iter().filter(|j| j.warmup).count() as u64;
-        if let Some(first) = batch.iter().find(|j| !j.warmup)
+        let intended = |i: usize| batch[i].enqueued_us.unwrap_or(now);
+        if let Some(first) = warm.iter().position(|w| !w)
             && stats.measure_start_us == 0
         {
-            stats.measure_start_us = first.intended_us;
+            stats.measure_start_us = intended(first);
         }
         if let Schedule::Open(_) = plan.rate {
-            stats.schedule_lag.record_us(now.saturating_sub(batch[0].intended_us));
+            stats.schedule_lag.record_us(now.saturating_sub(intended(0)));
         }
+        let warm = warm.iter().filter(|w| **w).count() as u64;
         stats.produced += sent;
         stats.produced_warmup += warm;
         measured += sent - warm;

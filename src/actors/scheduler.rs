@@ -4,8 +4,7 @@
 //! number of schedulers (one per process) may run. Each duty does one unit of work per tick; a
 //! failure is logged and counted ([`duty_failed`]), and the next tick tries again.
 
-use super::collector::DepthSample;
-use crate::queue::Queue;
+use crate::queue::{Depth, Queue};
 use crate::telemetry::SchedulerMetrics;
 use actix::prelude::*;
 use std::time::{Duration, Instant};
@@ -24,10 +23,19 @@ const LAST_TRIM_WAIT: Duration = Duration::from_secs(1);
 /// How often queue depth is sampled.
 const DEPTH_EVERY: Duration = Duration::from_secs(1);
 
+/// Queue depth at a moment, sent once a second to whoever asked for it.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct DepthSample {
+    /// How many jobs were in each state.
+    pub depth: Depth,
+}
+
+/// The scheduler of one queue (an actor; see the module docs).
 pub struct Scheduler {
     queue: Queue,
-    /// Where depth samples go.
-    collector: Recipient<DepthSample>,
+    /// Where depth samples go, besides the metrics.
+    depth_to: Option<Recipient<DepthSample>>,
     /// Where the next reclaim scan of the pending list continues.
     cursor: String,
     /// A duty still running from an earlier tick is not started again.
@@ -38,9 +46,24 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    pub fn new(queue: Queue, collector: Recipient<DepthSample>) -> Self {
+    /// A scheduler of `queue`.
+    pub fn new(queue: Queue) -> Self {
         let metrics = SchedulerMetrics::new(queue.keys().queue());
-        Self { queue, collector, cursor: "0-0".into(), promoting: false, reclaiming: false, trimming: false, metrics }
+        Self {
+            queue,
+            depth_to: None,
+            cursor: "0-0".into(),
+            promoting: false,
+            reclaiming: false,
+            trimming: false,
+            metrics,
+        }
+    }
+
+    /// Also sends every depth sample to `to`.
+    pub fn sampling_depth_to(mut self, to: Recipient<DepthSample>) -> Self {
+        self.depth_to = Some(to);
+        self
     }
 
     /// Promotes due jobs until fewer than a full batch were due.
@@ -111,7 +134,7 @@ impl Scheduler {
     }
 
     fn sample_depth(&mut self, ctx: &mut Context<Self>) {
-        let (queue, collector, metrics) = (self.queue.clone(), self.collector.clone(), self.metrics.clone());
+        let (queue, depth_to, metrics) = (self.queue.clone(), self.depth_to.clone(), self.metrics.clone());
         ctx.spawn(
             async move {
                 let began = Instant::now();
@@ -123,7 +146,9 @@ impl Scheduler {
                             tracing::debug!(error = %e, "reading the oldest waiting job failed");
                         }
                         metrics.sampled(&depth, oldest.ok(), took);
-                        collector.do_send(DepthSample { depth })
+                        if let Some(to) = depth_to {
+                            to.do_send(DepthSample { depth });
+                        }
                     }
                     Err(e) => tracing::warn!(error = %e, "sampling queue depth failed"),
                 }
@@ -135,7 +160,7 @@ impl Scheduler {
 
 /// Counts and logs a duty that failed against Redis; its next tick tries again.
 fn duty_failed(doing: &str, e: &crate::Error) {
-    metrics::counter!("conveyor_redis_errors_total", "role" => "scheduler").increment(1);
+    crate::telemetry::redis_error("scheduler");
     tracing::warn!(error = %e, "{doing} failed; next tick retries");
 }
 

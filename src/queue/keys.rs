@@ -38,12 +38,6 @@ pub struct QueueKeys {
 /// The consumer group every worker of a queue joins.
 pub const GROUP: &str = "workers";
 
-/// The stream field that holds the encoded job.
-pub const JOB_FIELD: &str = "j";
-
-/// The dead-letter stream field that holds why the job died.
-pub const REASON_FIELD: &str = "reason";
-
 impl QueueKeys {
     pub fn new(prefix: &str, queue: &str) -> Self {
         Self { tag: format!("{{{prefix}:{queue}}}"), queue: queue.to_owned() }

@@ -10,17 +10,31 @@ pub static PROMOTE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
 -- promote: move delayed and retrying jobs whose due time has come into the ready stream.
--- KEYS[1] delayed zset  KEYS[2] ready stream
--- ARGV[1] now (ms)  ARGV[2] most jobs to move (<= 1000)  ARGV[3] stream field for the job
--- Returns the number of jobs moved. Jobs keep their order of due time.
+-- KEYS[1] delayed zset  KEYS[2] ready stream  KEYS[3] dead stream
+-- ARGV[1] now (ms)  ARGV[2] most jobs to move (<= 1000)
+-- Each member is a packed envelope: a MessagePack array of str, field name, value, ...; it
+-- becomes the fields of one XADD. A member that does not unpack into fields (written by hand,
+-- or corrupt) goes to the dead stream as it is (field 'packed'), so it never blocks the others.
+-- Returns the number of jobs moved to the ready stream. Jobs keep their order of due time.
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
-for _, job in ipairs(due) do
-  redis.call('XADD', KEYS[2], '*', ARGV[3], job)
+local moved = 0
+for _, member in ipairs(due) do
+  local ok, fields = pcall(cmsgpack.unpack, member)
+  local added = false
+  if ok and type(fields) == 'table' and #fields >= 2 and #fields % 2 == 0 then
+    local reply = redis.pcall('XADD', KEYS[2], '*', unpack(fields))
+    added = type(reply) ~= 'table' or reply.err == nil
+  end
+  if added then
+    moved = moved + 1
+  else
+    redis.call('XADD', KEYS[3], '*', 'packed', member, 'e', 'delayed member is not a packed envelope')
+  end
 end
 if #due > 0 then
   redis.call('ZREM', KEYS[1], unpack(due))
 end
-return #due
+return moved
 "#,
     )
 });
@@ -31,52 +45,51 @@ pub static RECLAIM: LazyLock<Script> = LazyLock::new(|| {
         r#"
 -- reclaim: give back jobs whose worker stopped renewing its lease (it died or stalled).
 -- Each pending entry idle longer than the lease is re-added to the ready stream as a new entry
--- (so any live worker takes it) with its reclaim count `r` incremented, then the old entry is
--- acknowledged (the next trim removes it). An entry reclaimed more than ARGV[5] times is a job
--- that keeps killing its worker: it goes to the dead-letter stream instead, and its audit bit
--- is set.
+-- with all its fields (so any live worker takes it), its reclaim count 'r' incremented and its
+-- id kept ('id' is added, from the old entry's id, when the job had none), then the old entry
+-- is acknowledged (the next trim removes it). An entry reclaimed more than ARGV[5] times is a
+-- job that keeps killing its worker: it goes to the dead-letter stream instead with the reason
+-- in 'e', and its audit bit (field 's') is set.
 -- KEYS[1] ready stream  KEYS[2] dead stream  KEYS[3] audit bitmap
 -- ARGV[1] group  ARGV[2] lease (ms)  ARGV[3] most entries  ARGV[4] reclaimer consumer name
 -- ARGV[5] most reclaims per job  ARGV[6] cursor (stream id to scan from)  ARGV[7] '1' to audit
+-- ARGV[8] what follows an entry id in a job id of this partition ('' or '@<partition>')
 -- Returns {moved, dead, gone, next cursor}: gone counts entries deleted while pending (their
 -- pending record is dropped by XAUTOCLAIM itself).
--- The job's sequence number: the first element of its MessagePack array. Read from the header
--- because Redis' cmsgpack rejects the `bin` type the payload is encoded with. A number the audit
--- bitmap cannot hold (2^32 and above: only a corrupt entry has one) is not audited.
-local function seq_of(job)
-  local head = string.byte(job, 1)
-  if not head or head < 0x91 or head > 0x9f then return nil end
-  local t = string.byte(job, 2)
-  if t and t < 0x80 then return t end
-  local width = ({[0xcc] = 1, [0xcd] = 2, [0xce] = 4, [0xcf] = 8})[t]
-  if not width or #job < 2 + width then return nil end
-  local v = 0
-  for i = 3, 2 + width do v = v * 256 + string.byte(job, i) end
-  return v
-end
 local res = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[4], ARGV[2], ARGV[6], 'COUNT', ARGV[3])
 local moved, dead = 0, 0
 for _, entry in ipairs(res[2]) do
   local id, fields = entry[1], entry[2]
   if fields then
-    local job, reclaims = nil, 0
+    local kept, reclaims, seq, has_id = {}, 0, nil, false
     for i = 1, #fields, 2 do
-      if fields[i] == 'j' then job = fields[i + 1] end
-      if fields[i] == 'r' then reclaims = tonumber(fields[i + 1]) end
+      local name, value = fields[i], fields[i + 1]
+      if name == 'r' then
+        reclaims = tonumber(value) or 0
+      else
+        if name == 'id' then has_id = true end
+        if name == 's' then seq = tonumber(value) end
+        kept[#kept + 1] = name
+        kept[#kept + 1] = value
+      end
+    end
+    if not has_id then
+      kept[#kept + 1] = 'id'
+      kept[#kept + 1] = id .. ARGV[8]
     end
     reclaims = reclaims + 1
-    if job == nil then
-      redis.call('XADD', KEYS[2], '*', 'j', '', 'reason', 'entry without a job field')
-      dead = dead + 1
-    elseif reclaims > tonumber(ARGV[5]) then
-      redis.call('XADD', KEYS[2], '*', 'j', job, 'reason', 'lease expired ' .. reclaims .. ' times')
-      local seq = seq_of(job)
+    kept[#kept + 1] = 'r'
+    kept[#kept + 1] = tostring(reclaims)
+    if reclaims > tonumber(ARGV[5]) then
+      kept[#kept + 1] = 'e'
+      kept[#kept + 1] = 'lease expired ' .. reclaims .. ' times'
+      redis.call('XADD', KEYS[2], '*', unpack(kept))
       if seq and seq < 4294967296 and ARGV[7] == '1' then
         redis.call('SETBIT', KEYS[3], string.format('%.0f', seq), 1)
       end
       dead = dead + 1
     else
-      redis.call('XADD', KEYS[1], '*', 'j', job, 'r', reclaims)
+      redis.call('XADD', KEYS[1], '*', unpack(kept))
       moved = moved + 1
     end
   end
@@ -119,23 +132,30 @@ return redis.call('XTRIM', KEYS[1], 'MINID', keep_from)
     )
 });
 
-/// Used by [`Queue::enqueue_unique`](super::Queue::enqueue_unique).
-pub static ENQUEUE_UNIQUE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
--- enqueue_unique: add a job to the ready stream unless a job with the same idempotency key was
--- added while the key lived. The key remembers the first job's entry id until it expires.
--- KEYS[1] idempotency key  KEYS[2] ready stream
--- ARGV[1] stream field for the job  ARGV[2] encoded job  ARGV[3] time to live of the key (ms)
--- Returns {1, entry id} when the job was added, {0, entry id of the first job} when the key
--- was already taken (nothing is added then).
+/// Used by [`Queue::enqueue_jobs`](super::Queue::enqueue_jobs) (and so by
+/// [`Queue::enqueue_unique`](super::Queue::enqueue_unique)); sent as `EVAL` inside the batch's
+/// pipeline, since a pipeline cannot load a missing script and go on.
+pub const ENQUEUE_UNIQUE_SOURCE: &str = r#"
+-- enqueue_unique: add a job unless a job with the same idempotency key was added while the key
+-- lived. The key remembers the first job's id until it expires.
+-- KEYS[1] idempotency key  KEYS[2] ready stream  KEYS[3] delayed zset
+-- ARGV[1] time to live of the key (ms)  ARGV[2] due time (ms; 0: ready now)
+-- ARGV[3] what follows an entry id in a job id of this partition ('' or '@<partition>')
+-- ARGV[4] the job's id (delayed jobs; '' otherwise)  ARGV[5] its packed envelope (delayed jobs)
+-- ARGV[6..] the job's fields, name, value, ... (ready jobs)
+-- Returns {1, job id} when the job was added, {0, id of the first job} when the key was already
+-- taken (nothing is added then).
 local first = redis.call('GET', KEYS[1])
 if first then
   return {0, first}
 end
-local id = redis.call('XADD', KEYS[2], '*', ARGV[1], ARGV[2])
-redis.call('SET', KEYS[1], id, 'PX', ARGV[3])
+local id
+if tonumber(ARGV[2]) > 0 then
+  redis.call('ZADD', KEYS[3], ARGV[2], ARGV[5])
+  id = ARGV[4]
+else
+  id = redis.call('XADD', KEYS[2], '*', unpack(ARGV, 6)) .. ARGV[3]
+end
+redis.call('SET', KEYS[1], id, 'PX', ARGV[1])
 return {1, id}
-"#,
-    )
-});
+"#;

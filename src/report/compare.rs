@@ -87,7 +87,7 @@ pub fn load(path: &Path) -> Result<Value> {
 pub fn compare(baseline: &Value, current: &Value, tol: Tolerance) -> Result<Comparison> {
     let name = |v: &Value| v["scenario"].as_str().unwrap_or_default().to_owned();
     if name(baseline) != name(current) {
-        return Err(Error::Other(format!(
+        return Err(Error::Usage(format!(
             "compare: the results are of different scenarios ({:?} and {:?})",
             name(baseline),
             name(current)

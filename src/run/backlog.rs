@@ -3,10 +3,10 @@
 //! audited like any other job; unless the scenario says `measured = true` they are marked as
 //! warm-up, so they are processed but left out of throughput and latency.
 
-use crate::actors::{Collector, ProducerReport};
+use crate::actors::{BenchStamp, Collector, ProducerReport};
 use crate::clock;
 use crate::error::Result;
-use crate::queue::{Job, Queue};
+use crate::queue::{Envelope, Queue};
 use crate::scenario::Scenario;
 use crate::stats::ProducerStats;
 use actix::Addr;
@@ -27,32 +27,25 @@ pub async fn fill(queue: &Queue, scenario: &Scenario, run: u32, collector: &Addr
     let total_weight: u32 = scenario.jobs.iter().map(|j| j.weight).sum();
     let mut rng = rand::rng();
     let mut stats = ProducerStats::default();
+    let mix: Vec<(String, Vec<u8>)> = scenario.jobs.iter().map(|j| j.job()).collect();
+    let stamp = BenchStamp { run, warmup: !scenario.backlog.measured };
     let mut seq = 0;
     while seq < jobs {
         let n = (jobs - seq).min(BATCH);
         let now = clock::now_us();
-        let batch: Vec<Job> = (seq..seq + n)
+        let batch: Vec<Envelope> = (seq..seq + n)
             .map(|s| {
                 let mut pick = rng.random_range(0..total_weight.max(1));
-                let spec = scenario
+                let i = scenario
                     .jobs
                     .iter()
-                    .find(|j| {
+                    .position(|j| {
                         let hit = pick < j.weight;
                         pick = pick.saturating_sub(j.weight);
                         hit
                     })
-                    .unwrap_or(&scenario.jobs[0]);
-                Job {
-                    seq: s,
-                    run,
-                    attempt: 0,
-                    warmup: !scenario.backlog.measured,
-                    kind: spec.kind(),
-                    intended_us: now,
-                    enqueued_us: now,
-                    payload: vec![b'x'; spec.payload_bytes],
-                }
+                    .unwrap_or(0);
+                stamp.job(&mix[i].0, mix[i].1.clone(), s, now)
             })
             .collect();
         let call = Instant::now();

@@ -2,10 +2,12 @@
 //! job measured on a scratch queue (used memory before and after queueing a known number of
 //! jobs of one payload size, then the queue is removed).
 
+use crate::actors::BenchStamp;
+use crate::bench_jobs::JobKind;
 use crate::clock;
 use crate::connection::Redis;
 use crate::error::Result;
-use crate::queue::{Job, JobKind, Queue, QueueOptions};
+use crate::queue::{Envelope, Queue, QueueOptions};
 use crate::report::BytesPerJob;
 
 /// Jobs per pipelined call while filling the scratch queue.
@@ -30,17 +32,9 @@ pub async fn bytes_per_job(redis: &Redis, prefix: &str, payloads: &[usize], jobs
         let mut sent = 0;
         while sent < jobs {
             let n = (jobs - sent).min(BATCH as u64);
-            let batch: Vec<Job> = (sent..sent + n)
-                .map(|seq| Job {
-                    seq,
-                    run: 0,
-                    attempt: 0,
-                    warmup: false,
-                    kind: JobKind::Noop,
-                    intended_us: now,
-                    enqueued_us: now,
-                    payload: vec![b'x'; payload_bytes],
-                })
+            let stamp = BenchStamp { run: 1, warmup: false };
+            let batch: Vec<Envelope> = (sent..sent + n)
+                .map(|seq| stamp.job(JobKind::Noop.name(), JobKind::Noop.payload(payload_bytes), seq, now))
                 .collect();
             queue.enqueue_batch(&batch).await?;
             sent += n;

@@ -16,13 +16,14 @@ pub use suite::{SuiteOptions, run_suite};
 
 use crate::actors::producer_end;
 use crate::actors::{
-    Collector, Halt, Join, Pause, Producer, ProducerPlan, Scheduler, Snapshot, Stop, TakeCounts, TakeSnapshot, Worker,
-    WorkerConfig,
+    Collector, Halt, Join, MixEntry, Pause, Producer, ProducerPlan, Scheduler, Snapshot, StatsReporter, Stop,
+    TakeCounts, TakeSnapshot, Worker, WorkerPool,
 };
 use crate::ceiling;
 use crate::clock;
 use crate::connection::Redis;
 use crate::error::Result;
+use crate::handler::Registry;
 use crate::queue::{Audit, Depth, Queue};
 use crate::report::{
     BytesPerJob, Counts, Latencies, Memory, PauseRecord, Percentiles, PhaseTimes, Resources, RunResult, SCHEMA_VERSION,
@@ -37,6 +38,7 @@ use sampler::Sampler;
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How often the drain phase asks the audit whether every job finished.
@@ -61,6 +63,9 @@ pub struct RunOptions {
     pub private_server: bool,
     /// Measure the Redis ceiling first, whatever the scenario says.
     pub ceiling: bool,
+    /// The handlers local workers run jobs with: the benchmark's kinds, and the application's
+    /// own job types when it embeds the command line.
+    pub registry: Arc<Registry>,
 }
 
 /// A future that resolves on Ctrl-C or SIGTERM.
@@ -132,20 +137,20 @@ pub async fn run_scenario(
             extra,
         }));
     }
-    let scheduler = Scheduler::new(queue.clone(), collector.clone().recipient()).start();
+    let scheduler = Scheduler::new(queue.clone()).sampling_depth_to(collector.clone().recipient()).start();
     extra.phases.backlog_seconds = backlog::fill(&queue, scenario, run, &collector).await?;
     let local_workers = if options.local_workers { scenario.workers.count } else { 0 };
-    let workers: Vec<Addr<Worker>> = (0..local_workers)
-        .map(|i| {
-            let config = WorkerConfig {
-                consumer: format!("{}-w{i}", options.instance),
-                concurrency: scenario.workers.concurrency as usize,
-                batch: scenario.workers.batch as usize,
-                block: scenario.workers.block,
-            };
-            Worker::new(queue.clone(), config, collector.clone().recipient()).start()
-        })
-        .collect();
+    let reports_to = collector.clone().recipient();
+    let pool = WorkerPool::builder(queue.clone(), options.registry.clone())
+        .workers(local_workers)
+        .concurrency(scenario.workers.concurrency as usize)
+        .batch(scenario.workers.batch as usize)
+        .block(scenario.workers.block)
+        .consumer_prefix(options.instance.clone())
+        .scheduler(false)
+        .observed_by(Arc::new(move || Box::new(StatsReporter::new(reports_to.clone()))))
+        .start()
+        .await?;
     let display = Progress::new(options.progress);
     let mut interrupted = false;
     if !scenario.phases.idle.is_zero() {
@@ -165,7 +170,7 @@ pub async fn run_scenario(
 
     crate::telemetry::start_run(scenario.phases.warmup);
     let begun = Instant::now();
-    extra.pauses = schedule_pauses(scenario, &workers);
+    extra.pauses = schedule_pauses(scenario, pool.workers());
     let mut sampler = Sampler::new(begun);
     let mut tick = tokio::time::interval(SAMPLE_EVERY);
     tick.tick().await;
@@ -221,7 +226,7 @@ pub async fn run_scenario(
 
     // Stop: workers settle what they hold.
     crate::telemetry::set_phase(crate::telemetry::Phase::Done);
-    futures::future::join_all(workers.iter().map(|w| w.send(Stop))).await;
+    pool.shutdown().await;
     let _ = scheduler.send(Halt).await;
     let cpu_seconds = system::process_cpu_seconds() - cpu_at_start;
     let snapshot = collector.send(TakeSnapshot).await?;
@@ -297,14 +302,15 @@ struct Extra {
 /// Splits the scenario's load between its producers.
 fn producer_plans(scenario: &Scenario, run: u32) -> Result<Vec<ProducerPlan>> {
     let n = u64::from(scenario.producer.count);
-    let schedule = scenario.producer.rate.schedule(scenario.capacity).map_err(crate::Error::Other)?;
+    let schedule = scenario.producer.rate.schedule(scenario.capacity).map_err(crate::Error::Usage)?;
     let mut cumulative = 0;
-    let mix: Vec<_> = scenario
+    let mix: Vec<MixEntry> = scenario
         .jobs
         .iter()
         .map(|spec| {
             cumulative += spec.weight;
-            (spec.kind(), vec![b'x'; spec.payload_bytes], cumulative)
+            let (name, payload) = spec.job();
+            MixEntry { name, payload, cumulative_weight: cumulative }
         })
         .collect();
     Ok((0..n)

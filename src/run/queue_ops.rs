@@ -11,10 +11,10 @@
 //! Afterwards the retried jobs are promoted, claimed and completed (untimed), so the audit can
 //! still check that every job finished.
 
-use crate::actors::{Collector, ProducerReport};
+use crate::actors::{BenchStamp, Collector, ProducerReport};
 use crate::clock;
 use crate::error::{Error, Result};
-use crate::queue::{Job, Outcome, Queue};
+use crate::queue::{Outcome, Queue};
 use crate::scenario::Scenario;
 use crate::stats::{Latency, ProducerStats};
 use actix::Addr;
@@ -34,8 +34,8 @@ pub async fn measure(
     collector: &Addr<Collector>,
 ) -> Result<BTreeMap<String, Latency>> {
     let n = scenario.queue_ops.samples;
-    let payload = vec![b'x'; scenario.jobs.first().map_or(0, |j| j.payload_bytes)];
-    let kind = scenario.jobs.first().map_or(crate::queue::JobKind::Noop, |j| j.kind());
+    let (name, payload) = scenario.jobs[0].job();
+    let stamp = BenchStamp { run, warmup: false };
     let mut ops: BTreeMap<String, Latency> = BTreeMap::new();
     let mut time = |op: &str, began: Instant| {
         ops.entry(op.to_owned()).or_default().record_us(began.elapsed().as_micros() as u64);
@@ -43,16 +43,7 @@ pub async fn measure(
 
     for seq in 0..n {
         let now = clock::now_us();
-        let job = Job {
-            seq,
-            run,
-            attempt: 0,
-            warmup: false,
-            kind,
-            intended_us: now,
-            enqueued_us: now,
-            payload: payload.clone(),
-        };
+        let job = stamp.job(&name, payload.clone(), seq, now);
         let began = Instant::now();
         queue.enqueue(&job).await?;
         time("enqueue", began);
@@ -65,9 +56,10 @@ pub async fn measure(
         let began = Instant::now();
         let mut got = queue.claim(&mut conn, "queue-ops", 1, CLAIM_BLOCK).await?;
         time("claim", began);
-        claimed.push(
-            got.pop().ok_or_else(|| Error::Other("queue-ops: a claim found no job although one was waiting".into()))?,
-        );
+        claimed.push(got.pop().ok_or_else(|| Error::InvalidArgument {
+            what: "queue-ops",
+            message: "a claim found no job although one was waiting".into(),
+        })?);
     }
 
     for (i, c) in claimed.into_iter().enumerate() {

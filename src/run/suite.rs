@@ -131,8 +131,8 @@ fn capacity_probe(scenario: &Scenario) -> Scenario {
     // The capacity of the path, not of retries: jobs that fail or panic on purpose run as noop
     // here (their backoff would otherwise stretch the window and understate capacity).
     for j in &mut s.jobs {
-        if matches!(j.kind, KindName::Fail | KindName::Panic) {
-            j.kind = KindName::Noop;
+        if matches!(j.kind, Some(KindName::Fail | KindName::Panic)) {
+            j.kind = Some(KindName::Noop);
             j.probability = None;
         }
     }

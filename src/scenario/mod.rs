@@ -35,8 +35,9 @@ pub use rate::Schedule as Rate;
 pub use rate::{RatePlan, RateValue, Schedule};
 pub use target::{Op, Target};
 
+use crate::bench_jobs::JobKind;
 use crate::error::{Error, Result};
-use crate::queue::{Backoff, JobKind, QueueOptions};
+use crate::queue::{Backoff, QueueOptions};
 use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -246,7 +247,16 @@ impl Default for WorkerSection {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JobSpec {
-    pub kind: KindName,
+    /// A built-in benchmark kind; or give `type` instead.
+    #[serde(default)]
+    pub kind: Option<KindName>,
+    /// A job type the application registered (`conveyor::cli::main_with`): the scenario then
+    /// load-tests the application's own handler with `payload`.
+    #[serde(default, rename = "type")]
+    pub job_type: Option<String>,
+    /// For `type`: the payload, sent as JSON (default `null`).
+    #[serde(default)]
+    pub payload: Option<toml::Value>,
     /// For `sleep` and `cpu`.
     #[serde(default, deserialize_with = "opt_duration")]
     pub duration: Option<Duration>,
@@ -291,7 +301,15 @@ impl Default for Phases {
 }
 
 fn default_jobs() -> Vec<JobSpec> {
-    vec![JobSpec { kind: KindName::Noop, duration: None, probability: None, weight: 1, payload_bytes: 0 }]
+    vec![JobSpec {
+        kind: Some(KindName::Noop),
+        job_type: None,
+        payload: None,
+        duration: None,
+        probability: None,
+        weight: 1,
+        payload_bytes: 0,
+    }]
 }
 
 fn one() -> u32 {
@@ -496,11 +514,50 @@ impl Scenario {
                     format!("expected at most {MAX_PAYLOAD} bytes, got {}", spec.payload_bytes),
                 );
             }
-            match spec.kind {
+            let kind = match (spec.kind, &spec.job_type) {
+                (Some(kind), None) => kind,
+                (None, Some(name)) => {
+                    if name.is_empty() || name.len() > crate::queue::envelope::MAX_NAME_BYTES {
+                        return bad(&field("type"), "expected a job type name of 1 to 256 bytes".into());
+                    }
+                    for (set, what) in [
+                        (spec.duration.is_some(), "duration"),
+                        (spec.probability.is_some(), "probability"),
+                        (spec.payload_bytes > 0, "payload_bytes"),
+                    ] {
+                        if set {
+                            return bad(
+                                &field(what),
+                                format!("only built-in kinds take `{what}`; a `type` job takes `payload`"),
+                            );
+                        }
+                    }
+                    continue;
+                }
+                (Some(_), Some(_)) => {
+                    return bad(
+                        &field("type"),
+                        "expected either `kind` (a built-in kind) or `type` (a registered job type), not both".into(),
+                    );
+                }
+                (None, None) => {
+                    return bad(
+                        &field("kind"),
+                        "expected `kind` (noop, sleep, cpu, fail or panic) or `type` (a registered job type)".into(),
+                    );
+                }
+            };
+            if spec.payload.is_some() {
+                return bad(
+                    &field("payload"),
+                    "only `type` jobs take a payload; built-in kinds take `payload_bytes`".into(),
+                );
+            }
+            match kind {
                 KindName::Sleep | KindName::Cpu if spec.duration.is_none() => {
                     return bad(
                         &field("duration"),
-                        format!("expected a duration for a {:?} job, e.g. \"10ms\"", spec.kind).to_lowercase(),
+                        format!("expected a duration for a {kind:?} job, e.g. \"10ms\"").to_lowercase(),
                     );
                 }
                 KindName::Fail => match spec.probability {
@@ -512,10 +569,10 @@ impl Scenario {
                 },
                 _ => {}
             }
-            if spec.probability.is_some() && spec.kind != KindName::Fail {
+            if spec.probability.is_some() && kind != KindName::Fail {
                 return bad(&field("probability"), "only fail jobs take a probability".into());
             }
-            if spec.duration.is_some() && !matches!(spec.kind, KindName::Sleep | KindName::Cpu) {
+            if spec.duration.is_some() && !matches!(kind, KindName::Sleep | KindName::Cpu) {
                 return bad(&field("duration"), "only sleep and cpu jobs take a duration".into());
             }
         }
@@ -541,15 +598,51 @@ impl Scenario {
 }
 
 impl JobSpec {
-    pub fn kind(&self) -> JobKind {
+    /// The built-in kind of this entry, `None` for a `type` job.
+    pub fn kind(&self) -> Option<JobKind> {
         let us = self.duration.unwrap_or_default().as_micros() as u64;
-        match self.kind {
+        Some(match self.kind? {
             KindName::Noop => JobKind::Noop,
             KindName::Sleep => JobKind::Sleep { us },
             KindName::Cpu => JobKind::Cpu { us },
             KindName::Fail => JobKind::Fail { probability: self.probability.unwrap_or(0.0) },
             KindName::Panic => JobKind::Panic,
+        })
+    }
+
+    /// The job type name and the payload every job of this entry carries.
+    pub fn job(&self) -> (String, Vec<u8>) {
+        match (self.kind(), &self.job_type) {
+            (Some(kind), _) => (kind.name().to_owned(), kind.payload(self.payload_bytes)),
+            (None, name) => {
+                let json = match &self.payload {
+                    Some(v) => serde_json::to_vec(v).expect("a TOML value is JSON"),
+                    None => b"null".to_vec(),
+                };
+                (name.clone().unwrap_or_default(), json)
+            }
         }
+    }
+}
+
+impl Scenario {
+    /// Every `type` job of the mix names a job type `registry` has a handler for.
+    pub fn check_job_types(&self, path: &Path, registry: &crate::handler::Registry) -> Result<()> {
+        for (i, spec) in self.jobs.iter().enumerate() {
+            if let Some(name) = &spec.job_type
+                && !registry.handles(name)
+            {
+                return Err(invalid(
+                    path,
+                    &format!("jobs[{i}].type"),
+                    format!(
+                        "no handler is registered for job type {name:?} (registered: {})",
+                        registry.names().join(", ")
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 

@@ -9,16 +9,26 @@ use crate::stats::{ProducerStats, WorkerStats};
 use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
 use std::time::Duration;
 
+/// Counts a failed Redis call made by `role` (`worker`, `producer`, `scheduler`).
+pub fn redis_error(role: &'static str) {
+    counter!(REDIS_ERRORS, "role" => role).increment(1);
+}
+
+/// Counts `jobs` jobs Redis accepted onto `queue` (every enqueue path calls this once per call).
+pub fn jobs_enqueued(queue: &str, jobs: u64) {
+    counter!(JOBS_ENQUEUED, "queue" => queue.to_owned()).increment(jobs);
+}
+
 /// The histogram of one Redis operation on `queue` (`enqueue`, `claim`, `settle`, ...).
 pub fn redis_operation(queue: &str, operation: &'static str) -> Histogram {
     histogram!(REDIS_OPERATION, "queue" => queue.to_owned(), "operation" => operation)
 }
 
-/// What the collector exports from the reports it merges.
+/// What a worker exports of the jobs it ran, once per batch of reports (and the collector of
+/// a producer's reports).
 #[derive(Debug, Clone)]
 pub struct JobMetrics {
     queue: String,
-    enqueued: Counter,
     started: Counter,
     succeeded: Counter,
     failed: Counter,
@@ -36,7 +46,6 @@ impl JobMetrics {
         }
         Self {
             queue: q(),
-            enqueued: counter!(JOBS_ENQUEUED, "queue" => q()),
             started: counter!(JOBS_STARTED, "queue" => q()),
             succeeded: counter!(JOBS_COMPLETED, "queue" => q(), "outcome" => "success"),
             failed: counter!(JOBS_COMPLETED, "queue" => q(), "outcome" => "failure"),
@@ -63,9 +72,9 @@ impl JobMetrics {
         }
     }
 
-    /// Exports one producer report: jobs enqueued and the worst schedule lag it saw.
+    /// Exports one producer report: the worst schedule lag it saw (the queue counts what it
+    /// enqueued itself).
     pub fn producers_reported(&self, stats: &ProducerStats) {
-        self.enqueued.increment(stats.produced);
         let lag = stats.schedule_lag.histogram();
         self.schedule_lag.set(if lag.is_empty() { 0.0 } else { lag.max() as f64 / 1e6 });
     }

@@ -6,7 +6,7 @@
 use crate::support::{self, job, never, run_options};
 use conveyor::clock;
 use conveyor::connection::Redis;
-use conveyor::queue::{Depth, Enqueued, Job, Outcome, Queue, QueueOptions, Settled};
+use conveyor::queue::{Depth, Enqueued, Outcome, Queue, QueueOptions, Settled};
 use conveyor::redis_cluster::{ClusterOptions, RedisCluster};
 use conveyor::run;
 use conveyor::scenario::Scenario;
@@ -75,7 +75,7 @@ async fn every_queue_operation_works_on_a_cluster() {
         let first = queue.enqueue_unique(&job(100), "k", Duration::from_secs(60)).await.unwrap();
         let again = queue.enqueue_unique(&job(101), "k", Duration::from_secs(60)).await.unwrap();
         assert!(matches!(first, Enqueued::Added(_)));
-        assert_eq!(again, Enqueued::Duplicate(first.entry_id().to_owned()));
+        assert_eq!(again, Enqueued::Duplicate(first.id().clone()));
 
         let run = queue.start_run().await.unwrap();
         queue.publish_stats(run, "p1", b"stats").await.unwrap();
@@ -343,9 +343,9 @@ async fn the_partitions_of_a_lost_master_are_passed_over() {
     let mut sent = 0u64;
     let mut failures = 0;
     while sent < 300 {
-        let batch: Vec<Job> = (sent..sent + 10).map(job).collect();
+        let batch: Vec<_> = (sent..sent + 10).map(job).collect();
         match queue.enqueue_batch(&batch).await {
-            Ok(()) => sent += 10,
+            Ok(_) => sent += 10,
             Err(_) => failures += 1, // the producer's way: send the batch again
         }
         assert!(failures < 20, "enqueue keeps failing");

@@ -52,7 +52,7 @@ async fn batches_spread_over_partitions_and_claims_serve_them_all() {
     let batch: Vec<_> = held
         .into_iter()
         .map(|c| {
-            let fail = c.job.as_ref().unwrap().seq % 10 == 0;
+            let fail = c.job.as_ref().unwrap().seq.unwrap() % 10 == 0;
             (c, if fail { Outcome::Failed("boom".into()) } else { Outcome::Completed })
         })
         .collect();
@@ -78,7 +78,7 @@ async fn batches_spread_over_partitions_and_claims_serve_them_all() {
         retried.extend(queue.claim(&mut conn, "w", 50, Duration::from_millis(20)).await.unwrap());
     }
     for c in &retried {
-        let seq = c.job.as_ref().unwrap().seq;
+        let seq = c.job.as_ref().unwrap().seq.unwrap();
         assert_eq!(c.partition, ((seq / 10) % 3) as u16, "job {seq} stayed in the partition of its batch");
     }
     let done: Vec<_> = retried.into_iter().map(|c| (c, Outcome::Completed)).collect();
@@ -129,14 +129,14 @@ async fn a_key_keeps_its_jobs_in_one_partition_in_order() {
     }
     let partition = got[0].partition;
     assert!(got.iter().all(|c| c.partition == partition));
-    let seqs: Vec<u64> = got.iter().map(|c| c.job.as_ref().unwrap().seq).collect();
+    let seqs: Vec<u64> = got.iter().map(|c| u64::from(c.job.as_ref().unwrap().seq.unwrap())).collect();
     assert_eq!(seqs, (0..20).collect::<Vec<_>>(), "in enqueue order");
 
     // Idempotency keys pick their partition the same way, so a repeat is always seen.
     let first = queue.enqueue_unique(&job(100), "event-7", Duration::from_secs(60)).await.unwrap();
     for _ in 0..3 {
         let again = queue.enqueue_unique(&job(101), "event-7", Duration::from_secs(60)).await.unwrap();
-        assert_eq!(again, Enqueued::Duplicate(first.entry_id().to_owned()));
+        assert_eq!(again, Enqueued::Duplicate(first.id().clone()));
     }
 }
 

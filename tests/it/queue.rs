@@ -4,7 +4,7 @@
 //! time itself, so those tests sleep for a short lease.
 
 use crate::support::{self, job};
-use conveyor::queue::{Backoff, Claimed, Depth, GROUP, Job, Outcome, Queue, QueueOptions, Settled};
+use conveyor::queue::{Backoff, Claimed, Depth, Envelope, GROUP, Outcome, Queue, QueueOptions, Settled};
 use std::time::Duration;
 
 /// Lease for the tests that wait for Redis to see an entry idle: long enough that claiming and
@@ -24,7 +24,12 @@ fn with_outcome(claimed: Vec<Claimed>, outcome: Outcome) -> Vec<(Claimed, Outcom
 }
 
 fn seqs(claimed: &[Claimed]) -> Vec<u64> {
-    claimed.iter().map(|c| c.job.as_ref().expect("a decodable job").seq).collect()
+    claimed.iter().map(|c| u64::from(c.job.as_ref().expect("a decodable job").seq.expect("audited"))).collect()
+}
+
+/// The job a claim holds, without the id conveyor gave it (delayed, retried, reclaimed jobs).
+fn without_id(c: &Claimed) -> Envelope {
+    Envelope { id: None, ..c.job.clone().expect("a decodable job") }
 }
 
 async fn xlen(queue: &Queue, key: &str) -> u64 {
@@ -132,14 +137,16 @@ async fn failed_job_retries_with_backoff_then_dies_after_its_last_attempt() {
     };
     let (clock, shared) = support::manual_clock();
     let queue = support::queue_with_clock("retry", options, shared).await;
-    queue.enqueue(&job(7)).await.unwrap();
+    let first_id = queue.enqueue(&job(7)).await.unwrap();
 
     for attempt in 0..2u16 {
         let claimed = claim(&queue, "w1", 10).await;
         assert_eq!(claimed.len(), 1, "attempt {attempt}");
         let held = claimed[0].job.clone().unwrap();
+        let id = claimed[0].job_id();
         assert_eq!(held.attempt, attempt);
-        assert_eq!(held.seq, 7);
+        assert_eq!(held.seq, Some(7));
+        assert_eq!(id, first_id, "attempt {attempt}: the job keeps the id of its first entry");
 
         let now_ms = clock_now_ms(&clock);
         let settled = queue.settle(&with_outcome(claimed, Outcome::Failed("boom".into()))).await.unwrap();
@@ -147,12 +154,13 @@ async fn failed_job_retries_with_backoff_then_dies_after_its_last_attempt() {
         assert_eq!(queue.depth().await.unwrap(), Depth { delayed: 1, ..Depth::default() }, "attempt {attempt}");
         assert_eq!(queue.audited_done().await.unwrap(), 0, "a retried job is not finished");
 
-        // The retry is the same job with its attempt incremented, due after the backoff.
-        let next = Job { attempt: attempt + 1, ..held };
+        // The retry is the same job with its attempt incremented and its id kept, due after
+        // the backoff.
+        let next = Envelope { attempt: attempt + 1, id: Some(id.to_string()), ..held };
         let delayed = queue.keys().delayed();
         let due: Option<f64> = queue
             .redis()
-            .with_conn(async |c| redis::cmd("ZSCORE").arg(&delayed).arg(next.encode()).query_async(c).await)
+            .with_conn(async |c| redis::cmd("ZSCORE").arg(&delayed).arg(next.pack()).query_async(c).await)
             .await
             .unwrap();
         let due = due.expect("the next attempt is in the delayed set") as u64;
@@ -181,8 +189,9 @@ async fn failed_job_retries_with_backoff_then_dies_after_its_last_attempt() {
 
     let dead = queue.dead_letters(10).await.unwrap();
     assert_eq!(dead.len(), 1);
-    let (raw, reason) = &dead[0];
-    assert_eq!(Job::decode(raw).unwrap(), Job { attempt: 2, ..job(7) }, "the dead letter holds the job as last run");
+    let reason = &dead[0].reason;
+    let last_run = Envelope { attempt: 2, id: Some(first_id.to_string()), ..job(7) };
+    assert_eq!(dead[0].job.clone().unwrap(), last_run, "the dead letter holds the job as last run");
     assert!(reason.contains("disk on fire"), "reason names the last error: {reason}");
     assert!(reason.contains('3'), "reason says how many attempts failed: {reason}");
     assert_eq!(queue.audited_done().await.unwrap(), 1, "a dead job is finished");
@@ -199,7 +208,7 @@ async fn delayed_job_does_not_run_before_its_due_time() {
     let (clock, shared) = support::manual_clock();
     let queue = support::queue_with_clock("delayed", QueueOptions::default(), shared).await;
     let due = clock_now_ms(&clock) + 5_000;
-    queue.schedule(&job(3), due).await.unwrap();
+    let id = queue.schedule(&job(3), due).await.unwrap();
     assert_eq!(queue.depth().await.unwrap(), Depth { delayed: 1, ..Depth::default() });
 
     assert_eq!(queue.promote_due(100).await.unwrap(), 0);
@@ -214,7 +223,8 @@ async fn delayed_job_does_not_run_before_its_due_time() {
     assert_eq!(queue.depth().await.unwrap(), Depth { waiting: 1, ..Depth::default() });
     let claimed = claim(&queue, "w1", 10).await;
     assert_eq!(claimed.len(), 1);
-    assert_eq!(claimed[0].job.as_ref().unwrap(), &job(3));
+    assert_eq!(without_id(&claimed[0]), job(3));
+    assert_eq!(claimed[0].job_id(), id, "a delayed job keeps the id its enqueue answered");
     assert_eq!(queue.promote_due(100).await.unwrap(), 0, "a promoted job is promoted once");
 }
 
@@ -237,7 +247,7 @@ async fn promote_due_moves_due_jobs_in_due_order_and_respects_its_limit() {
 async fn expired_lease_is_reclaimed_and_the_job_finishes_exactly_once() {
     let options = QueueOptions { lease: SHORT_LEASE, ..QueueOptions::default() };
     let queue = support::queue("reclaim", options).await;
-    queue.enqueue(&job(0)).await.unwrap();
+    let id = queue.enqueue(&job(0)).await.unwrap();
     let held = claim(&queue, "dead-worker", 10).await;
     assert_eq!(held.len(), 1);
 
@@ -255,7 +265,8 @@ async fn expired_lease_is_reclaimed_and_the_job_finishes_exactly_once() {
 
     let again = claim(&queue, "live-worker", 10).await;
     assert_eq!(again.len(), 1);
-    assert_eq!(again[0].job.as_ref().unwrap(), &job(0));
+    assert_eq!(again[0].job.clone().unwrap(), Envelope { id: Some(id.to_string()), reclaims: 1, ..job(0) });
+    assert_eq!(again[0].job_id(), id, "the job keeps its id");
     assert_ne!(again[0].entry_id, held[0].entry_id, "the job came back as a new entry");
     let settled = queue.settle(&with_outcome(again, Outcome::Completed)).await.unwrap();
     assert_eq!(settled, Settled { completed: 1, ..Settled::default() });
@@ -265,14 +276,13 @@ async fn expired_lease_is_reclaimed_and_the_job_finishes_exactly_once() {
     assert_eq!(xlen(&queue, &queue.keys().ready()).await, 0);
 }
 
-/// Also exposes a bug found while writing it: the reclaim script reads the job's `seq` with
-/// Redis's Lua `cmsgpack`, which rejects MessagePack `bin` values (the job's `payload`), so the
-/// audit bit of a job killed by reclaim is never set and the audit reports it missing.
+/// The reclaim script reads the job's audit sequence number from its `s` field and sets its
+/// bit, so a job killed by reclaim is not reported missing.
 #[tokio::test]
 async fn job_reclaimed_more_than_max_reclaims_times_goes_to_the_dead_letters() {
     let options = QueueOptions { lease: SHORT_LEASE, max_reclaims: 1, ..QueueOptions::default() };
     let queue = support::queue("reclaim-dead", options).await;
-    queue.enqueue(&job(5)).await.unwrap();
+    let id = queue.enqueue(&job(5)).await.unwrap();
 
     assert_eq!(claim(&queue, "crashing-worker", 10).await.len(), 1);
     tokio::time::sleep(SHORT_LEASE + Duration::from_millis(100)).await;
@@ -289,8 +299,8 @@ async fn job_reclaimed_more_than_max_reclaims_times_goes_to_the_dead_letters() {
     assert_eq!(xlen(&queue, &queue.keys().ready()).await, 0);
     let dead = queue.dead_letters(10).await.unwrap();
     assert_eq!(dead.len(), 1);
-    assert_eq!(Job::decode(&dead[0].0).unwrap(), job(5));
-    assert!(dead[0].1.contains("lease expired"), "reason: {}", dead[0].1);
+    assert_eq!(dead[0].job.clone().unwrap(), Envelope { id: Some(id.to_string()), reclaims: 2, ..job(5) });
+    assert!(dead[0].reason.contains("lease expired 2 times"), "reason: {}", dead[0].reason);
     assert_eq!(queue.missing(6, 10).await.unwrap(), (0..5).collect::<Vec<_>>(), "the dead job's audit bit is set");
 }
 
@@ -338,8 +348,9 @@ async fn poison_entry_goes_to_the_dead_letters_and_spares_its_batch() {
     assert_eq!(claimed.len(), 4);
     assert!(claimed[0].job.is_ok() && claimed[3].job.is_ok());
     assert!(claimed[1].job.is_err(), "garbage does not decode");
-    assert_eq!(claimed[1].raw, garbage, "the raw bytes are kept for the dead letter");
-    assert!(claimed[2].job.is_err(), "an entry without a job field is poison too");
+    let poison = claimed[1].job.as_ref().unwrap_err();
+    assert_eq!(poison.fields, [(b"j".to_vec(), garbage.to_vec())], "the fields are kept for the dead letter");
+    assert!(claimed[2].job.is_err(), "an entry without a job's fields is poison too");
 
     // The worker reports an undecodable entry as failed; settle kills it whatever it is told.
     let batch: Vec<(Claimed, Outcome)> = claimed
@@ -347,7 +358,7 @@ async fn poison_entry_goes_to_the_dead_letters_and_spares_its_batch() {
         .map(|c| {
             let outcome = match &c.job {
                 Ok(_) => Outcome::Completed,
-                Err(e) => Outcome::Failed(e.to_string()),
+                Err(p) => Outcome::Failed(p.error.to_string()),
             };
             (c, outcome)
         })
@@ -361,9 +372,9 @@ async fn poison_entry_goes_to_the_dead_letters_and_spares_its_batch() {
 
     let dead = queue.dead_letters(10).await.unwrap();
     assert_eq!(dead.len(), 2);
-    assert_eq!(dead[0].0, garbage);
-    for (_, reason) in &dead {
-        assert!(reason.contains("undecodable"), "reason mentions decoding: {reason}");
+    assert!(dead[0].job.is_err(), "a dead poison entry is still no job");
+    for d in &dead {
+        assert!(d.reason.contains("entry has no \"v\" field"), "the reason says what is missing: {}", d.reason);
     }
 }
 

@@ -7,7 +7,7 @@ use crate::support;
 use conveyor::acl;
 use conveyor::connection::{Redis, TlsFiles};
 use conveyor::eviction;
-use conveyor::queue::{Enqueued, Job, JobKind, Outcome, QueueOptions};
+use conveyor::queue::{Enqueued, Outcome, QueueOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -149,8 +149,8 @@ fn acl_server() -> conveyor::redis_server::RedisServer {
     support::own_server(&args)
 }
 
-fn job(seq: u64) -> Job {
-    Job { seq, run: 1, attempt: 0, warmup: false, kind: JobKind::Noop, intended_us: 1, enqueued_us: 2, payload: vec![] }
+fn job(seq: u64) -> conveyor::queue::Envelope {
+    support::job(seq)
 }
 
 #[actix_rt::test]

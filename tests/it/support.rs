@@ -83,6 +83,7 @@ pub fn run_options() -> RunOptions {
         progress: false,
         private_server: false,
         ceiling: false,
+        registry: std::sync::Arc::new(conveyor::bench_jobs::registry()),
     }
 }
 
@@ -91,18 +92,10 @@ pub fn never() -> Interrupt {
     Box::pin(std::future::pending())
 }
 
-/// A small noop job with sequence number `seq` (timestamps derived from it, 8-byte payload).
-pub fn job(seq: u64) -> conveyor::queue::Job {
-    conveyor::queue::Job {
-        seq,
-        run: 1,
-        attempt: 0,
-        warmup: false,
-        kind: conveyor::queue::JobKind::Noop,
-        intended_us: 1_000 + seq,
-        enqueued_us: 2_000 + seq,
-        payload: vec![seq as u8; 8],
-    }
+/// A small benchmark noop job (run 1) with sequence number `seq` (its enqueue time derived
+/// from it, 8-byte payload).
+pub fn job(seq: u64) -> conveyor::queue::Envelope {
+    conveyor::actors::BenchStamp { run: 1, warmup: false }.job("bench.noop", vec![seq as u8; 8], seq, 1_000 + seq)
 }
 
 /// The `conveyor` binary under test.

@@ -2,11 +2,11 @@
 //! even when the calls race; the key expires after its time to live; bad keys are refused.
 
 use crate::support;
-use conveyor::queue::{Enqueued, Job, JobKind, MAX_KEY_BYTES, QueueOptions};
+use conveyor::queue::{Enqueued, MAX_KEY_BYTES, QueueOptions};
 use std::time::Duration;
 
-fn job(seq: u64) -> Job {
-    Job { seq, run: 1, attempt: 0, warmup: false, kind: JobKind::Noop, intended_us: 1, enqueued_us: 2, payload: vec![] }
+fn job(seq: u64) -> conveyor::queue::Envelope {
+    support::job(seq)
 }
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -32,7 +32,7 @@ async fn racing_calls_with_one_key_add_one_job() {
     let results = futures::future::join_all(calls).await;
     let added: Vec<_> = results.iter().filter(|r| matches!(r, Enqueued::Added(_))).collect();
     assert_eq!(added.len(), 1, "{results:?}");
-    assert!(results.iter().all(|r| r.entry_id() == added[0].entry_id()), "{results:?}");
+    assert!(results.iter().all(|r| r.id() == added[0].id()), "{results:?}");
     assert_eq!(queue.depth().await.unwrap().waiting, 1);
 }
 

@@ -1,0 +1,78 @@
+//! A producer in another language, following only `docs/wire-format.md`: the page's Python
+//! example is cut out of the page and run as it is (the real `redis` and `msgpack` packages,
+//! no conveyor code), and a conveyor worker runs both jobs it enqueues.
+
+use crate::support;
+use conveyor::queue::QueueOptions;
+use conveyor::{JobContext, JobType, Registry, WorkerPool};
+use serde::{Deserialize, Serialize};
+use std::process::Command;
+use std::time::Duration;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct SendEmail {
+    to: String,
+}
+
+impl JobType for SendEmail {
+    const NAME: &'static str = "email.send";
+}
+
+/// The page's ```python block.
+fn documented_python() -> String {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/wire-format.md")).unwrap();
+    let start = doc.find("```python\n").expect("the page has a Python example") + "```python\n".len();
+    doc[start..start + doc[start..].find("```").expect("the block ends")].to_owned()
+}
+
+/// python3 with the packages the page names, or a failure that says how to get them.
+fn python_with_packages() -> &'static str {
+    let check = Command::new("python3").args(["-c", "import redis, msgpack"]).output();
+    match check {
+        Ok(o) if o.status.success() => "python3",
+        _ => panic!(
+            "this test runs the Python example of docs/wire-format.md: install python3 and its packages with \
+             `apt-get install -y python3 python3-pip && python3 -m pip install redis msgpack`"
+        ),
+    }
+}
+
+#[actix_rt::test]
+async fn jobs_enqueued_by_the_documented_python_example_run_on_a_conveyor_worker() {
+    let python = python_with_packages();
+    let queue = support::queue("wire-python", QueueOptions::default()).await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let registry = Registry::new().handle::<SendEmail, _, _>(move |job: SendEmail, ctx: JobContext| {
+        let tx = tx.clone();
+        async move {
+            let _ = tx.send((job.to, ctx.id.to_string()));
+            Ok(())
+        }
+    });
+    let pool = WorkerPool::builder(queue.clone(), registry).block(Duration::from_millis(20)).start().await.unwrap();
+
+    let port = support::shared_server().url().rsplit(':').next().unwrap().trim_end_matches('/').to_owned();
+    let out = Command::new(python)
+        .args(["-c", &documented_python()])
+        .env("REDIS_PORT", &port)
+        .env("QUEUE", queue.name())
+        .output()
+        .expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "the example ran: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let enqueued = stdout.lines().find_map(|l| l.strip_prefix("enqueued ")).expect("it printed the entry id");
+    let scheduled = stdout.lines().find_map(|l| l.strip_prefix("scheduled ")).expect("it printed the delayed id");
+
+    let mut ran = Vec::new();
+    while ran.len() < 2 {
+        let got = tokio::time::timeout(Duration::from_secs(30), rx.recv()).await.expect("both jobs ran").unwrap();
+        ran.push(got);
+    }
+    ran.sort();
+    assert_eq!(
+        ran,
+        [("a@example.com".to_owned(), enqueued.to_owned()), ("later@example.com".to_owned(), scheduled.to_owned())],
+        "each job ran once, with its payload, under the id the producer saw"
+    );
+    pool.shutdown().await;
+}
