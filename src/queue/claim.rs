@@ -4,6 +4,7 @@
 use super::envelope::{DecodeError, Envelope, Fields, JobId};
 use super::{GROUP, Queue};
 use crate::connection::Conn;
+use crate::connection::resp::Reader;
 use crate::error::Result;
 use redis::Value;
 use std::time::Duration;
@@ -110,9 +111,45 @@ impl Queue {
         if let Some(block) = block {
             read.arg("BLOCK").arg(block.as_micros().div_ceil(1000).max(1) as u64); // BLOCK 0 would wait forever
         }
-        let reply: Value = read.arg("STREAMS").arg(self.partition(p)?.ready()).arg(">").query_async(conn).await?;
+        read.arg("STREAMS").arg(self.partition(p)?.ready()).arg(">");
+        if let Conn::Raw(raw) = conn {
+            // Straight from the reply's bytes into jobs: no `redis::Value` tree.
+            return Ok(raw.query_frame(&read, |frame| parse_read_frame(frame, p)).await?);
+        }
+        let reply: Value = read.query_async(conn).await?;
         Ok(parse_read_reply(reply, p))
     }
+}
+
+/// XREADGROUP's reply as Redis sent it (RESP2): `*1 [*2 [$stream, *N [*2 [$id, *2k [$field,
+/// $value, ...]]]]]`, or a nil array on timeout. Only the values a job keeps are copied.
+fn parse_read_frame(frame: &[u8], partition: u16) -> redis::RedisResult<Vec<Claimed>> {
+    let mut r = Reader::new(frame);
+    let Some(streams) = r.array()? else { return Ok(Vec::new()) };
+    let mut out = Vec::new();
+    let mut fields: Vec<(&[u8], &[u8])> = Vec::with_capacity(8);
+    for _ in 0..streams {
+        r.array()?; // [stream, entries]
+        r.bulk()?;
+        let entries = r.array()?.unwrap_or(0);
+        out.reserve(entries);
+        for _ in 0..entries {
+            r.array()?; // [id, fields]
+            let id = r.bulk()?.unwrap_or_default();
+            let entry_id = String::from_utf8_lossy(id).into_owned();
+            fields.clear();
+            for _ in 0..r.array()?.unwrap_or(0) / 2 {
+                let (k, v) = (r.bulk()?.unwrap_or_default(), r.bulk()?.unwrap_or_default());
+                fields.push((k, v));
+            }
+            let job = Envelope::from_slices(&fields).map_err(|error| Poison {
+                error,
+                fields: fields.iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect(),
+            });
+            out.push(Claimed { entry_id, job, partition });
+        }
+    }
+    Ok(out)
 }
 
 /// XREADGROUP's reply: `[[stream, [[id, [field, value, ...]], ...]]]` (RESP2; a map of streams

@@ -2,23 +2,25 @@
 //! format, documented for producers in other languages in `docs/wire-format.md`; the names
 //! below are the only place the field names are spelled.
 //!
-//! A ready job is one stream entry whose fields are short names with plain values: the job
-//! type's name beside the payload (so routing and metrics never decode the payload), and the
-//! few optional fields a job may carry. Numbers are decimal text, which Redis stores as
-//! integers inside the stream's listpack, and which any client can write. Fields always go out
-//! in the same order, so consecutive entries share the stream's master field list and Redis
-//! stores no field name twice.
+//! A ready job is one stream entry of few fields: the job type's name beside the payload (so
+//! routing and metrics never decode the payload), then — when the job has any — its optional
+//! fields packed together into one more field, `m`. Redis parses every field of an `XADD` and
+//! writes every field of a claim's reply, so a job costs it three fields instead of eight; the
+//! fields a worker or a script adds later (`id`, `r`) stand on their own. A producer in another
+//! language may also write any optional field on its own: both read the same.
 //!
-//! Where a job must be one string — a member of the delayed sorted set — its fields are packed
-//! into a MessagePack array of alternating names and values, every element of the `str` type
-//! (Redis' Lua `cmsgpack` refuses `bin`), so the promote script can unpack it into an `XADD`.
+//! Packed fields — the `m` field, and a whole job where it must be one string (a member of the
+//! delayed sorted set) — are a MessagePack array of alternating names and values, every element
+//! of the `str` type (Redis' Lua `cmsgpack` refuses `bin`), so scripts can unpack them.
 //!
 //! Compatibility: a worker ignores fields it does not know, so adding an optional field is not
-//! a new version. A change an older worker would misread raises [`VERSION`]; a worker refuses
-//! an envelope newer than its own, and the job goes to the dead letters with a reason that says
-//! so, where `conveyor dead retry` finds it again once the workers are upgraded.
+//! a new version. An envelope without `v` is version 1; a change an older worker would misread
+//! writes a higher `v`, and a worker refuses an envelope newer than its own: the job goes to the
+//! dead letters with a reason that says so, where it can be retried once the workers are
+//! upgraded.
 
 use std::fmt;
+use std::ops::Range;
 
 /// The envelope version this build writes and the newest it reads.
 pub const VERSION: u32 = 1;
@@ -29,14 +31,16 @@ pub const SEQ_LIMIT: u64 = 1 << 32;
 /// Longest job type name accepted, in bytes.
 pub const MAX_NAME_BYTES: usize = 256;
 
-/// The field names of the wire format, in the order they are written.
+/// The field names of the wire format.
 pub mod field {
-    /// Envelope version (decimal); required.
+    /// Envelope version (decimal); optional: absent is version 1.
     pub const VERSION: &str = "v";
     /// Job type name (UTF-8); required.
     pub const NAME: &str = "n";
     /// Payload: opaque bytes, decoded by the job type's handler (JSON for serde types); required.
     pub const PAYLOAD: &str = "d";
+    /// More: the optional fields below from `t` to `to`, packed into one value.
+    pub const MORE: &str = "m";
     /// When the job was enqueued, µs since the Unix epoch; a paced producer stamps the time it
     /// *meant* to send it. Optional: the entry id's millisecond time stands in.
     pub const ENQUEUED: &str = "t";
@@ -50,9 +54,11 @@ pub mod field {
     pub const MAX_ATTEMPTS: &str = "ma";
     /// Longest a run may take, ms; optional (no limit but the lease).
     pub const TIMEOUT: &str = "to";
-    /// The job's id when it is not this entry's id (a retry, a reclaim, a delayed job); optional.
+    /// The job's id when it is not this entry's id (a retry, a reclaim, a delayed job); optional,
+    /// always a field of its own.
     pub const ID: &str = "id";
-    /// Times the job was taken back from a worker that stopped renewing its lease; optional (0).
+    /// Times the job was taken back from a worker that stopped renewing its lease; optional (0),
+    /// always a field of its own (the reclaim script counts it).
     pub const RECLAIMS: &str = "r";
     /// Dead letters only: why the job died.
     pub const REASON: &str = "e";
@@ -94,15 +100,20 @@ pub enum DecodeError {
     Missing(&'static str),
     /// A field's value is not what the format says.
     #[error("field \"{field}\": expected {expected}")]
-    Malformed { field: &'static str, expected: &'static str },
+    Malformed {
+        /// The field.
+        field: &'static str,
+        /// What the format says it holds.
+        expected: &'static str,
+    },
     /// Written by a newer conveyor than this worker.
     #[error(
         "envelope version {0} is newer than this worker reads ({VERSION}); upgrade the worker, then retry the dead letter"
     )]
     NewerVersion(u32),
-    /// A packed envelope that is not a MessagePack array of strings.
-    #[error("packed envelope: {0}")]
-    Packed(String),
+    /// Packed fields that are not a MessagePack array of strings.
+    #[error("packed fields: {0}")]
+    Packed(&'static str),
 }
 
 impl Envelope {
@@ -111,35 +122,49 @@ impl Envelope {
         Self { name: name.into(), payload: payload.into(), ..Self::default() }
     }
 
-    /// Every field to write, as `(name, value)` in wire order; optional fields only when set.
-    pub fn fields(&self) -> Vec<(&'static str, FieldValue<'_>)> {
-        let mut f = Vec::with_capacity(6);
-        f.push((field::VERSION, FieldValue::Int(u64::from(VERSION))));
-        f.push((field::NAME, FieldValue::Bytes(self.name.as_bytes())));
-        f.push((field::PAYLOAD, FieldValue::Bytes(&self.payload)));
+    /// The optional fields that travel packed in `m`, as `(name, value)`.
+    fn more(&self) -> Vec<(&'static str, Vec<u8>)> {
+        let mut f = Vec::new();
+        let int = |n: u64| n.to_string().into_bytes();
         if let Some(t) = self.enqueued_us {
-            f.push((field::ENQUEUED, FieldValue::Int(t)));
+            f.push((field::ENQUEUED, int(t)));
         }
         if let Some(s) = self.seq {
-            f.push((field::SEQ, FieldValue::Int(u64::from(s))));
+            f.push((field::SEQ, int(u64::from(s))));
         }
         if let Some(h) = &self.headers {
-            f.push((field::HEADERS, FieldValue::Bytes(h)));
+            f.push((field::HEADERS, h.clone()));
         }
         if self.attempt > 0 {
-            f.push((field::ATTEMPT, FieldValue::Int(u64::from(self.attempt))));
+            f.push((field::ATTEMPT, int(u64::from(self.attempt))));
         }
         if let Some(m) = self.max_attempts {
-            f.push((field::MAX_ATTEMPTS, FieldValue::Int(u64::from(m))));
+            f.push((field::MAX_ATTEMPTS, int(u64::from(m))));
         }
         if let Some(t) = self.timeout_ms {
-            f.push((field::TIMEOUT, FieldValue::Int(t)));
+            f.push((field::TIMEOUT, int(t)));
+        }
+        f
+    }
+
+    /// Every field to write, as `(name, value)` in wire order: `n`, `d`, then `m`, `id`, `r`
+    /// when set.
+    pub fn fields(&self) -> Vec<(&'static str, FieldValue<'_>)> {
+        let mut f = Vec::with_capacity(5);
+        f.push((field::NAME, FieldValue::Bytes(self.name.as_bytes())));
+        f.push((field::PAYLOAD, FieldValue::Bytes(&self.payload)));
+        let more = self.more();
+        if !more.is_empty() {
+            f.push((
+                field::MORE,
+                FieldValue::Owned(pack_fields(more.iter().map(|(k, v)| (k.as_bytes(), v.as_slice())))),
+            ));
         }
         if let Some(id) = &self.id {
             f.push((field::ID, FieldValue::Bytes(id.as_bytes())));
         }
         if self.reclaims > 0 {
-            f.push((field::RECLAIMS, FieldValue::Int(u64::from(self.reclaims))));
+            f.push((field::RECLAIMS, FieldValue::Owned(self.reclaims.to_string().into_bytes())));
         }
         f
     }
@@ -147,19 +172,14 @@ impl Envelope {
     /// Appends the fields to a command (after `XADD key *`).
     pub fn write_to(&self, cmd: &mut redis::Cmd) {
         for (name, value) in self.fields() {
-            cmd.arg(name);
-            value.write_to(cmd);
+            cmd.arg(name).arg(value.as_bytes());
         }
     }
 
     /// Appends the fields to the last command of a pipeline (after `XADD key *`).
     pub fn write_to_pipe(&self, pipe: &mut redis::Pipeline) {
         for (name, value) in self.fields() {
-            pipe.arg(name);
-            match value {
-                FieldValue::Int(n) => pipe.arg(n),
-                FieldValue::Bytes(b) => pipe.arg(b),
-            };
+            pipe.arg(name).arg(value.as_bytes());
         }
     }
 
@@ -167,98 +187,213 @@ impl Envelope {
     /// byte values (name, payload, headers, id) are moved out of `fields` only when the whole
     /// entry decodes; on an error `fields` is left as it was.
     pub fn from_fields(fields: &mut [(Vec<u8>, Vec<u8>)]) -> Result<Self, DecodeError> {
-        let mut job = Envelope::default();
-        let (mut version, mut name, mut payload, mut headers, mut id) = (None, None, None, None, None);
-        for (i, (key, value)) in fields.iter().enumerate() {
-            match key.as_slice() {
-                b"v" => version = Some(int(field::VERSION, value)?),
-                b"n" => name = Some(i),
-                b"d" => payload = Some(i),
-                b"t" => job.enqueued_us = Some(int(field::ENQUEUED, value)?),
-                b"s" => {
-                    let s = int(field::SEQ, value)?;
-                    job.seq = Some(u32::try_from(s).map_err(|_| malformed(field::SEQ, "a number below 2^32"))?);
-                }
-                b"h" => headers = Some(i),
-                b"a" => job.attempt = small(field::ATTEMPT, value)?,
-                b"ma" => job.max_attempts = Some(small(field::MAX_ATTEMPTS, value)?.max(1)),
-                b"to" => job.timeout_ms = Some(int(field::TIMEOUT, value)?),
-                b"id" => {
-                    std::str::from_utf8(value).map_err(|_| malformed(field::ID, "UTF-8 text"))?;
-                    id = Some(i);
-                }
-                b"r" => job.reclaims = u32::try_from(int(field::RECLAIMS, value)?).unwrap_or(u32::MAX),
-                _ => {}
-            }
-        }
-        let version = u32::try_from(version.ok_or(DecodeError::Missing(field::VERSION))?).unwrap_or(u32::MAX);
-        if version > VERSION {
-            return Err(DecodeError::NewerVersion(version));
-        }
-        if version == 0 {
-            return Err(malformed(field::VERSION, "a version from 1"));
-        }
-        let name = name.ok_or(DecodeError::Missing(field::NAME))?;
-        let payload = payload.ok_or(DecodeError::Missing(field::PAYLOAD))?;
-        let name_bytes = &fields[name].1;
-        if std::str::from_utf8(name_bytes).is_err() {
-            return Err(malformed(field::NAME, "UTF-8 text"));
-        }
-        if name_bytes.is_empty() || name_bytes.len() > MAX_NAME_BYTES {
-            return Err(malformed(field::NAME, "a name of 1 to 256 bytes"));
-        }
-        // Everything checked: move the byte values out.
-        let mut take = |i: usize| std::mem::take(&mut fields[i].1);
-        job.name = String::from_utf8(take(name)).expect("checked above");
-        job.payload = take(payload);
-        job.headers = headers.map(&mut take);
-        job.id = id.map(|i| String::from_utf8(take(i)).expect("checked above"));
-        Ok(job)
+        let found = scan(fields.iter().map(|(k, v)| (k.as_slice(), v.as_slice())))?;
+        Ok(found.into_job(|slot| match &slot.within {
+            Some(r) => fields[slot.field].1[r.clone()].to_vec(),
+            None => std::mem::take(&mut fields[slot.field].1),
+        }))
     }
 
-    /// The fields packed into one string (a delayed job's sorted-set member).
+    /// Reads a job from an entry's fields as borrowed slices (of a reply's bytes), copying the
+    /// values it keeps.
+    pub fn from_slices(fields: &[(&[u8], &[u8])]) -> Result<Self, DecodeError> {
+        let found = scan(fields.iter().copied())?;
+        Ok(found.into_job(|slot| match &slot.within {
+            Some(r) => fields[slot.field].1[r.clone()].to_vec(),
+            None => fields[slot.field].1.to_vec(),
+        }))
+    }
+
+    /// The job's wire fields packed into one string (a delayed job's sorted-set member).
     pub fn pack(&self) -> Vec<u8> {
-        pack_fields(self.fields().iter().map(|(n, v)| (n.as_bytes(), v.to_bytes())))
+        let fields = self.fields();
+        pack_fields(fields.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())))
     }
 
-    /// Reads a packed envelope (see [`Envelope::pack`]).
+    /// Reads a packed job (see [`Envelope::pack`]).
     pub fn unpack(bytes: &[u8]) -> Result<Self, DecodeError> {
         Self::from_fields(&mut unpack_fields(bytes)?)
     }
 }
 
 /// A field value as it goes on the wire.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub enum FieldValue<'a> {
-    /// Written as decimal text.
-    Int(u64),
-    /// Written as is.
+    /// Borrowed from the envelope.
     Bytes(&'a [u8]),
+    /// Made for the wire (packed fields, a number as text).
+    Owned(Vec<u8>),
 }
 
 impl FieldValue<'_> {
-    fn write_to(self, cmd: &mut redis::Cmd) {
+    /// The value's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
         match self {
-            FieldValue::Int(n) => cmd.arg(n),
-            FieldValue::Bytes(b) => cmd.arg(b),
-        };
-    }
-
-    fn to_bytes(self) -> Vec<u8> {
-        match self {
-            FieldValue::Int(n) => n.to_string().into_bytes(),
-            FieldValue::Bytes(b) => b.to_vec(),
+            FieldValue::Bytes(b) => b,
+            FieldValue::Owned(v) => v,
         }
     }
 }
 
+/// Where a byte value is: a whole field, or a part of one (a value inside the packed `m`).
+struct Slot {
+    field: usize,
+    within: Option<Range<usize>>,
+}
+
+/// What a pass over an entry's fields found: every number decoded, and where each byte value
+/// is (taken only once the whole entry is known to decode).
+struct Found {
+    job: Envelope,
+    name: Slot,
+    payload: Slot,
+    headers: Option<Slot>,
+    id: Option<Slot>,
+}
+
+impl Found {
+    fn into_job(self, mut take: impl FnMut(&Slot) -> Vec<u8>) -> Envelope {
+        let mut job = self.job;
+        // Parts of `m` first: `m` itself is never taken whole.
+        job.headers = self.headers.as_ref().map(&mut take);
+        job.name = String::from_utf8(take(&self.name)).expect("checked by scan");
+        job.payload = take(&self.payload);
+        job.id = self.id.as_ref().map(|s| String::from_utf8(take(s)).expect("checked by scan"));
+        job
+    }
+}
+
+/// Checks an entry's fields (and those packed in its `m`) and decodes its numbers.
+fn scan<'a>(fields: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> Result<Found, DecodeError> {
+    let mut job = Envelope::default();
+    let (mut version, mut name, mut payload, mut headers, mut id) = (None, None, None, None, None);
+    for (i, (key, value)) in fields.enumerate() {
+        match key {
+            b"v" => version = Some(int(field::VERSION, value)?),
+            b"n" => {
+                if std::str::from_utf8(value).is_err() {
+                    return Err(malformed(field::NAME, "UTF-8 text"));
+                }
+                if value.is_empty() || value.len() > MAX_NAME_BYTES {
+                    return Err(malformed(field::NAME, "a name of 1 to 256 bytes"));
+                }
+                name = Some(Slot { field: i, within: None });
+            }
+            b"d" => payload = Some(Slot { field: i, within: None }),
+            b"m" => {
+                for pair in Packed::new(value)? {
+                    let (k, v) = pair?;
+                    if let Some(h) = optional(&mut job, &value[k], &value[v.clone()])? {
+                        headers = Some(Slot { field: i, within: Some(v.start + h.start..v.start + h.end) });
+                    }
+                }
+            }
+            b"id" => {
+                std::str::from_utf8(value).map_err(|_| malformed(field::ID, "UTF-8 text"))?;
+                id = Some(Slot { field: i, within: None });
+            }
+            b"r" => job.reclaims = u32::try_from(int(field::RECLAIMS, value)?).unwrap_or(u32::MAX),
+            other => {
+                if optional(&mut job, other, value)?.is_some() {
+                    headers = Some(Slot { field: i, within: None });
+                }
+            }
+        }
+    }
+    let version = match version {
+        None => VERSION,
+        Some(v) => u32::try_from(v).unwrap_or(u32::MAX),
+    };
+    if version > VERSION {
+        return Err(DecodeError::NewerVersion(version));
+    }
+    if version == 0 {
+        return Err(malformed(field::VERSION, "a version from 1"));
+    }
+    let name = name.ok_or(DecodeError::Missing(field::NAME))?;
+    let payload = payload.ok_or(DecodeError::Missing(field::PAYLOAD))?;
+    Ok(Found { job, name, payload, headers, id })
+}
+
+/// Decodes one of the optional fields that may also travel in `m` into `job`; for the headers,
+/// answers where in `value` they are (all of it). Other names are ignored.
+fn optional(job: &mut Envelope, key: &[u8], value: &[u8]) -> Result<Option<Range<usize>>, DecodeError> {
+    match key {
+        b"t" => job.enqueued_us = Some(int(field::ENQUEUED, value)?),
+        b"s" => {
+            let s = int(field::SEQ, value)?;
+            job.seq = Some(u32::try_from(s).map_err(|_| malformed(field::SEQ, "a number below 2^32"))?);
+        }
+        b"h" => return Ok(Some(0..value.len())),
+        b"a" => job.attempt = small(field::ATTEMPT, value)?,
+        b"ma" => job.max_attempts = Some(small(field::MAX_ATTEMPTS, value)?.max(1)),
+        b"to" => job.timeout_ms = Some(int(field::TIMEOUT, value)?),
+        _ => {}
+    }
+    Ok(None)
+}
+
+/// The `(name, value)` pairs of packed fields, as ranges of the packed bytes: no copy.
+struct Packed<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+    pairs_left: usize,
+}
+
+impl<'a> Packed<'a> {
+    fn new(bytes: &'a [u8]) -> Result<Self, DecodeError> {
+        let (n, pos) = match bytes.first() {
+            Some(&b @ 0x90..=0x9f) => (usize::from(b & 0x0f), 1),
+            Some(0xdc) => (be(bytes, 1, 2)?, 3),
+            Some(0xdd) => (be(bytes, 1, 4)?, 5),
+            _ => return Err(DecodeError::Packed("expected a MessagePack array")),
+        };
+        if !n.is_multiple_of(2) {
+            return Err(DecodeError::Packed("expected an even number of elements (name, value, ...)"));
+        }
+        Ok(Self { bytes, pos, pairs_left: n / 2 })
+    }
+
+    fn string(&mut self) -> Result<Range<usize>, DecodeError> {
+        let (len, header) = match self.bytes.get(self.pos) {
+            Some(&b @ 0xa0..=0xbf) => (usize::from(b & 0x1f), 1),
+            Some(0xd9) => (be(self.bytes, self.pos + 1, 1)?, 2),
+            Some(0xda) => (be(self.bytes, self.pos + 1, 2)?, 3),
+            Some(0xdb) => (be(self.bytes, self.pos + 1, 4)?, 5),
+            _ => return Err(DecodeError::Packed("expected str elements")),
+        };
+        let start = self.pos + header;
+        let end = start.checked_add(len).filter(|&e| e <= self.bytes.len()).ok_or(DecodeError::Packed("truncated"))?;
+        self.pos = end;
+        Ok(start..end)
+    }
+}
+
+impl Iterator for Packed<'_> {
+    type Item = Result<(Range<usize>, Range<usize>), DecodeError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.pairs_left == 0 {
+            return None;
+        }
+        self.pairs_left -= 1;
+        Some(self.string().and_then(|k| Ok((k, self.string()?))))
+    }
+}
+
+/// The big-endian number of `width` bytes at `at`.
+fn be(bytes: &[u8], at: usize, width: usize) -> Result<usize, DecodeError> {
+    let b = bytes.get(at..at + width).ok_or(DecodeError::Packed("truncated"))?;
+    Ok(b.iter().fold(0usize, |n, &x| (n << 8) | usize::from(x)))
+}
+
 /// Packs `(name, value)` pairs as a MessagePack array of `str` elements: name, value, name, ...
-pub fn pack_fields<'a>(pairs: impl Iterator<Item = (&'a [u8], Vec<u8>)>) -> Vec<u8> {
+pub fn pack_fields<'a>(pairs: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> Vec<u8> {
     let pairs: Vec<_> = pairs.collect();
-    let mut out = Vec::with_capacity(16 + pairs.iter().map(|(k, v)| k.len() + v.len() + 6).sum::<usize>());
+    let mut out = Vec::with_capacity(8 + pairs.iter().map(|(k, v)| k.len() + v.len() + 4).sum::<usize>());
     rmp::encode::write_array_len(&mut out, (pairs.len() * 2) as u32).expect("writing to a Vec cannot fail");
     for (k, v) in &pairs {
-        for part in [*k, v.as_slice()] {
+        for part in [*k, *v] {
             rmp::encode::write_str_len(&mut out, part.len() as u32).expect("writing to a Vec cannot fail");
             out.extend_from_slice(part);
         }
@@ -266,30 +401,9 @@ pub fn pack_fields<'a>(pairs: impl Iterator<Item = (&'a [u8], Vec<u8>)>) -> Vec<
     out
 }
 
-/// The `(name, value)` pairs of a packed envelope.
-pub fn unpack_fields(mut bytes: &[u8]) -> Result<Fields, DecodeError> {
-    let bad = |what: &str| DecodeError::Packed(what.to_owned());
-    let n = rmp::decode::read_array_len(&mut bytes).map_err(|_| bad("expected a MessagePack array"))? as usize;
-    if !n.is_multiple_of(2) {
-        return Err(bad("expected an even number of elements (name, value, ...)"));
-    }
-    let take = |bytes: &mut &[u8]| -> Result<Vec<u8>, DecodeError> {
-        let len = rmp::decode::read_str_len(bytes).map_err(|_| bad("expected str elements"))? as usize;
-        if bytes.len() < len {
-            return Err(bad("truncated"));
-        }
-        let (head, rest) = bytes.split_at(len);
-        *bytes = rest;
-        Ok(head.to_vec())
-    };
-    // Each element takes at least one byte: a length beyond the input is a lie, not a size.
-    let mut pairs = Vec::with_capacity((n / 2).min(bytes.len()));
-    for _ in 0..n / 2 {
-        let k = take(&mut bytes)?;
-        let v = take(&mut bytes)?;
-        pairs.push((k, v));
-    }
-    Ok(pairs)
+/// The `(name, value)` pairs of packed fields.
+pub fn unpack_fields(bytes: &[u8]) -> Result<Fields, DecodeError> {
+    Packed::new(bytes)?.map(|pair| pair.map(|(k, v)| (bytes[k].to_vec(), bytes[v].to_vec()))).collect()
 }
 
 fn malformed(field: &'static str, expected: &'static str) -> DecodeError {
@@ -380,8 +494,12 @@ mod tests {
         }
     }
 
-    fn as_pairs(e: &Envelope) -> Vec<(Vec<u8>, Vec<u8>)> {
-        e.fields().into_iter().map(|(k, v)| (k.as_bytes().to_vec(), v.to_bytes())).collect()
+    fn as_pairs(e: &Envelope) -> Fields {
+        e.fields().into_iter().map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec())).collect()
+    }
+
+    fn pairs(list: &[(&str, &[u8])]) -> Fields {
+        list.iter().map(|(k, v)| (k.as_bytes().to_vec(), v.to_vec())).collect()
     }
 
     fn decode(pairs: &[(Vec<u8>, Vec<u8>)]) -> Result<Envelope, DecodeError> {
@@ -390,49 +508,84 @@ mod tests {
         if decoded.is_err() {
             assert_eq!(fields, pairs, "a failed decode leaves the fields as they were");
         }
+        let borrowed: Vec<(&[u8], &[u8])> = pairs.iter().map(|(k, v)| (k.as_slice(), v.as_slice())).collect();
+        assert_eq!(Envelope::from_slices(&borrowed), decoded, "owned and borrowed fields decode alike");
         decoded
     }
 
     #[test]
     fn every_field_round_trips_through_entry_fields_and_the_packed_form() {
-        for e in [full(), Envelope::new("noop", Vec::new())] {
+        for e in [full(), Envelope::new("noop", Vec::new()), Envelope { headers: Some(Vec::new()), ..full() }] {
             assert_eq!(decode(&as_pairs(&e)).unwrap(), e);
             assert_eq!(Envelope::unpack(&e.pack()).unwrap(), e);
         }
     }
 
     #[test]
-    fn a_minimal_entry_is_version_name_and_payload() {
-        let pairs = as_pairs(&Envelope::new("email.send", b"{}".to_vec()));
-        let names: Vec<&[u8]> = pairs.iter().map(|(k, _)| k.as_slice()).collect();
-        assert_eq!(names, [b"v".as_slice(), b"n", b"d"]);
-        assert_eq!(pairs[0].1, b"1");
+    fn a_job_is_name_payload_and_its_optional_fields_packed_in_one_more() {
+        let names =
+            |e: &Envelope| as_pairs(e).into_iter().map(|(k, _)| String::from_utf8(k).unwrap()).collect::<Vec<_>>();
+        assert_eq!(names(&Envelope::new("email.send", b"{}".to_vec())), ["n", "d"]);
+        let stamped = Envelope {
+            enqueued_us: Some(5),
+            seq: Some(7),
+            headers: Some(b"h".to_vec()),
+            ..Envelope::new("x", b"".to_vec())
+        };
+        assert_eq!(names(&stamped), ["n", "d", "m"]);
+        assert_eq!(names(&full()), ["n", "d", "m", "id", "r"], "id and r stand on their own");
+    }
+
+    #[test]
+    fn optional_fields_read_the_same_on_their_own_or_packed() {
+        let own = pairs(&[
+            ("n", b"x"),
+            ("d", b""),
+            ("t", b"5"),
+            ("s", b"7"),
+            ("h", b"\x00\xff"),
+            ("a", b"1"),
+            ("ma", b"2"),
+            ("to", b"9"),
+        ]);
+        let packed = pack_fields(
+            [("t", &b"5"[..]), ("s", b"7"), ("h", b"\x00\xff"), ("a", b"1"), ("ma", b"2"), ("to", b"9")]
+                .iter()
+                .map(|(k, v)| (k.as_bytes(), *v)),
+        );
+        let inside = pairs(&[("n", b"x"), ("d", b""), ("m", &packed)]);
+        assert_eq!(decode(&own).unwrap(), decode(&inside).unwrap());
+        assert_eq!(decode(&inside).unwrap().headers.as_deref(), Some(&b"\x00\xff"[..]));
     }
 
     #[test]
     fn unknown_fields_are_ignored_and_a_newer_version_is_refused_by_name() {
-        let mut pairs = as_pairs(&full());
-        pairs.push((b"zz".to_vec(), b"later".to_vec()));
-        assert_eq!(decode(&pairs).unwrap(), full());
-        pairs[0].1 = b"2".to_vec();
-        let e = decode(&pairs).unwrap_err();
+        let mut fields = as_pairs(&full());
+        fields.push((b"zz".to_vec(), b"later".to_vec()));
+        assert_eq!(decode(&fields).unwrap(), full());
+        fields.push((b"v".to_vec(), b"1".to_vec()));
+        assert_eq!(decode(&fields).unwrap(), full(), "version 1 said out loud");
+        fields.push((b"v".to_vec(), b"2".to_vec()));
+        let e = decode(&fields).unwrap_err();
         assert_eq!(e, DecodeError::NewerVersion(2));
         assert!(e.to_string().contains("upgrade the worker"), "{e}");
     }
 
     #[test]
     fn missing_and_malformed_fields_say_which_field() {
-        assert_eq!(decode(&[(b"j".to_vec(), b"old".to_vec())]).unwrap_err(), DecodeError::Missing("v"));
-        let no_name = [(b"v".to_vec(), b"1".to_vec()), (b"d".to_vec(), b"x".to_vec())];
-        assert_eq!(decode(&no_name).unwrap_err(), DecodeError::Missing("n"));
-        let mut bad_seq = as_pairs(&full());
-        bad_seq.iter_mut().find(|(k, _)| k == b"s").unwrap().1 = b"4294967296".to_vec();
-        assert!(decode(&bad_seq).unwrap_err().to_string().contains("field \"s\""));
-        let mut bad_attempt = as_pairs(&full());
-        bad_attempt.iter_mut().find(|(k, _)| k == b"a").unwrap().1 = b"two".to_vec();
-        assert!(decode(&bad_attempt).unwrap_err().to_string().contains("field \"a\""));
+        assert_eq!(decode(&pairs(&[("j", b"old")])).unwrap_err(), DecodeError::Missing("n"));
+        assert_eq!(decode(&pairs(&[("n", b"x")])).unwrap_err(), DecodeError::Missing("d"));
+        let e = decode(&pairs(&[("n", b"x"), ("d", b""), ("s", b"4294967296")])).unwrap_err();
+        assert!(e.to_string().contains("field \"s\""), "{e}");
+        let bad_attempt = pack_fields([(&b"a"[..], &b"two"[..])].into_iter());
+        let e = decode(&pairs(&[("n", b"x"), ("d", b""), ("m", &bad_attempt)])).unwrap_err();
+        assert!(e.to_string().contains("field \"a\""), "inside m too: {e}");
+        let e = decode(&pairs(&[("n", b"x"), ("d", b""), ("m", b"\xc4\x01x")])).unwrap_err();
+        assert!(matches!(e, DecodeError::Packed(_)), "{e}");
+        assert!(decode(&pairs(&[("n", b""), ("d", b"")])).is_err(), "an empty name");
         assert!(Envelope::unpack(b"\xc4\x01x").is_err());
-        assert!(Envelope::unpack(b"\x92\xa1v").is_err(), "truncated");
+        assert!(Envelope::unpack(b"\x92\xa1n").is_err(), "truncated");
+        assert!(Envelope::unpack(b"\xdd\xff\xff\xff\xfe").is_err(), "a length beyond the input");
     }
 
     /// docs/wire-format.md, the page a producer in another language follows.
@@ -441,11 +594,18 @@ mod tests {
     }
 
     /// The fields of the first documented `XADD` line that `pick` accepts.
-    fn documented_xadd(pick: impl Fn(&str) -> bool) -> Vec<(Vec<u8>, Vec<u8>)> {
+    fn documented_xadd(pick: impl Fn(&str) -> bool) -> Fields {
         let doc = wire_format_doc();
         let line = doc.lines().find(|l| l.starts_with("XADD ") && pick(l)).expect("a documented XADD");
         let words: Vec<&str> = line.split_whitespace().skip(3).collect();
         words.chunks(2).map(|kv| (kv[0].as_bytes().to_vec(), kv[1].as_bytes().to_vec())).collect()
+    }
+
+    /// The bytes of the documented hex line that starts with `start`.
+    fn documented_hex(start: &str) -> Vec<u8> {
+        let doc = wire_format_doc();
+        let line = doc.lines().find(|l| l.starts_with(start)).expect("a documented test vector");
+        line.split_whitespace().map(|b| u8::from_str_radix(b, 16).unwrap()).collect()
     }
 
     #[test]
@@ -453,29 +613,32 @@ mod tests {
         let first = decode(&documented_xadd(|l| l.ends_with(r#"d {"to":"a@example.com"}"#))).unwrap();
         assert_eq!(first, Envelope::new("email.send", br#"{"to":"a@example.com"}"#.to_vec()));
         let every = decode(&documented_xadd(|l| l.contains("order-42"))).unwrap();
-        assert_eq!(
-            every,
-            Envelope {
-                enqueued_us: Some(1_733_080_000_000_123),
-                seq: Some(42),
-                headers: Some(b"trace-1".to_vec()),
-                attempt: 2,
-                max_attempts: Some(5),
-                timeout_ms: Some(30_000),
-                id: Some("order-42".into()),
-                reclaims: 1,
-                ..first
-            }
-        );
-        let documented = documented_xadd(|l| l.contains("order-42"));
-        assert_eq!(as_pairs(&every), documented, "conveyor writes the fields in the documented order");
+        let expected = Envelope {
+            enqueued_us: Some(1_733_080_000_000_123),
+            seq: Some(42),
+            headers: Some(b"trace-1".to_vec()),
+            attempt: 2,
+            max_attempts: Some(5),
+            timeout_ms: Some(30_000),
+            id: Some("order-42".into()),
+            reclaims: 1,
+            ..first
+        };
+        assert_eq!(every, expected);
+        assert_eq!(decode(&as_pairs(&expected)).unwrap(), expected, "conveyor's own packed form reads the same");
+
+        let more = documented_hex("94 a1 74");
+        let stamped = Envelope {
+            enqueued_us: Some(1_733_080_000_000_123),
+            seq: Some(42),
+            ..Envelope::new("email.send", b"{}".to_vec())
+        };
+        assert_eq!(as_pairs(&stamped)[2], (b"m".to_vec(), more), "test vector 3 is what conveyor writes");
     }
 
     #[test]
     fn the_packed_form_is_the_documented_msgpack_array_of_str() {
-        let doc = wire_format_doc();
-        let hex = doc.lines().find(|l| l.starts_with("98 a1 76")).expect("test vector 3");
-        let documented: Vec<u8> = hex.split_whitespace().map(|b| u8::from_str_radix(b, 16).unwrap()).collect();
+        let documented = documented_hex("96 a1 6e");
         let e = Envelope { id: Some("x".into()), ..Envelope::new("ab", b"{}".to_vec()) };
         assert_eq!(e.pack(), documented);
         assert_eq!(Envelope::unpack(&documented).unwrap(), e);

@@ -49,7 +49,7 @@ pub static RECLAIM: LazyLock<Script> = LazyLock::new(|| {
 -- id kept ('id' is added, from the old entry's id, when the job had none), then the old entry
 -- is acknowledged (the next trim removes it). An entry reclaimed more than ARGV[5] times is a
 -- job that keeps killing its worker: it goes to the dead-letter stream instead with the reason
--- in 'e', and its audit bit (field 's') is set.
+-- in 'e', and its audit bit (field 's', on its own or packed in 'm') is set.
 -- KEYS[1] ready stream  KEYS[2] dead stream  KEYS[3] audit bitmap
 -- ARGV[1] group  ARGV[2] lease (ms)  ARGV[3] most entries  ARGV[4] reclaimer consumer name
 -- ARGV[5] most reclaims per job  ARGV[6] cursor (stream id to scan from)  ARGV[7] '1' to audit
@@ -69,6 +69,15 @@ for _, entry in ipairs(res[2]) do
       else
         if name == 'id' then has_id = true end
         if name == 's' then seq = tonumber(value) end
+        if name == 'm' then
+          -- The packed optional fields: a MessagePack array of str, name, value, ...
+          local ok, more = pcall(cmsgpack.unpack, value)
+          if ok and type(more) == 'table' then
+            for j = 1, #more - 1, 2 do
+              if more[j] == 's' then seq = tonumber(more[j + 1]) end
+            end
+          end
+        end
         kept[#kept + 1] = name
         kept[#kept + 1] = value
       end

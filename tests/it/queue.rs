@@ -374,7 +374,7 @@ async fn poison_entry_goes_to_the_dead_letters_and_spares_its_batch() {
     assert_eq!(dead.len(), 2);
     assert!(dead[0].job.is_err(), "a dead poison entry is still no job");
     for d in &dead {
-        assert!(d.reason.contains("entry has no \"v\" field"), "the reason says what is missing: {}", d.reason);
+        assert!(d.reason.contains("entry has no \"n\" field"), "the reason says what is missing: {}", d.reason);
     }
 }
 

@@ -21,6 +21,11 @@
 //! (a private CA, as in the tests) and a client certificate for servers with
 //! `tls-auth-clients yes`. Passwords in URLs never reach a message: see [`redact_url`].
 
+mod raw;
+pub mod resp;
+
+pub use raw::RawConn;
+
 use crate::error::{Error, Result};
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
@@ -58,8 +63,11 @@ pub type PooledConn = bb8::PooledConnection<'static, Client>;
 pub enum Conn {
     /// Borrowed from the pool of a single server; goes back when dropped.
     Pooled(PooledConn),
-    /// A connection of its own to a single server (blocking reads).
+    /// A connection of its own to a single server (blocking reads), over TLS.
     Single(MultiplexedConnection),
+    /// A connection of its own to a single server (blocking reads), over plain TCP, whose
+    /// replies a caller may read from their bytes ([`RawConn::query_frame`]).
+    Raw(Box<RawConn>),
     /// A cluster connection: routes each request to the master of its key's slot.
     Cluster(ClusterConnection),
 }
@@ -69,6 +77,7 @@ impl std::fmt::Debug for Conn {
         f.write_str(match self {
             Conn::Pooled(_) => "Conn::Pooled",
             Conn::Single(_) => "Conn::Single",
+            Conn::Raw(_) => "Conn::Raw",
             Conn::Cluster(_) => "Conn::Cluster",
         })
     }
@@ -79,6 +88,7 @@ impl ConnectionLike for Conn {
         match self {
             Conn::Pooled(c) => (**c).req_packed_command(cmd),
             Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Raw(c) => c.req_packed_command(cmd),
             Conn::Cluster(c) => c.req_packed_command(cmd),
         }
     }
@@ -92,6 +102,7 @@ impl ConnectionLike for Conn {
         match self {
             Conn::Pooled(c) => (**c).req_packed_commands(pipeline, offset, count),
             Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Raw(c) => c.req_packed_commands(pipeline, offset, count),
             Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
         }
     }
@@ -100,6 +111,7 @@ impl ConnectionLike for Conn {
         match self {
             Conn::Pooled(c) => c.get_db(),
             Conn::Single(c) => c.get_db(),
+            Conn::Raw(c) => c.get_db(),
             Conn::Cluster(c) => c.get_db(),
         }
     }
@@ -425,10 +437,16 @@ impl Redis {
         Ok(self.info_of_masters("memory").await?.iter().filter_map(field).sum())
     }
 
-    /// A connection of its own for blocking reads: no response timeout.
+    /// A connection of its own for blocking reads: no response timeout. To a single server over
+    /// plain TCP it is a [`RawConn`].
     pub async fn blocking_connection(&self) -> Result<Conn> {
         match &self.backend {
             Backend::Single { client, .. } => {
+                let info = client.get_connection_info();
+                if let redis::ConnectionAddr::Tcp(host, port) = info.addr() {
+                    let raw = RawConn::connect(host, *port, info.redis_settings(), CONNECT_TIMEOUT).await?;
+                    return Ok(Conn::Raw(Box::new(raw)));
+                }
                 let config = AsyncConnectionConfig::new()
                     .set_connection_timeout(Some(CONNECT_TIMEOUT))
                     .set_response_timeout(None);
