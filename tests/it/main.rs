@@ -7,6 +7,7 @@ mod support;
 mod bad_input;
 mod cluster;
 mod eviction;
+mod examples;
 mod faults;
 mod fuzz;
 mod partition;
