@@ -16,18 +16,17 @@
 //! With `--min-ratio`, it exits 1 when end-to-end falls below that fraction of the ceiling
 //! measured in the same run: a regression guard that no machine's speed can trip.
 
-use crate::actors::{
-    BenchStamp, Collector, Join, MixEntry, Producer, ProducerPlan, TakeCounts, WorkerPool, producer_end,
-};
+use crate::actors::{Collector, Join, MixEntry, Producer, ProducerPlan, TakeCounts, WorkerPool, producer_end};
 use crate::bench_jobs::JobKind;
 use crate::ceiling::{self, Ceiling};
 use crate::clock;
 use crate::connection::Redis;
 use crate::error::Result;
+use crate::handler::JobType;
 use crate::jitter;
 use crate::queue::{Queue, QueueOptions};
 use crate::report::{Percentiles, RunResult};
-use crate::run::{self, RunOptions};
+use crate::run::{self, RunOptions, memory};
 use crate::scenario::{Rate, Scenario};
 use crate::system;
 use actix::prelude::*;
@@ -87,8 +86,25 @@ pub struct BenchResult {
     pub rss_idle_20_workers_bytes: u64,
     pub redis_bytes_per_queued_job: f64,
     pub payload_bytes: usize,
+    /// End to end with an application-like job type: a serde struct from 100 bytes of JSON.
+    pub serde_job: SerdeJob,
     /// Jobs/s with 1 and with 2 worker processes (sleep-1ms jobs); `None` when skipped.
     pub scaling: Option<Scaling>,
+}
+
+/// The end-to-end figures of an application-like job type (`bench.json`), beside noop's.
+#[derive(Debug, Clone, Serialize)]
+pub struct SerdeJob {
+    /// Jobs/s end to end, 10 workers, closed loop.
+    pub end_to_end_per_second: f64,
+    /// Of the noop jobs' end-to-end jobs/s in the same run.
+    pub ratio_to_noop: f64,
+    /// Jobs lost (the audit).
+    pub lost: u64,
+    /// Bytes of the JSON payload.
+    pub payload_bytes: usize,
+    /// Redis `used_memory` per queued job of this type.
+    pub redis_bytes_per_queued_job: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -134,6 +150,26 @@ pub async fn run(redis: &Redis, size: BenchSize, progress: impl Fn(&str)) -> Res
     .await?;
     let end_to_end_per_second = e2e.throughput.jobs_per_second;
 
+    progress("end to end: 10 workers, a serde job type (100 bytes of JSON), closed loop");
+    let json = crate::bench_jobs::Json::of_size(PAYLOAD);
+    let json_toml = format!("{{ id = {}, to = {:?}, subject = {:?} }}", json.id, json.to, json.subject);
+    let typed = run_text(
+        redis,
+        &format!(
+            "name = \"bench-serde\"\n[producer]\njobs = {}\nbatch = 500\n[workers]\ncount = 10\nbatch = 200\n\
+             [[jobs]]\ntype = \"bench.json\"\npayload = {json_toml}\n[phases]\nwarmup = \"1s\"\n",
+            size.jobs
+        ),
+    )
+    .await?;
+    let serde_job = SerdeJob {
+        end_to_end_per_second: typed.throughput.jobs_per_second,
+        ratio_to_noop: typed.throughput.jobs_per_second / end_to_end_per_second,
+        lost: typed.counts.lost,
+        payload_bytes: json.encode().map_or(0, |p| p.len()),
+        redis_bytes_per_queued_job: 0.0,
+    };
+
     let mut latency = Vec::new();
     for rate in [1_000.0, (end_to_end_per_second / 2.0).round()] {
         let window = size.latency_window.max(Duration::from_secs_f64(size.latency_jobs as f64 / rate));
@@ -163,7 +199,21 @@ pub async fn run(redis: &Redis, size: BenchSize, progress: impl Fn(&str)) -> Res
 
     progress("memory: RSS with 20 idle workers; Redis bytes per queued job");
     let rss_idle_20_workers_bytes = idle_rss(redis).await?;
-    let redis_bytes_per_queued_job = redis_bytes_per_job(redis, size.memory_jobs).await?;
+    let (noop_payload, json_payload) = (JobKind::Noop.payload(PAYLOAD), json.encode().unwrap_or_default());
+    let redis_bytes_per_queued_job =
+        memory::bytes_per_queued_job(redis, BENCH_PREFIX, JobKind::Noop.name(), &noop_payload, size.memory_jobs)
+            .await?;
+    let serde_job = SerdeJob {
+        redis_bytes_per_queued_job: memory::bytes_per_queued_job(
+            redis,
+            BENCH_PREFIX,
+            crate::bench_jobs::Json::NAME,
+            &json_payload,
+            size.memory_jobs,
+        )
+        .await?,
+        ..serde_job
+    };
 
     let scaling = if size.scaling_jobs > 0 {
         progress("scaling: sleep-1ms jobs with 1, then 2 worker processes");
@@ -191,6 +241,7 @@ pub async fn run(redis: &Redis, size: BenchSize, progress: impl Fn(&str)) -> Res
         rss_idle_20_workers_bytes,
         redis_bytes_per_queued_job,
         payload_bytes: PAYLOAD,
+        serde_job,
         scaling,
     })
 }
@@ -257,8 +308,11 @@ async fn run_text(redis: &Redis, text: &str) -> Result<RunResult> {
     run::run_scenario(&scenario, redis, &options, Box::pin(std::future::pending())).await
 }
 
+/// The key prefix of every queue the benchmark makes.
+const BENCH_PREFIX: &str = "conveyor-bench";
+
 fn bench_queue(redis: &Redis, name: &str) -> Queue {
-    let options = QueueOptions { prefix: "conveyor-bench".into(), ..QueueOptions::default() };
+    let options = QueueOptions { prefix: BENCH_PREFIX.into(), ..QueueOptions::default() };
     Queue::new(redis.clone(), name, options, clock::system())
 }
 
@@ -308,32 +362,6 @@ async fn idle_rss(redis: &Redis) -> Result<u64> {
     Ok(rss)
 }
 
-/// Redis `used_memory` growth per job for `jobs` queued jobs with a 100-byte payload.
-async fn redis_bytes_per_job(redis: &Redis, jobs: u64) -> Result<f64> {
-    let queue = bench_queue(redis, "memory");
-    queue.reset().await?;
-    queue.ensure_group().await?;
-    let before = used_memory(redis).await?;
-    let mut batch = Vec::with_capacity(500);
-    let mut seq = 0;
-    let stamp = BenchStamp { run: 1, warmup: false };
-    while seq < jobs {
-        batch.clear();
-        for _ in 0..500.min(jobs - seq) {
-            batch.push(stamp.job(JobKind::Noop.name(), JobKind::Noop.payload(PAYLOAD), seq, clock::now_us()));
-            seq += 1;
-        }
-        queue.enqueue_batch(&batch).await?;
-    }
-    let after = used_memory(redis).await?;
-    queue.reset().await?;
-    Ok(after.saturating_sub(before) as f64 / jobs as f64)
-}
-
-async fn used_memory(redis: &Redis) -> Result<u64> {
-    redis.used_memory().await
-}
-
 impl BenchResult {
     /// The table printed at the end of `conveyor bench`.
     pub fn summary(&self) -> String {
@@ -358,6 +386,15 @@ impl BenchResult {
             self.end_to_end_duplicates
         );
         let _ = writeln!(s, "  jobs per CPU-second (conveyor only)  {:>10.0}", self.jobs_per_cpu_second);
+        let j = &self.serde_job;
+        let _ = writeln!(
+            s,
+            "  end to end, a serde job type         {:>10.0} jobs/s  = {:.0}% of noop ({}-byte JSON payload decoded per job); lost {}",
+            j.end_to_end_per_second,
+            100.0 * j.ratio_to_noop,
+            j.payload_bytes,
+            j.lost
+        );
         for l in &self.latency {
             let p = &l.enqueue_to_start_us;
             let _ = writeln!(
@@ -396,6 +433,11 @@ impl BenchResult {
             s,
             "  Redis bytes per queued job           {:>10.0} B ({}-byte payload)",
             self.redis_bytes_per_queued_job, self.payload_bytes
+        );
+        let _ = writeln!(
+            s,
+            "  Redis bytes per queued serde job     {:>10.0} B ({}-byte JSON payload)",
+            self.serde_job.redis_bytes_per_queued_job, self.serde_job.payload_bytes
         );
         s
     }

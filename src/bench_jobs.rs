@@ -151,9 +151,39 @@ impl JobType for Panic {
     }
 }
 
-/// The handlers of the five kinds.
+/// `bench.json`: what an application's job looks like — a serde struct decoded from about 100
+/// bytes of JSON — for measuring the cost of a typed payload beside `bench.noop`'s bytes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Json {
+    /// An order number, say.
+    pub id: u64,
+    /// A recipient.
+    pub to: String,
+    /// A line of text.
+    pub subject: String,
+}
+
+impl JobType for Json {
+    const NAME: &'static str = "bench.json";
+}
+
+impl Json {
+    /// A job whose JSON payload is exactly `bytes` long (at least 60).
+    pub fn of_size(bytes: usize) -> Self {
+        let mut job = Json { id: 1_234_567, to: "someone@example.com".into(), subject: String::new() };
+        let base = serde_json::to_vec(&job).expect("serializes").len();
+        job.subject = "x".repeat(bytes.saturating_sub(base));
+        job
+    }
+}
+
+/// The handlers of the five kinds, and of `bench.json`.
 pub fn registry() -> Registry {
     Registry::new()
+        .handle::<Json, _, _>(|job: Json, _: JobContext| async move {
+            std::hint::black_box(&job);
+            Ok(())
+        })
         .handle::<Noop, _, _>(|_, _| async { Ok(()) })
         .handle::<Sleep, _, _>(|job: Sleep, _: JobContext| async move {
             crate::timer::sleep(Duration::from_micros(job.us)).await;
@@ -206,6 +236,7 @@ mod tests {
         ] {
             assert!(registry.handles(kind.name()), "{} has a handler", kind.name());
         }
-        assert_eq!(registry.names().len(), 5);
+        assert_eq!(registry.names().len(), 6);
+        assert_eq!(Json::of_size(100).encode().unwrap().len(), 100);
     }
 }

@@ -4,7 +4,7 @@
 //! SIGTERM stops intake, lets workers settle what they hold, and still builds the result.
 
 mod backlog;
-mod memory;
+pub mod memory;
 mod patience;
 mod progress;
 mod queue_ops;
