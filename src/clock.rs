@@ -9,8 +9,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A source of wall-clock time in microseconds since the Unix epoch.
 pub trait Clock: Send + Sync + std::fmt::Debug {
+    /// Now, in µs since the Unix epoch.
     fn now_us(&self) -> u64;
 
+    /// Now, in ms since the Unix epoch.
     fn now_ms(&self) -> u64 {
         self.now_us() / 1_000
     }
@@ -33,10 +35,12 @@ pub struct ManualClock {
 }
 
 impl ManualClock {
+    /// A clock that reads `now_us` until it is advanced.
     pub fn at(now_us: u64) -> Self {
         Self { now_us: Arc::new(AtomicU64::new(now_us)) }
     }
 
+    /// Moves the clock forward by `by`.
     pub fn advance(&self, by: Duration) {
         self.now_us.fetch_add(by.as_micros() as u64, Ordering::SeqCst);
     }

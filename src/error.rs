@@ -9,11 +9,23 @@ use std::path::PathBuf;
 pub enum Error {
     /// A scenario or config file that could not be read or did not parse.
     #[error("{file}: {message}")]
-    Input { file: PathBuf, message: String },
+    Input {
+        /// The file.
+        file: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
 
     /// A scenario that parsed but asks for something impossible.
     #[error("scenario {file}: field \"{field}\": {message}")]
-    Invalid { file: PathBuf, field: String, message: String },
+    Invalid {
+        /// The scenario file.
+        file: PathBuf,
+        /// The field, as a path (`producer.rate`, `jobs[0].type`).
+        field: String,
+        /// What was expected.
+        message: String,
+    },
 
     /// Redis answered with an error or the connection failed.
     #[error("redis: {0}")]
@@ -115,4 +127,5 @@ impl Error {
     }
 }
 
+/// A result whose error is conveyor's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -43,7 +43,9 @@ pub struct RedisCluster {
 /// One node as `CLUSTER NODES` describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeRole {
+    /// Its port on 127.0.0.1.
     pub port: u16,
+    /// A master (else a replica).
     pub master: bool,
     /// Slot ranges a master serves, inclusive.
     pub slots: Vec<(u16, u16)>,
@@ -152,6 +154,7 @@ impl RedisCluster {
         format!("redis+cluster://{}", seeds.join(","))
     }
 
+    /// Every node, in the order they were started.
     pub fn nodes(&self) -> &[RedisServer] {
         &self.nodes
     }

@@ -46,10 +46,12 @@ impl RedisServer {
         Ok(server)
     }
 
+    /// The port it listens on (127.0.0.1).
     pub fn port(&self) -> u16 {
         self.port
     }
 
+    /// Its URL, `redis://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
@@ -59,6 +61,7 @@ impl RedisServer {
         self.child.as_ref().map(Child::id)
     }
 
+    /// Its working directory (data files, its log).
     pub fn dir(&self) -> PathBuf {
         self.dir.path().to_path_buf()
     }

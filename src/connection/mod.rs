@@ -56,6 +56,7 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The pool hands out connections made by our [`Client`], so they carry its TLS settings.
 pub type Pool = bb8::Pool<Client>;
+/// A connection borrowed from the [`Pool`].
 pub type PooledConn = bb8::PooledConnection<'static, Client>;
 
 /// One connection to Redis, whatever the deployment. Implements the redis crate's async
@@ -156,6 +157,7 @@ pub struct TlsFiles {
 }
 
 impl TlsFiles {
+    /// No file given: a plain connection (or TLS with the system's roots).
     pub fn is_empty(&self) -> bool {
         self == &Self::default()
     }
@@ -185,6 +187,7 @@ impl TlsFiles {
 pub struct Endpoint {
     /// May hold a password: print [`redact_url`] of it, never the URL itself.
     pub url: String,
+    /// TLS files for a `rediss://` URL.
     pub tls: TlsFiles,
 }
 
@@ -195,10 +198,12 @@ impl std::fmt::Debug for Endpoint {
 }
 
 impl Endpoint {
+    /// An endpoint at `url` with no TLS files.
     pub fn plain(url: impl Into<String>) -> Self {
         Self { url: url.into(), tls: TlsFiles::default() }
     }
 
+    /// Connects (and checks the server answers).
     pub async fn connect(&self) -> Result<Redis> {
         Redis::connect_with(&self.url, &self.tls).await
     }
@@ -341,6 +346,7 @@ impl Redis {
         Error::Unreachable(format!("redis at {} is unreachable: {e}", self.redacted_url))
     }
 
+    /// The URL with its password replaced by `***`: the only form of it to show.
     pub fn redacted_url(&self) -> &str {
         &self.redacted_url
     }

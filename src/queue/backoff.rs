@@ -6,6 +6,7 @@ use rand::Rng;
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
+/// Exponential backoff with jitter: the delay before each retry of a failed job.
 pub struct Backoff {
     /// Delay before the second attempt (before jitter).
     pub base: Duration,

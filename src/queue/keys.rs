@@ -39,6 +39,7 @@ pub struct QueueKeys {
 pub const GROUP: &str = "workers";
 
 impl QueueKeys {
+    /// The keys of queue `queue` under `prefix` (partition 0).
     pub fn new(prefix: &str, queue: &str) -> Self {
         Self { tag: format!("{{{prefix}:{queue}}}"), queue: queue.to_owned() }
     }
@@ -64,30 +65,37 @@ impl QueueKeys {
         slot::of_tag(self.tag.trim_start_matches('{').trim_end_matches('}'))
     }
 
+    /// The queue's name.
     pub fn queue(&self) -> &str {
         &self.queue
     }
 
+    /// The stream of waiting and running jobs.
     pub fn ready(&self) -> String {
         format!("{}:ready", self.tag)
     }
 
+    /// The sorted set of delayed and retrying jobs.
     pub fn delayed(&self) -> String {
         format!("{}:delayed", self.tag)
     }
 
+    /// The stream of dead letters.
     pub fn dead(&self) -> String {
         format!("{}:dead", self.tag)
     }
 
+    /// The bitmap of finished audit sequence numbers.
     pub fn audit_done(&self) -> String {
         format!("{}:audit:done", self.tag)
     }
 
+    /// The counter of benchmark runs on this queue.
     pub fn run(&self) -> String {
         format!("{}:run", self.tag)
     }
 
+    /// The statistics worker processes published for benchmark run `run`.
     pub fn stats(&self, run: u32) -> String {
         format!("{}:stats:{run}", self.tag)
     }

@@ -35,7 +35,9 @@ pub async fn bytes_per_job(redis: &Redis, prefix: &str, payloads: &[usize], jobs
 async fn settle_lazy_frees(redis: &Redis) {
     for _ in 0..100 {
         let pending = redis.info("memory").await.ok().and_then(|info| {
-            info.lines().find_map(|l| l.strip_prefix("lazyfree_pending_objects:")).and_then(|v| v.trim().parse::<u64>().ok())
+            info.lines()
+                .find_map(|l| l.strip_prefix("lazyfree_pending_objects:"))
+                .and_then(|v| v.trim().parse::<u64>().ok())
         });
         if pending.is_none_or(|n| n == 0) {
             return;

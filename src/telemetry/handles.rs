@@ -39,6 +39,7 @@ pub struct JobMetrics {
 }
 
 impl JobMetrics {
+    /// The handles of `queue`'s job metrics.
     pub fn new(queue: &str) -> Self {
         let q = || queue.to_owned();
         if let Some(h) = job_histograms() {
@@ -144,6 +145,7 @@ pub struct SchedulerMetrics {
 }
 
 impl SchedulerMetrics {
+    /// The handles of `queue`'s scheduler metrics.
     pub fn new(queue: &str) -> Self {
         let q = || queue.to_owned();
         Self {
@@ -162,17 +164,20 @@ impl SchedulerMetrics {
         }
     }
 
+    /// A promote call moved `jobs` jobs in `took`.
     pub fn promoted(&self, jobs: u64, took: Duration) {
         self.promote.record(took);
         self.promoted.increment(jobs);
     }
 
+    /// A reclaim call did `r` in `took`.
     pub fn reclaimed(&self, r: &Reclaimed, took: Duration) {
         self.reclaim.record(took);
         self.reclaimed.increment(r.moved);
         self.dead.increment(r.dead);
     }
 
+    /// A trim call took `took`.
     pub fn trimmed(&self, took: Duration) {
         self.trim.record(took);
     }
