@@ -280,10 +280,10 @@ impl Registry {
     }
 
     /// Runs one job: finds its handler, decodes its payload, runs the handler under its timeout
-    /// and catches a panic. What the worker settles comes back as a [`Ran`].
-    pub(crate) async fn run(&self, name: &str, payload: &[u8], start: Start) -> Ran {
+    /// and catches a panic. What the worker settles comes back as a [`Attempt`].
+    pub(crate) async fn run(&self, name: &str, payload: &[u8], start: Start) -> Attempt {
         let Some((shared_name, handler)) = self.lookup(name) else {
-            return Ran::Refused(format!(
+            return Attempt::Refused(format!(
                 "no handler for job type \"{name}\" in this worker (it handles: {})",
                 self.names().join(", ")
             ));
@@ -302,7 +302,7 @@ impl Registry {
         };
         let future = match handler.start(payload, ctx) {
             Ok(f) => f,
-            Err(e) => return Ran::Refused(format!("payload does not decode as job type \"{name}\": {e}")),
+            Err(e) => return Attempt::Refused(format!("payload does not decode as job type \"{name}\": {e}")),
         };
         let mut guarded = AssertUnwindSafe(future).catch_unwind();
         let outcome = match start.timeout {
@@ -316,14 +316,14 @@ impl Registry {
                         cancel.cancel();
                         drop(guarded);
                         let after = humantime::format_duration(limit);
-                        return Ran::Done(Err(JobError::retry(format!("timed out after {after}"))));
+                        return Attempt::Done(Err(JobError::retry(format!("timed out after {after}"))));
                     }
                 }
             }
         };
         match outcome {
-            Ok(result) => Ran::Done(result),
-            Err(panic) => Ran::Done(Err(JobError::retry(format!("handler panicked: {}", panic_message(&panic))))),
+            Ok(result) => Attempt::Done(result),
+            Err(panic) => Attempt::Done(Err(JobError::retry(format!("handler panicked: {}", panic_message(&panic))))),
         }
     }
 }
@@ -342,7 +342,7 @@ pub(crate) struct Start {
 
 /// How a job's run ended, as the worker sees it.
 #[derive(Debug)]
-pub(crate) enum Ran {
+pub(crate) enum Attempt {
     /// The handler ran (or panicked, or timed out) and answered.
     Done(HandlerResult),
     /// The job could not be started here and never can be: no handler, a payload that does
@@ -413,21 +413,23 @@ mod tests {
     #[test]
     fn a_registered_handler_gets_its_decoded_payload() {
         let ran = block_on(registry().run("math.add", br#"{"a":1,"b":2}"#, start(None)));
-        assert!(matches!(ran, Ran::Done(Ok(()))), "{ran:?}");
+        assert!(matches!(ran, Attempt::Done(Ok(()))), "{ran:?}");
         let ran = block_on(registry().run("math.add", br#"{"a":1,"b":-1}"#, start(None)));
-        assert!(matches!(ran, Ran::Done(Err(JobError::Fail { .. }))), "{ran:?}");
+        assert!(matches!(ran, Attempt::Done(Err(JobError::Fail { .. }))), "{ran:?}");
     }
 
     #[test]
     fn unknown_names_and_undecodable_payloads_are_refused_with_the_reason() {
         match block_on(registry().run("math.mul", b"{}", start(None))) {
-            Ran::Refused(why) => {
+            Attempt::Refused(why) => {
                 assert!(why.contains("no handler for job type \"math.mul\"") && why.contains("math.add"), "{why}")
             }
             other => panic!("{other:?}"),
         }
         match block_on(registry().run("math.add", br#"{"a":"one"}"#, start(None))) {
-            Ran::Refused(why) => assert!(why.starts_with("payload does not decode as job type \"math.add\""), "{why}"),
+            Attempt::Refused(why) => {
+                assert!(why.starts_with("payload does not decode as job type \"math.add\""), "{why}")
+            }
             other => panic!("{other:?}"),
         }
     }
@@ -435,7 +437,7 @@ mod tests {
     #[test]
     fn a_panic_and_a_timeout_are_failed_attempts() {
         match block_on(registry().run("math.add", br#"{"a":6,"b":7}"#, start(None))) {
-            Ran::Done(Err(JobError::Retry { reason })) => assert!(reason.contains("unlucky"), "{reason}"),
+            Attempt::Done(Err(JobError::Retry { reason })) => assert!(reason.contains("unlucky"), "{reason}"),
             other => panic!("{other:?}"),
         }
         let tripped = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -449,7 +451,9 @@ mod tests {
             }
         });
         match block_on(watching.run("math.add", br#"{"a":99,"b":0}"#, start(Some(Duration::from_millis(5))))) {
-            Ran::Done(Err(JobError::Retry { reason })) => assert!(reason.contains("timed out after 5ms"), "{reason}"),
+            Attempt::Done(Err(JobError::Retry { reason })) => {
+                assert!(reason.contains("timed out after 5ms"), "{reason}")
+            }
             other => panic!("{other:?}"),
         }
         assert!(tripped.load(Ordering::SeqCst), "the token trips, then the handler's future is dropped");

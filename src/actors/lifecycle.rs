@@ -43,16 +43,14 @@ impl Lifecycle {
         self.paused_until.set(Some(self.paused_until.get().map_or(until, |u| u.max(until))));
     }
 
-    /// Returns once no pause is in force (or a stop was requested).
-    pub async fn wait_while_paused(&self) {
-        while let Some(until) = self.paused_until.get() {
-            let now = std::time::Instant::now();
-            if now >= until || self.stopping() {
-                self.paused_until.set(None);
-                return;
-            }
-            tokio::time::sleep((until - now).min(std::time::Duration::from_millis(50))).await;
+    /// When the pause in force ends; `None` when none is (or a stop was requested).
+    pub fn paused_until(&self) -> Option<std::time::Instant> {
+        let until = self.paused_until.get()?;
+        if std::time::Instant::now() >= until || self.stopping() {
+            self.paused_until.set(None);
+            return None;
         }
+        Some(until)
     }
 
     pub fn request_stop(&self) {

@@ -1,20 +1,29 @@
-//! A worker claims a batch of jobs in one round trip, runs each with the handler its job type
-//! has in the [`Registry`] (up to `concurrency` at a time), and settles the whole batch in one
-//! atomic round trip. While a batch runs longer than a third of the lease, it renews the lease
-//! of the jobs it still holds, so a long job is not handed to a second worker. It exports its
-//! own metrics (counts and stage latencies, folded into Prometheus buckets every
+//! A worker claims jobs in batches (one round trip each), runs each with the handler its job
+//! type has in the [`Registry`], up to `concurrency` at a time, and settles finished jobs in
+//! micro-batches (one atomic round trip each) without waiting for the slowest job it holds:
+//! a settle goes out when [`SETTLE_JOBS`] jobs have finished, when [`SETTLE_WITHIN`] has passed
+//! since the first of them did, or at once when nothing else is running (so a batch of quick
+//! jobs is one claim and one settle, as before). It claims again as soon as half its batch is
+//! free, while the rest still run. Every third of the lease it renews the lease of every job it
+//! holds, so a long job is not handed to a second worker.
+//!
+//! It exports its own metrics (counts and stage latencies, folded into Prometheus buckets every
 //! [`REPORT_EVERY`]) and tells an optional [`Observer`] of every settled batch. On [`Stop`] it
-//! finishes the batch it holds, settles it, and ends.
+//! claims no more, finishes and settles what it holds, and ends.
 
 use super::lifecycle::{Join, Lifecycle, Stop};
 use super::observer::{Observer, SettledBatch, SettledJob, Settlement};
 use crate::clock;
-use crate::handler::{JobError, Ran, Registry, Start};
+use crate::connection::Conn;
+use crate::handler::{Attempt, JobError, Registry, Start};
 use crate::queue::{Claimed, Outcome, Queue, Settled};
 use crate::stats::WorkerStats;
 use crate::telemetry::{JobMetrics, WorkerMetrics};
 use actix::prelude::*;
 use futures::StreamExt;
+use futures::future::LocalBoxFuture;
+use futures::stream::FuturesUnordered;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,6 +31,11 @@ use std::time::{Duration, Instant};
 const REPORT_EVERY_JOBS: u64 = 5_000;
 /// ...or this long, whichever comes first.
 pub const REPORT_EVERY: Duration = Duration::from_millis(250);
+/// Settle once this many jobs have finished...
+pub const SETTLE_JOBS: usize = 64;
+/// ...or this long after the first of them finished, whichever comes first (or at once, when
+/// nothing else runs).
+pub const SETTLE_WITHIN: Duration = Duration::from_millis(2);
 /// First wait after a Redis error; doubles up to [`MAX_RETRY_WAIT`].
 const FIRST_RETRY_WAIT: Duration = Duration::from_millis(50);
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(2);
@@ -143,70 +157,142 @@ struct WorkLoop {
     tally: Tally,
 }
 
-/// What happened to one claimed job while it ran.
-struct Run {
+/// A claimed job and what happened to it while it ran.
+struct Ran {
+    claimed: Claimed,
     outcome: Outcome,
     /// µs since the epoch; 0 for jobs that never ran.
     started_us: u64,
     finished_us: u64,
 }
 
+/// A claim in flight: it owns the worker's blocking connection until it returns.
+type Claiming = LocalBoxFuture<'static, (Conn, crate::Result<Vec<Claimed>>, Duration)>;
+/// A settle in flight, with the jobs it settles (`None`: given up after retries).
+type Settling = LocalBoxFuture<'static, (Vec<Ran>, Option<Settled>, Duration)>;
+
 impl WorkLoop {
     async fn run(mut self) {
-        let mut conn = None;
-        let mut retry_wait = FIRST_RETRY_WAIT;
         let metrics = WorkerMetrics::new(self.queue.name());
         let queue_name: Arc<str> = Arc::from(self.queue.name());
-        while !self.lifecycle.stopping() {
-            self.lifecycle.wait_while_paused().await;
-            if conn.is_none() {
-                match self.queue.redis().blocking_connection().await {
-                    Ok(c) => conn = Some(c),
-                    Err(e) => {
-                        tracing::warn!(consumer = %self.config.consumer, error = %e, "worker cannot connect; retrying");
-                        tokio::time::sleep(retry_wait).await;
-                        retry_wait = (retry_wait * 2).min(MAX_RETRY_WAIT);
-                        continue;
-                    }
+        let mut conn: Option<Conn> = None;
+        let mut retry_wait = FIRST_RETRY_WAIT;
+        let mut not_before = tokio::time::Instant::now();
+        let mut claiming: Option<Claiming> = None;
+        let mut settling: Option<Settling> = None;
+        // Claimed, waiting for a free slot; running; finished, waiting for the next settle.
+        let mut queued: VecDeque<Claimed> = VecDeque::new();
+        let mut running: FuturesUnordered<LocalBoxFuture<'static, Ran>> = FuturesUnordered::new();
+        let mut done: Vec<Ran> = Vec::new();
+        let mut settle_due = tokio::time::Instant::now();
+        // Every entry this worker holds (claimed and not settled), for lease renewal.
+        let mut held: HashMap<String, u16> = HashMap::new();
+        let renew_every = self.queue.options().lease / 3;
+        let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + renew_every, renew_every);
+        renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let capacity = self.config.batch.max(1);
+
+        loop {
+            let stopping = self.lifecycle.stopping();
+            let holding = held.len();
+            if stopping && holding == 0 && claiming.is_none() && settling.is_none() {
+                break;
+            }
+            // Start what fits.
+            while running.len() < self.config.concurrency
+                && let Some(c) = queued.pop_front()
+            {
+                running.push(self.start(c, &queue_name));
+            }
+            // Settle what finished: enough of it, or nothing else will finish soon.
+            if settling.is_none() && !done.is_empty() {
+                let nothing_else = running.is_empty() && queued.is_empty();
+                if nothing_else || done.len() >= SETTLE_JOBS || tokio::time::Instant::now() >= settle_due {
+                    settling = Some(self.settle(std::mem::take(&mut done)));
                 }
             }
-            let claim_began = Instant::now();
-            let claimed = match self
-                .queue
-                .claim(
-                    conn.as_mut().expect("connected above"),
-                    &self.config.consumer,
-                    self.config.batch,
-                    self.config.block,
-                )
-                .await
-            {
-                Ok(c) => c,
-                Err(e) if e.is_missing_group() => {
-                    // The queue was reset (a new benchmark run): join its new consumer group.
-                    if let Err(e) = self.queue.ensure_group().await {
-                        tracing::warn!(consumer = %self.config.consumer, error = %e, "cannot rejoin the consumer group");
-                        tokio::time::sleep(retry_wait).await;
+            // Claim when half the batch is free (or all of it), unless stopping or paused.
+            let paused = self.lifecycle.paused_until();
+            let free = capacity.saturating_sub(holding);
+            if claiming.is_none() && !stopping && paused.is_none() && (free >= capacity.div_ceil(2) || holding == 0) {
+                match conn.take() {
+                    Some(c) if tokio::time::Instant::now() >= not_before => {
+                        // A claim waits for work on its own connection while held jobs run and
+                        // settle beside it.
+                        claiming = Some(self.claim(c, free, self.config.block));
                     }
-                    continue;
+                    Some(c) => conn = Some(c),
+                    None if tokio::time::Instant::now() >= not_before => {
+                        match self.queue.redis().blocking_connection().await {
+                            Ok(c) => {
+                                conn = Some(c);
+                                continue;
+                            }
+                            Err(e) => {
+                                tracing::warn!(consumer = %self.config.consumer, error = %e, "worker cannot connect; retrying");
+                                not_before = tokio::time::Instant::now() + retry_wait;
+                                retry_wait = (retry_wait * 2).min(MAX_RETRY_WAIT);
+                            }
+                        }
+                    }
+                    None => {}
                 }
-                Err(e) => {
-                    tracing::warn!(consumer = %self.config.consumer, error = %e, "claim failed; reconnecting");
-                    crate::telemetry::redis_error("worker");
-                    conn = None;
-                    tokio::time::sleep(retry_wait).await;
-                    retry_wait = (retry_wait * 2).min(MAX_RETRY_WAIT);
-                    continue;
+            }
+
+            tokio::select! {
+                biased;
+                Some(ran) = running.next(), if !running.is_empty() => {
+                    if done.is_empty() {
+                        settle_due = tokio::time::Instant::now() + SETTLE_WITHIN;
+                    }
+                    done.push(ran);
                 }
-            };
-            retry_wait = FIRST_RETRY_WAIT;
-            if !claimed.is_empty() {
-                let jobs = claimed.len();
-                metrics.claimed(jobs, claim_began.elapsed());
-                let runs = self.run_batch(&claimed, &queue_name).await;
-                let settle_began = Instant::now();
-                self.settle(claimed, runs).await;
-                metrics.settled(jobs, settle_began.elapsed());
+                (jobs, settled, took) = async { settling.as_mut().expect("guarded").await }, if settling.is_some() => {
+                    settling = None;
+                    for ran in &jobs {
+                        held.remove(&ran.claimed.entry_id);
+                    }
+                    metrics.settled(jobs.len(), took, held.is_empty());
+                    if let Some(settled) = settled {
+                        self.settled(jobs, settled);
+                    }
+                }
+                (c, result, took) = async { claiming.as_mut().expect("guarded").await }, if claiming.is_some() => {
+                    claiming = None;
+                    match result {
+                        Ok(jobs) => {
+                            retry_wait = FIRST_RETRY_WAIT;
+                            conn = Some(c);
+                            if !jobs.is_empty() {
+                                metrics.claimed(jobs.len(), took, held.is_empty());
+                                for job in &jobs {
+                                    held.insert(job.entry_id.clone(), job.partition);
+                                }
+                                queued.extend(jobs);
+                            }
+                        }
+                        Err(e) if e.is_missing_group() => {
+                            // The queue was reset (a new benchmark run): join its new consumer group.
+                            conn = Some(c);
+                            if let Err(e) = self.queue.ensure_group().await {
+                                tracing::warn!(consumer = %self.config.consumer, error = %e, "cannot rejoin the consumer group");
+                                not_before = tokio::time::Instant::now() + retry_wait;
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(consumer = %self.config.consumer, error = %e, "claim failed; reconnecting");
+                            crate::telemetry::redis_error("worker");
+                            not_before = tokio::time::Instant::now() + retry_wait;
+                            retry_wait = (retry_wait * 2).min(MAX_RETRY_WAIT);
+                        }
+                    }
+                }
+                _ = tokio::time::sleep_until(settle_due), if !done.is_empty() && settling.is_none() => {}
+                _ = tokio::time::sleep_until(not_before), if claiming.is_none() && tokio::time::Instant::now() < not_before => {}
+                _ = tokio::time::sleep_until(paused.map_or_else(tokio::time::Instant::now, tokio::time::Instant::from_std)), if paused.is_some() && claiming.is_none() => {}
+                _ = renew.tick(), if !held.is_empty() => self.renew(&held).await,
+                // Nothing held and nothing in flight (stopping, or waiting out a retry): tick on.
+                _ = tokio::time::sleep(self.config.block.max(Duration::from_millis(1))), if claiming.is_none() && running.is_empty() && settling.is_none() => {}
             }
             self.tally.flush_if_due(false);
             if let Some(o) = &mut self.observer {
@@ -221,86 +307,97 @@ impl WorkLoop {
         self.lifecycle.finish();
     }
 
-    /// Runs every job of the batch, `concurrency` at a time, renewing leases while it takes long.
-    async fn run_batch(&mut self, claimed: &[Claimed], queue_name: &Arc<str>) -> Vec<Run> {
-        let registry = &self.registry;
+    /// One claim of up to `count` jobs on the worker's own connection, waiting up to `block`.
+    fn claim(&self, mut conn: Conn, count: usize, block: Duration) -> Claiming {
+        let (queue, consumer) = (self.queue.clone(), self.config.consumer.clone());
+        Box::pin(async move {
+            let began = Instant::now();
+            let result = queue.claim(&mut conn, &consumer, count, block).await;
+            (conn, result, began.elapsed())
+        })
+    }
+
+    /// Runs one claimed job with its handler.
+    fn start(&self, claimed: Claimed, queue_name: &Arc<str>) -> LocalBoxFuture<'static, Ran> {
+        let registry = self.registry.clone();
+        let queue_name = queue_name.clone();
         let default_attempts = self.queue.options().max_attempts;
-        let jobs = futures::stream::iter(claimed.iter().map(|c| async move {
-            let job = match &c.job {
+        Box::pin(async move {
+            let job = match &claimed.job {
                 Ok(job) => job,
                 Err(poison) => {
-                    return Run { outcome: Outcome::Dead(poison.error.to_string()), started_us: 0, finished_us: 0 };
+                    let outcome = Outcome::Dead(poison.error.to_string());
+                    return Ran { claimed, outcome, started_us: 0, finished_us: 0 };
                 }
             };
             let start = Start {
-                id: c.job_id(),
+                id: claimed.job_id(),
                 attempt: job.attempt,
                 max_attempts: job.max_attempts.unwrap_or(default_attempts).max(1),
-                queue: queue_name.clone(),
-                enqueued_us: c.enqueued_us(),
+                queue: queue_name,
+                enqueued_us: claimed.enqueued_us(),
                 timeout: job.timeout_ms.map(Duration::from_millis),
                 headers: job.headers.clone(),
             };
             let started_us = clock::now_us();
             let outcome = match registry.run(&job.name, &job.payload, start).await {
-                Ran::Done(Ok(())) => Outcome::Completed,
-                Ran::Done(Err(JobError::Retry { reason })) => Outcome::Failed(reason),
-                Ran::Done(Err(JobError::RetryAfter { delay, reason })) => Outcome::RetryAfter(delay, reason),
-                Ran::Done(Err(JobError::Fail { reason })) => Outcome::Dead(reason),
-                Ran::Refused(reason) => return Run { outcome: Outcome::Dead(reason), started_us: 0, finished_us: 0 },
-            };
-            Run { outcome, started_us, finished_us: clock::now_us() }
-        }))
-        .buffered(self.config.concurrency)
-        .collect::<Vec<Run>>();
-        tokio::pin!(jobs);
-
-        let renew_every = self.queue.options().lease / 3;
-        let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + renew_every, renew_every);
-        loop {
-            tokio::select! {
-                runs = &mut jobs => break runs,
-                _ = renew.tick() => {
-                    if let Err(e) = self.queue.renew(&self.config.consumer, claimed).await {
-                        tracing::warn!(consumer = %self.config.consumer, error = %e, "lease renewal failed");
-                    }
+                Attempt::Done(Ok(())) => Outcome::Completed,
+                Attempt::Done(Err(JobError::Retry { reason })) => Outcome::Failed(reason),
+                Attempt::Done(Err(JobError::RetryAfter { delay, reason })) => Outcome::RetryAfter(delay, reason),
+                Attempt::Done(Err(JobError::Fail { reason })) => Outcome::Dead(reason),
+                Attempt::Refused(reason) => {
+                    return Ran { claimed, outcome: Outcome::Dead(reason), started_us: 0, finished_us: 0 };
                 }
-            }
+            };
+            Ran { claimed, outcome, started_us, finished_us: clock::now_us() }
+        })
+    }
+
+    /// Renews the lease of every job held.
+    async fn renew(&self, held: &HashMap<String, u16>) {
+        let entries: Vec<(u16, &str)> = held.iter().map(|(id, p)| (*p, id.as_str())).collect();
+        if let Err(e) = self.queue.renew_entries(&self.config.consumer, &entries).await {
+            tracing::warn!(consumer = %self.config.consumer, error = %e, "lease renewal failed");
         }
     }
 
-    /// Settles the batch, retrying while Redis is unreachable (a job is only done once Redis
-    /// says so), then records it and tells the observer.
-    async fn settle(&mut self, claimed: Vec<Claimed>, runs: Vec<Run>) {
-        let times: Vec<(u64, u64)> = runs.iter().map(|r| (r.started_us, r.finished_us)).collect();
-        let batch: Vec<(Claimed, Outcome)> = claimed.into_iter().zip(runs).map(|(c, r)| (c, r.outcome)).collect();
-        let mut wait = FIRST_RETRY_WAIT;
-        let settled = loop {
-            match self.queue.settle(&batch).await {
-                Ok(s) => break s,
-                Err(e) => {
-                    crate::telemetry::redis_error("worker");
-                    // Past the lease the jobs will have been reclaimed anyway; stop retrying then.
-                    if wait > self.queue.options().lease || (self.lifecycle.stopping() && wait >= MAX_RETRY_WAIT) {
-                        tracing::error!(consumer = %self.config.consumer, error = %e, jobs = batch.len(), "giving up settling a batch; its jobs will be reclaimed");
-                        return;
+    /// Settles finished jobs, retrying while Redis is unreachable (a job is only done once Redis
+    /// says so); gives up past the lease, when the jobs will have been reclaimed anyway.
+    fn settle(&self, jobs: Vec<Ran>) -> Settling {
+        let (queue, consumer, lifecycle) = (self.queue.clone(), self.config.consumer.clone(), self.lifecycle.clone());
+        Box::pin(async move {
+            let batch: Vec<(Claimed, Outcome)> = jobs.iter().map(|r| (r.claimed.clone(), r.outcome.clone())).collect();
+            let mut wait = FIRST_RETRY_WAIT;
+            let began = Instant::now();
+            loop {
+                match queue.settle(&batch).await {
+                    Ok(s) => return (jobs, Some(s), began.elapsed()),
+                    Err(e) => {
+                        crate::telemetry::redis_error("worker");
+                        if wait > queue.options().lease || (lifecycle.stopping() && wait >= MAX_RETRY_WAIT) {
+                            tracing::error!(consumer = %consumer, error = %e, jobs = batch.len(), "giving up settling a batch; its jobs will be reclaimed");
+                            return (jobs, None, began.elapsed());
+                        }
+                        tracing::warn!(consumer = %consumer, error = %e, "settle failed; retrying");
+                        tokio::time::sleep(wait).await;
+                        wait = (wait * 2).min(MAX_RETRY_WAIT);
                     }
-                    tracing::warn!(consumer = %self.config.consumer, error = %e, "settle failed; retrying");
-                    tokio::time::sleep(wait).await;
-                    wait = (wait * 2).min(MAX_RETRY_WAIT);
                 }
             }
-        };
+        })
+    }
+
+    /// A settle came back: record it and tell the observer.
+    fn settled(&mut self, jobs: Vec<Ran>, settled: Settled) {
         let settled_us = clock::now_us();
         let max_attempts = self.queue.options().max_attempts;
-        let jobs: Vec<SettledJob<'_>> = batch
+        let records: Vec<SettledJob<'_>> = jobs
             .iter()
-            .zip(&times)
-            .map(|((claimed, outcome), &(started_us, finished_us))| {
-                let job = claimed.job.as_ref().ok();
+            .map(|ran| {
+                let job = ran.claimed.job.as_ref().ok();
                 let last = job.is_none_or(|j| j.attempt + 1 >= j.max_attempts.unwrap_or(max_attempts).max(1));
-                let settlement = match outcome {
-                    _ if started_us == 0 => Settlement::Refused,
+                let settlement = match &ran.outcome {
+                    _ if ran.started_us == 0 => Settlement::Refused,
                     Outcome::Completed => Settlement::Completed,
                     Outcome::Dead(_) => Settlement::Dead,
                     Outcome::Failed(_) | Outcome::RetryAfter(..) if last => Settlement::Dead,
@@ -311,38 +408,38 @@ impl WorkLoop {
                     headers: job.and_then(|j| j.headers.as_deref()),
                     seq: job.and_then(|j| j.seq),
                     attempt: job.map_or(0, |j| j.attempt),
-                    enqueued_us: claimed.enqueued_us(),
-                    started_us,
-                    finished_us,
+                    enqueued_us: ran.claimed.enqueued_us(),
+                    started_us: ran.started_us,
+                    finished_us: ran.finished_us,
                     settlement,
                 }
             })
             .collect();
-        self.record(&jobs, settled, settled_us);
+        record(&mut self.tally, &records, settled, settled_us);
         if let Some(o) = &mut self.observer {
-            o.settled(&SettledBatch { jobs: &jobs, settled, settled_us });
+            o.settled(&SettledBatch { jobs: &records, settled, settled_us });
         }
     }
+}
 
-    /// The worker's own figures: every job, latency from its enqueue time.
-    fn record(&mut self, jobs: &[SettledJob<'_>], settled: Settled, settled_us: u64) {
-        let s = &mut self.tally.stats;
-        s.counts.completed += settled.completed;
-        s.counts.retried += settled.retried;
-        s.counts.dead += settled.dead;
-        s.counts.duplicates += settled.duplicates;
-        for job in jobs {
-            if job.started_us == 0 {
-                s.counts.poison += 1;
-                continue;
-            }
-            s.counts.started += 1;
-            s.enqueue_to_start.record_us(job.started_us.saturating_sub(job.enqueued_us));
-            s.start_to_complete.record_us(job.finished_us.saturating_sub(job.started_us));
-            if job.settlement == Settlement::Completed {
-                s.end_to_end.record_us(settled_us.saturating_sub(job.enqueued_us));
-            }
+/// The worker's own figures: every job, latency from its enqueue time.
+fn record(tally: &mut Tally, jobs: &[SettledJob<'_>], settled: Settled, settled_us: u64) {
+    let s = &mut tally.stats;
+    s.counts.completed += settled.completed;
+    s.counts.retried += settled.retried;
+    s.counts.dead += settled.dead;
+    s.counts.duplicates += settled.duplicates;
+    for job in jobs {
+        if job.started_us == 0 {
+            s.counts.poison += 1;
+            continue;
         }
-        self.tally.jobs += jobs.len() as u64;
+        s.counts.started += 1;
+        s.enqueue_to_start.record_us(job.started_us.saturating_sub(job.enqueued_us));
+        s.start_to_complete.record_us(job.finished_us.saturating_sub(job.started_us));
+        if job.settlement == Settlement::Completed {
+            s.end_to_end.record_us(settled_us.saturating_sub(job.enqueued_us));
+        }
     }
+    tally.jobs += jobs.len() as u64;
 }

@@ -153,6 +153,15 @@ impl Queue {
         Ok(())
     }
 
+    /// Resets the idle time of the entries `consumer` holds, given as `(partition, entry id)`.
+    pub async fn renew_entries(&self, consumer: &str, held: &[(u16, &str)]) -> Result<()> {
+        for (p, entries) in group_by_partition(held, |(p, _)| *p) {
+            let ids: Vec<&str> = entries.iter().map(|(_, id)| *id).collect();
+            self.renew_in(p, consumer, &ids).await?;
+        }
+        Ok(())
+    }
+
     async fn renew_in(&self, p: u16, consumer: &str, entry_ids: &[&str]) -> Result<()> {
         if entry_ids.is_empty() {
             return Ok(());

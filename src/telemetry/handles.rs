@@ -105,20 +105,26 @@ impl WorkerMetrics {
         m
     }
 
-    /// The worker claimed `jobs` jobs (more than none) in a call that took `took`.
-    pub fn claimed(&self, jobs: usize, took: Duration) {
+    /// The worker claimed `jobs` jobs (more than none) in a call that took `took`; it held
+    /// none before when `was_idle`.
+    pub fn claimed(&self, jobs: usize, took: Duration, was_idle: bool) {
         self.claim.record(took);
         self.in_flight.increment(jobs as f64);
-        self.idle.decrement(1.0);
-        self.busy.increment(1.0);
+        if was_idle {
+            self.idle.decrement(1.0);
+            self.busy.increment(1.0);
+        }
     }
 
-    /// The worker settled (or gave up) its batch of `jobs` jobs; settling took `took`.
-    pub fn settled(&self, jobs: usize, took: Duration) {
+    /// The worker settled (or gave up) `jobs` jobs; settling took `took`; it holds none now
+    /// when `now_idle`.
+    pub fn settled(&self, jobs: usize, took: Duration, now_idle: bool) {
         self.settle.record(took);
         self.in_flight.decrement(jobs as f64);
-        self.busy.decrement(1.0);
-        self.idle.increment(1.0);
+        if now_idle {
+            self.busy.decrement(1.0);
+            self.idle.increment(1.0);
+        }
     }
 
     /// The worker's loop ended.
