@@ -1,10 +1,10 @@
 //! A worker claims jobs in batches (one round trip each), runs each with the handler its job
 //! type has in the [`Registry`], up to `concurrency` at a time, and settles finished jobs in
 //! micro-batches (one atomic round trip each) without waiting for the slowest job it holds:
-//! a settle goes out when [`SETTLE_JOBS`] jobs have finished, when [`SETTLE_WITHIN`] has passed
-//! since the first of them did, or at once when nothing else is running (so a batch of quick
-//! jobs is one claim and one settle, as before). It claims again as soon as half its batch is
-//! free, while the rest still run. Every third of the lease it renews the lease of every job it
+//! a settle goes out when a whole batch has finished or nothing else runs (so a batch of quick
+//! jobs is one claim and one settle, as before), when no job has finished for [`SETTLE_IDLE`]
+//! (what still runs is slow), or when the first finished job has waited [`SETTLE_WITHIN`]. It
+//! claims again as soon as half its batch is free, while the rest still run or settle. Every third of the lease it renews the lease of every job it
 //! holds, so a long job is not handed to a second worker.
 //!
 //! It exports its own metrics (counts and stage latencies, folded into Prometheus buckets every
@@ -20,10 +20,10 @@ use crate::queue::{Claimed, Outcome, Queue, Settled};
 use crate::stats::WorkerStats;
 use crate::telemetry::{JobMetrics, WorkerMetrics};
 use actix::prelude::*;
-use futures::StreamExt;
 use futures::future::LocalBoxFuture;
 use futures::stream::FuturesUnordered;
-use std::collections::{HashMap, VecDeque};
+use futures::{FutureExt, StreamExt};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,11 +31,11 @@ use std::time::{Duration, Instant};
 const REPORT_EVERY_JOBS: u64 = 5_000;
 /// ...or this long, whichever comes first.
 pub const REPORT_EVERY: Duration = Duration::from_millis(250);
-/// Settle once this many jobs have finished...
-pub const SETTLE_JOBS: usize = 64;
-/// ...or this long after the first of them finished, whichever comes first (or at once, when
-/// nothing else runs).
-pub const SETTLE_WITHIN: Duration = Duration::from_millis(2);
+/// Settle finished jobs once no job has finished for this long (what still runs is slow)...
+pub const SETTLE_IDLE: Duration = Duration::from_millis(1);
+/// ...or once the first of them has waited this long, whichever comes first; and at once when a
+/// whole batch has finished or nothing else runs.
+pub const SETTLE_WITHIN: Duration = Duration::from_millis(20);
 /// First wait after a Redis error; doubles up to [`MAX_RETRY_WAIT`].
 const FIRST_RETRY_WAIT: Duration = Duration::from_millis(50);
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(2);
@@ -159,11 +159,58 @@ struct WorkLoop {
 
 /// A claimed job and what happened to it while it ran.
 struct Ran {
+    /// Its place in the worker's [`Held`] entries.
+    slot: usize,
     claimed: Claimed,
     outcome: Outcome,
     /// µs since the epoch; 0 for jobs that never ran.
     started_us: u64,
     finished_us: u64,
+}
+
+/// Every entry a worker holds (claimed and not settled yet), for renewing their leases: a slab,
+/// so a job's place is taken and given back without hashing its id.
+#[derive(Default)]
+struct Held {
+    entries: Vec<Option<(u16, String)>>,
+    free: Vec<usize>,
+    len: usize,
+}
+
+impl Held {
+    fn insert(&mut self, c: &Claimed) -> usize {
+        self.len += 1;
+        let entry = Some((c.partition, c.entry_id.clone()));
+        match self.free.pop() {
+            Some(i) => {
+                self.entries[i] = entry;
+                i
+            }
+            None => {
+                self.entries.push(entry);
+                self.entries.len() - 1
+            }
+        }
+    }
+
+    fn remove(&mut self, slot: usize) {
+        if self.entries.get_mut(slot).and_then(Option::take).is_some() {
+            self.len -= 1;
+            self.free.push(slot);
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (u16, &str)> {
+        self.entries.iter().flatten().map(|(p, id)| (*p, id.as_str()))
+    }
 }
 
 /// A claim in flight: it owns the worker's blocking connection until it returns.
@@ -177,16 +224,22 @@ impl WorkLoop {
         let queue_name: Arc<str> = Arc::from(self.queue.name());
         let mut conn: Option<Conn> = None;
         let mut retry_wait = FIRST_RETRY_WAIT;
-        let mut not_before = tokio::time::Instant::now();
+        let mut not_before = Instant::now();
         let mut claiming: Option<Claiming> = None;
         let mut settling: Option<Settling> = None;
+        let mut settling_jobs = 0usize;
         // Claimed, waiting for a free slot; running; finished, waiting for the next settle.
-        let mut queued: VecDeque<Claimed> = VecDeque::new();
+        let mut queued: VecDeque<(usize, Claimed)> = VecDeque::new();
         let mut running: FuturesUnordered<LocalBoxFuture<'static, Ran>> = FuturesUnordered::new();
         let mut done: Vec<Ran> = Vec::new();
-        let mut settle_due = tokio::time::Instant::now();
+        // When the first job of `done` and the latest finished.
+        let (mut first_done, mut last_done) = (Instant::now(), Instant::now());
+        // Wakes the loop to look at `done` again; armed only while finished jobs wait.
+        let settle_timer = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(settle_timer);
+        let mut timer_armed = false;
         // Every entry this worker holds (claimed and not settled), for lease renewal.
-        let mut held: HashMap<String, u16> = HashMap::new();
+        let mut held = Held::default();
         let renew_every = self.queue.options().lease / 3;
         let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + renew_every, renew_every);
         renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -194,63 +247,81 @@ impl WorkLoop {
 
         loop {
             let stopping = self.lifecycle.stopping();
-            let holding = held.len();
-            if stopping && holding == 0 && claiming.is_none() && settling.is_none() {
+            if stopping && held.is_empty() && claiming.is_none() && settling.is_none() {
                 break;
             }
             // Start what fits.
             while running.len() < self.config.concurrency
-                && let Some(c) = queued.pop_front()
+                && let Some((slot, c)) = queued.pop_front()
             {
-                running.push(self.start(c, &queue_name));
+                running.push(self.start(slot, c, &queue_name));
             }
-            // Settle what finished: enough of it, or nothing else will finish soon.
+            // Settle what finished: a whole batch of it, nothing else running, no job finished
+            // for a moment (what still runs is slow), or the first has waited long enough.
             if settling.is_none() && !done.is_empty() {
+                let now = Instant::now();
                 let nothing_else = running.is_empty() && queued.is_empty();
-                if nothing_else || done.len() >= SETTLE_JOBS || tokio::time::Instant::now() >= settle_due {
+                let quiet = now >= last_done + SETTLE_IDLE;
+                if nothing_else || quiet || done.len() >= capacity || now >= first_done + SETTLE_WITHIN {
+                    settling_jobs = done.len();
                     settling = Some(self.settle(std::mem::take(&mut done)));
+                    timer_armed = false;
+                } else if !timer_armed {
+                    let at = (last_done + SETTLE_IDLE).min(first_done + SETTLE_WITHIN);
+                    settle_timer.as_mut().reset(tokio::time::Instant::from_std(at));
+                    timer_armed = true;
                 }
             }
-            // Claim when half the batch is free (or all of it), unless stopping or paused.
+            // Claim when half the batch is free (jobs being settled are not held back for it),
+            // unless stopping or paused.
             let paused = self.lifecycle.paused_until();
+            let holding = held.len() - settling_jobs;
             let free = capacity.saturating_sub(holding);
-            if claiming.is_none() && !stopping && paused.is_none() && (free >= capacity.div_ceil(2) || holding == 0) {
+            let retry_later = Instant::now() < not_before;
+            if claiming.is_none()
+                && !stopping
+                && paused.is_none()
+                && !retry_later
+                && (free >= capacity.div_ceil(2) || holding == 0)
+            {
                 match conn.take() {
-                    Some(c) if tokio::time::Instant::now() >= not_before => {
-                        // A claim waits for work on its own connection while held jobs run and
-                        // settle beside it.
-                        claiming = Some(self.claim(c, free, self.config.block));
-                    }
-                    Some(c) => conn = Some(c),
-                    None if tokio::time::Instant::now() >= not_before => {
-                        match self.queue.redis().blocking_connection().await {
-                            Ok(c) => {
-                                conn = Some(c);
-                                continue;
-                            }
-                            Err(e) => {
-                                tracing::warn!(consumer = %self.config.consumer, error = %e, "worker cannot connect; retrying");
-                                not_before = tokio::time::Instant::now() + retry_wait;
-                                retry_wait = (retry_wait * 2).min(MAX_RETRY_WAIT);
-                            }
+                    // A claim waits for work on its own connection while held jobs run and
+                    // settle beside it.
+                    Some(c) => claiming = Some(self.claim(c, free, self.config.block)),
+                    None => match self.queue.redis().blocking_connection().await {
+                        Ok(c) => {
+                            conn = Some(c);
+                            continue;
                         }
-                    }
-                    None => {}
+                        Err(e) => {
+                            tracing::warn!(consumer = %self.config.consumer, error = %e, "worker cannot connect; retrying");
+                            not_before = Instant::now() + retry_wait;
+                            retry_wait = (retry_wait * 2).min(MAX_RETRY_WAIT);
+                        }
+                    },
                 }
             }
+            let idle = claiming.is_none() && running.is_empty() && settling.is_none() && done.is_empty();
 
             tokio::select! {
                 biased;
                 Some(ran) = running.next(), if !running.is_empty() => {
+                    let now = Instant::now();
                     if done.is_empty() {
-                        settle_due = tokio::time::Instant::now() + SETTLE_WITHIN;
+                        first_done = now;
                     }
+                    last_done = now;
                     done.push(ran);
+                    // Whatever else finished meanwhile, in the same turn.
+                    while let Some(Some(ran)) = running.next().now_or_never() {
+                        done.push(ran);
+                    }
                 }
                 (jobs, settled, took) = async { settling.as_mut().expect("guarded").await }, if settling.is_some() => {
                     settling = None;
+                    settling_jobs = 0;
                     for ran in &jobs {
-                        held.remove(&ran.claimed.entry_id);
+                        held.remove(ran.slot);
                     }
                     metrics.settled(jobs.len(), took, held.is_empty());
                     if let Some(settled) = settled {
@@ -265,10 +336,7 @@ impl WorkLoop {
                             conn = Some(c);
                             if !jobs.is_empty() {
                                 metrics.claimed(jobs.len(), took, held.is_empty());
-                                for job in &jobs {
-                                    held.insert(job.entry_id.clone(), job.partition);
-                                }
-                                queued.extend(jobs);
+                                queued.extend(jobs.into_iter().map(|job| (held.insert(&job), job)));
                             }
                         }
                         Err(e) if e.is_missing_group() => {
@@ -276,23 +344,25 @@ impl WorkLoop {
                             conn = Some(c);
                             if let Err(e) = self.queue.ensure_group().await {
                                 tracing::warn!(consumer = %self.config.consumer, error = %e, "cannot rejoin the consumer group");
-                                not_before = tokio::time::Instant::now() + retry_wait;
+                                not_before = Instant::now() + retry_wait;
                             }
                         }
                         Err(e) => {
                             tracing::warn!(consumer = %self.config.consumer, error = %e, "claim failed; reconnecting");
                             crate::telemetry::redis_error("worker");
-                            not_before = tokio::time::Instant::now() + retry_wait;
+                            not_before = Instant::now() + retry_wait;
                             retry_wait = (retry_wait * 2).min(MAX_RETRY_WAIT);
                         }
                     }
                 }
-                _ = tokio::time::sleep_until(settle_due), if !done.is_empty() && settling.is_none() => {}
-                _ = tokio::time::sleep_until(not_before), if claiming.is_none() && tokio::time::Instant::now() < not_before => {}
-                _ = tokio::time::sleep_until(paused.map_or_else(tokio::time::Instant::now, tokio::time::Instant::from_std)), if paused.is_some() && claiming.is_none() => {}
+                _ = &mut settle_timer, if timer_armed => timer_armed = false,
                 _ = renew.tick(), if !held.is_empty() => self.renew(&held).await,
-                // Nothing held and nothing in flight (stopping, or waiting out a retry): tick on.
-                _ = tokio::time::sleep(self.config.block.max(Duration::from_millis(1))), if claiming.is_none() && running.is_empty() && settling.is_none() => {}
+                // Nothing in hand: wait out a retry, a pause, or a stop (checked at the top).
+                _ = async {
+                    let until = paused.map_or(not_before, |p| p.max(not_before));
+                    let until = until.max(Instant::now() + Duration::from_millis(1)).min(Instant::now() + self.config.block);
+                    tokio::time::sleep_until(tokio::time::Instant::from_std(until)).await
+                }, if idle => {}
             }
             self.tally.flush_if_due(false);
             if let Some(o) = &mut self.observer {
@@ -318,7 +388,7 @@ impl WorkLoop {
     }
 
     /// Runs one claimed job with its handler.
-    fn start(&self, claimed: Claimed, queue_name: &Arc<str>) -> LocalBoxFuture<'static, Ran> {
+    fn start(&self, slot: usize, claimed: Claimed, queue_name: &Arc<str>) -> LocalBoxFuture<'static, Ran> {
         let registry = self.registry.clone();
         let queue_name = queue_name.clone();
         let default_attempts = self.queue.options().max_attempts;
@@ -327,7 +397,7 @@ impl WorkLoop {
                 Ok(job) => job,
                 Err(poison) => {
                     let outcome = Outcome::Dead(poison.error.to_string());
-                    return Ran { claimed, outcome, started_us: 0, finished_us: 0 };
+                    return Ran { slot, claimed, outcome, started_us: 0, finished_us: 0 };
                 }
             };
             let start = Start {
@@ -346,16 +416,16 @@ impl WorkLoop {
                 Attempt::Done(Err(JobError::RetryAfter { delay, reason })) => Outcome::RetryAfter(delay, reason),
                 Attempt::Done(Err(JobError::Fail { reason })) => Outcome::Dead(reason),
                 Attempt::Refused(reason) => {
-                    return Ran { claimed, outcome: Outcome::Dead(reason), started_us: 0, finished_us: 0 };
+                    return Ran { slot, claimed, outcome: Outcome::Dead(reason), started_us: 0, finished_us: 0 };
                 }
             };
-            Ran { claimed, outcome, started_us, finished_us: clock::now_us() }
+            Ran { slot, claimed, outcome, started_us, finished_us: clock::now_us() }
         })
     }
 
     /// Renews the lease of every job held.
-    async fn renew(&self, held: &HashMap<String, u16>) {
-        let entries: Vec<(u16, &str)> = held.iter().map(|(id, p)| (*p, id.as_str())).collect();
+    async fn renew(&self, held: &Held) {
+        let entries: Vec<(u16, &str)> = held.iter().collect();
         if let Err(e) = self.queue.renew_entries(&self.config.consumer, &entries).await {
             tracing::warn!(consumer = %self.config.consumer, error = %e, "lease renewal failed");
         }
@@ -366,11 +436,11 @@ impl WorkLoop {
     fn settle(&self, jobs: Vec<Ran>) -> Settling {
         let (queue, consumer, lifecycle) = (self.queue.clone(), self.config.consumer.clone(), self.lifecycle.clone());
         Box::pin(async move {
-            let batch: Vec<(Claimed, Outcome)> = jobs.iter().map(|r| (r.claimed.clone(), r.outcome.clone())).collect();
+            let batch: Vec<(&Claimed, &Outcome)> = jobs.iter().map(|r| (&r.claimed, &r.outcome)).collect();
             let mut wait = FIRST_RETRY_WAIT;
             let began = Instant::now();
             loop {
-                match queue.settle(&batch).await {
+                match queue.settle_refs(&batch).await {
                     Ok(s) => return (jobs, Some(s), began.elapsed()),
                     Err(e) => {
                         crate::telemetry::redis_error("worker");

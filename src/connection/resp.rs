@@ -52,11 +52,17 @@ fn line_end(buf: &[u8], from: usize) -> Option<usize> {
     }
 }
 
+/// A header's number: `-1` or a run of decimal digits (what Redis writes).
 fn int(line: &[u8]) -> Result<i64, RedisError> {
-    std::str::from_utf8(line)
-        .ok()
-        .and_then(|s| s.parse::<i64>().ok())
-        .ok_or_else(|| protocol(format!("expected a number, got {:?}", String::from_utf8_lossy(line))))
+    let bad = || protocol(format!("expected a number, got {:?}", String::from_utf8_lossy(line)));
+    match line {
+        b"-1" => Ok(-1),
+        [] => Err(bad()),
+        digits if digits.len() <= 18 && digits.iter().all(u8::is_ascii_digit) => {
+            Ok(digits.iter().fold(0i64, |n, d| n * 10 + i64::from(d - b'0')))
+        }
+        _ => std::str::from_utf8(line).ok().and_then(|s| s.parse::<i64>().ok()).ok_or_else(bad),
+    }
 }
 
 fn protocol(message: String) -> RedisError {

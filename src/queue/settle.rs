@@ -59,12 +59,18 @@ impl Queue {
     /// A batch that spans partitions (a claim reads one, so this is rare) is settled in one
     /// round trip per partition, at the same time; each is atomic on its own.
     pub async fn settle(&self, batch: &[(Claimed, Outcome)]) -> Result<Settled> {
+        let refs: Vec<(&Claimed, &Outcome)> = batch.iter().map(|(c, o)| (c, o)).collect();
+        self.settle_refs(&refs).await
+    }
+
+    /// [`Queue::settle`] of jobs held elsewhere.
+    pub async fn settle_refs(&self, batch: &[(&Claimed, &Outcome)]) -> Result<Settled> {
         let groups = group_by_partition(batch, |(c, _)| c.partition);
         let settled = futures::future::try_join_all(groups.iter().map(|(p, jobs)| self.settle_in(*p, jobs))).await?;
         Ok(settled.into_iter().fold(Settled::default(), Settled::plus))
     }
 
-    async fn settle_in(&self, p: u16, batch: &[&(Claimed, Outcome)]) -> Result<Settled> {
+    async fn settle_in(&self, p: u16, batch: &[&(&Claimed, &Outcome)]) -> Result<Settled> {
         if batch.is_empty() {
             return Ok(Settled::default());
         }
