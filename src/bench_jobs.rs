@@ -180,23 +180,23 @@ impl Json {
 /// The handlers of the five kinds, and of `bench.json`.
 pub fn registry() -> Registry {
     Registry::new()
-        .handle::<Json, _, _>(|job: Json, _: JobContext| async move {
+        .handle::<Json, _, _, _>(|job: Json, _: JobContext| async move {
             std::hint::black_box(&job);
             Ok(())
         })
-        .handle::<Noop, _, _>(|_, _| async { Ok(()) })
-        .handle::<Sleep, _, _>(|job: Sleep, _: JobContext| async move {
+        .handle::<Noop, _, _, _>(|_, _| async { Ok(()) })
+        .handle::<Sleep, _, _, _>(|job: Sleep, _: JobContext| async move {
             crate::timer::sleep(Duration::from_micros(job.us)).await;
             Ok(())
         })
-        .handle::<Cpu, _, _>(|job: Cpu, _: JobContext| async move {
+        .handle::<Cpu, _, _, _>(|job: Cpu, _: JobContext| async move {
             let spin = Duration::from_micros(job.us);
             // Off the event loop: a spinning job must not stall every other actor.
             tokio::task::spawn_blocking(move || spin_for(spin))
                 .await
                 .map_err(|e| JobError::retry(format!("cpu job: {e}")))
         })
-        .handle::<Fail, _, _>(|job: Fail, _: JobContext| async move {
+        .handle::<Fail, _, _, _>(|job: Fail, _: JobContext| async move {
             if rand::random::<f32>() < job.probability {
                 Err(JobError::retry(format!("failed on purpose (probability {})", job.probability)))
             } else {
@@ -204,7 +204,7 @@ pub fn registry() -> Registry {
             }
         })
         // The registry catches the unwind: a panic is a failed attempt, not a crashed worker.
-        .handle::<Panic, _, _>(|_, _| async { panic!("job panicked on purpose") })
+        .handle::<Panic, _, _, ()>(|_, _| async { panic!("job panicked on purpose") })
 }
 
 fn spin_for(d: Duration) {

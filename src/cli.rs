@@ -193,7 +193,7 @@ pub fn main() -> ExitCode {
 /// # impl conveyor::JobType for Resize { const NAME: &'static str = "image.resize"; }
 /// # async fn resize(_: Resize, _: conveyor::JobContext) -> Result<(), conveyor::JobError> { Ok(()) }
 /// fn main() -> std::process::ExitCode {
-///     conveyor::cli::main_with(conveyor::Registry::new().handle::<Resize, _, _>(resize))
+///     conveyor::cli::main_with(conveyor::Registry::new().handle::<Resize, _, _, _>(resize))
 /// }
 /// ```
 ///

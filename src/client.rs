@@ -23,7 +23,7 @@
 
 use crate::error::{Error, Result};
 use crate::handler::JobType;
-use crate::queue::{Enqueued, Envelope, JobId, NewJob, Queue};
+use crate::queue::{Cancelled, Enqueued, Envelope, JobId, NewJob, Queue, Status};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Per-job options of an enqueue call. Unset options fall back to the job type's
@@ -36,6 +36,9 @@ pub struct Enqueue {
     unique: Option<(String, Duration)>,
     key: Option<String>,
     headers: Option<Vec<u8>>,
+    keep: Option<Duration>,
+    id: Option<String>,
+    deadline: Option<SystemTime>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -95,6 +98,35 @@ impl Enqueue {
         self
     }
 
+    /// Tracked: its status (and its handler's result) can be asked for by id
+    /// ([`Client::status`]), kept for a day after it finished; its events go to the queue's
+    /// events stream. Untracked jobs write nothing of the kind.
+    pub fn track(self) -> Self {
+        self.track_for(crate::queue::track::DEFAULT_KEEP)
+    }
+
+    /// Tracked, its status kept for `retention` after it finished.
+    pub fn track_for(mut self, retention: Duration) -> Self {
+        self.keep = Some(retention);
+        self
+    }
+
+    /// An id of the job's own (an order number, say; 1 to 256 bytes). The job is tracked, and a
+    /// second job with the same id is not added while the first's status is kept
+    /// ([`Enqueued::Duplicate`]).
+    pub fn id(mut self, id: impl Into<String>) -> Self {
+        self.id = Some(id.into());
+        self
+    }
+
+    /// Not to be started after `at`: a job still waiting then goes to the dead letters, and a
+    /// run never lasts past it (its timeout is cut short). The handler sees it in
+    /// [`JobContext::deadline`](crate::JobContext::deadline).
+    pub fn deadline(mut self, at: SystemTime) -> Self {
+        self.deadline = Some(at);
+        self
+    }
+
     /// `self`, with what it leaves unset taken from `defaults`.
     pub fn or(self, defaults: Enqueue) -> Self {
         Self {
@@ -104,6 +136,9 @@ impl Enqueue {
             unique: self.unique.or(defaults.unique),
             key: self.key.or(defaults.key),
             headers: self.headers.or(defaults.headers),
+            keep: self.keep.or(defaults.keep),
+            id: self.id.or(defaults.id),
+            deadline: self.deadline.or(defaults.deadline),
         }
     }
 
@@ -121,6 +156,13 @@ impl Enqueue {
                 headers: self.headers,
                 max_attempts: self.max_attempts,
                 timeout_ms: self.timeout.map(|t| t.as_millis().max(1) as u64),
+                // A job with an id of its own is tracked: its hash is what holds the id.
+                keep_ms: self
+                    .keep
+                    .or(self.id.as_ref().map(|_| crate::queue::track::DEFAULT_KEEP))
+                    .map(|k| k.as_millis().max(1) as u64),
+                deadline_ms: self.deadline.map(|t| t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)),
+                id: self.id,
                 ..Envelope::default()
             },
             // A due time already past is a job ready now (and keeps its id from the stream).
@@ -205,8 +247,60 @@ impl Client {
         Ok(self.queue.enqueue_jobs(vec![new]).await?.pop().expect("one result per job"))
     }
 
+    /// Where tracked job `id` is: its state, attempt, last error, result.
+    pub async fn status(&self, id: &str) -> Result<Status> {
+        self.queue.status(id).await
+    }
+
+    /// Asks for job `id` to be cancelled: a waiting or delayed job does not start, a running
+    /// one sees its cancellation token trip.
+    pub async fn cancel(&self, id: &str) -> Result<Cancelled> {
+        self.queue.cancel(id).await
+    }
+
+    /// Follows the events of tracked jobs (completed, failed, dead, cancelled), from now on.
+    pub fn events(&self) -> Events {
+        Events { queue: self.queue.clone(), conn: None, cursor: "$".into() }
+    }
+
     fn now_us(&self) -> u64 {
         self.queue.clock().now_us()
+    }
+}
+
+/// The events of a queue's tracked jobs, read in order (see [`Client::events`]). The stream keeps
+/// about [`EVENTS_KEPT`](crate::queue::track::EVENTS_KEPT) events: a reader further behind
+/// misses the oldest.
+#[derive(Debug)]
+pub struct Events {
+    queue: Queue,
+    conn: Option<crate::connection::Conn>,
+    cursor: String,
+}
+
+impl Events {
+    /// From the oldest event still kept instead of from now.
+    pub fn from_oldest(mut self) -> Self {
+        self.cursor = "0-0".into();
+        self
+    }
+
+    /// The next events (up to 1,000), waiting up to `wait` for the first.
+    pub async fn next(&mut self, wait: Duration) -> Result<Vec<crate::queue::Event>> {
+        if self.conn.is_none() {
+            self.conn = Some(self.queue.redis().blocking_connection().await?);
+        }
+        let conn = self.conn.as_mut().expect("connected above");
+        match self.queue.events(conn, &self.cursor, 1_000, wait).await {
+            Ok((events, cursor)) => {
+                self.cursor = cursor;
+                Ok(events)
+            }
+            Err(e) => {
+                self.conn = None;
+                Err(e)
+            }
+        }
     }
 }
 

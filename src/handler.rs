@@ -156,8 +156,37 @@ impl JobContext {
     }
 }
 
-/// What one run of a handler came to.
-pub(crate) type HandlerResult = Result<(), JobError>;
+/// What a handler returns when it succeeds: nothing (`()`), or a result that tracked jobs keep
+/// ([`Json`]).
+pub trait JobOutput: 'static {
+    /// The bytes to keep as the job's result (`None`: nothing to keep).
+    fn into_result(self) -> Result<Option<Vec<u8>>, String>;
+}
+
+impl JobOutput for () {
+    fn into_result(self) -> Result<Option<Vec<u8>>, String> {
+        Ok(None)
+    }
+}
+
+/// A handler's result, kept as JSON for a tracked job (`Ok(Json(digest))`); untracked jobs
+/// keep nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Json<T>(pub T);
+
+impl<T: Serialize + 'static> JobOutput for Json<T> {
+    fn into_result(self) -> Result<Option<Vec<u8>>, String> {
+        serde_json::to_vec(&self.0).map(Some).map_err(|e| e.to_string())
+    }
+}
+
+/// What one run of a handler came to: the result to keep (if any), or the error.
+pub(crate) type HandlerResult = Result<Option<Vec<u8>>, JobError>;
+
+/// A handler's answer as the registry keeps it.
+fn into_handler_result<O: JobOutput>(answer: Result<O, JobError>) -> HandlerResult {
+    answer.and_then(|o| o.into_result().map_err(|e| JobError::fail(format!("cannot encode the job's result: {e}"))))
+}
 
 /// A handler with its payload type erased, as the registry keeps it.
 trait ErasedHandler: Send + Sync {
@@ -170,15 +199,16 @@ struct Typed<J, F> {
     _job: std::marker::PhantomData<fn() -> J>,
 }
 
-impl<J, F, Fut> ErasedHandler for Typed<J, F>
+impl<J, F, Fut, O> ErasedHandler for Typed<J, F>
 where
     J: JobType,
     F: Fn(J, JobContext) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<(), JobError>> + 'static,
+    Fut: Future<Output = Result<O, JobError>> + 'static,
+    O: JobOutput,
 {
     fn start(&self, payload: &[u8], ctx: JobContext) -> Result<LocalBoxFuture<'static, HandlerResult>, String> {
         let job = J::decode(payload)?;
-        Ok((self.handler)(job, ctx).boxed_local())
+        Ok((self.handler)(job, ctx).map(into_handler_result).boxed_local())
     }
 }
 
@@ -186,13 +216,14 @@ struct Raw<F> {
     handler: F,
 }
 
-impl<F, Fut> ErasedHandler for Raw<F>
+impl<F, Fut, O> ErasedHandler for Raw<F>
 where
     F: Fn(Vec<u8>, JobContext) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<(), JobError>> + 'static,
+    Fut: Future<Output = Result<O, JobError>> + 'static,
+    O: JobOutput,
 {
     fn start(&self, payload: &[u8], ctx: JobContext) -> Result<LocalBoxFuture<'static, HandlerResult>, String> {
-        Ok((self.handler)(payload.to_vec(), ctx).boxed_local())
+        Ok((self.handler)(payload.to_vec(), ctx).map(into_handler_result).boxed_local())
     }
 }
 
@@ -215,7 +246,9 @@ impl Registry {
         Self::default()
     }
 
-    /// Registers `handler` for job type `J`, replacing any handler registered for its name.
+    /// Registers `handler` for job type `J` (the type of its first argument), replacing any
+    /// handler registered for its name. The handler answers `Ok(())`, or `Ok(Json(value))` to
+    /// keep a result for a tracked job, or a [`JobError`].
     ///
     /// ```
     /// # use serde::{Deserialize, Serialize};
@@ -231,26 +264,29 @@ impl Registry {
     ///     Ok(())
     /// }
     ///
-    /// let registry = Registry::new().handle::<SendEmail, _, _>(send_email);
+    /// let registry = Registry::new().handle(send_email);
     /// assert_eq!(registry.names(), ["email.send"]);
     /// ```
-    pub fn handle<J, F, Fut>(mut self, handler: F) -> Self
+    pub fn handle<J, F, Fut, O>(mut self, handler: F) -> Self
     where
         J: JobType,
         F: Fn(J, JobContext) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), JobError>> + 'static,
+        Fut: Future<Output = Result<O, JobError>> + 'static,
+        O: JobOutput,
     {
         let typed = Typed::<J, F> { handler, _job: std::marker::PhantomData };
+        let _ = std::marker::PhantomData::<(Fut, O)>;
         self.handlers.insert(Arc::from(J::NAME), Arc::new(typed));
         self
     }
 
     /// Registers a handler that takes the payload's bytes as they are, for job type `name`
     /// (payloads in an encoding of the application's own).
-    pub fn handle_raw<F, Fut>(mut self, name: &str, handler: F) -> Self
+    pub fn handle_raw<F, Fut, O>(mut self, name: &str, handler: F) -> Self
     where
         F: Fn(Vec<u8>, JobContext) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), JobError>> + 'static,
+        Fut: Future<Output = Result<O, JobError>> + 'static,
+        O: JobOutput,
     {
         self.handlers.insert(Arc::from(name), Arc::new(Raw { handler }));
         self
@@ -288,7 +324,7 @@ impl Registry {
                 self.names().join(", ")
             ));
         };
-        let cancel = CancellationToken::new();
+        let cancel = start.cancel;
         let ctx = JobContext {
             id: start.id,
             name: shared_name.clone(),
@@ -316,7 +352,7 @@ impl Registry {
                         cancel.cancel();
                         drop(guarded);
                         let after = humantime::format_duration(limit);
-                        return Attempt::Done(Err(JobError::retry(format!("timed out after {after}"))));
+                        return Attempt::TimedOut(format!("timed out after {after}"));
                     }
                 }
             }
@@ -338,13 +374,17 @@ pub(crate) struct Start {
     pub enqueued_us: u64,
     pub timeout: Option<Duration>,
     pub headers: Option<Vec<u8>>,
+    /// Trips on the timeout, or when the job is cancelled while it runs.
+    pub cancel: CancellationToken,
 }
 
 /// How a job's run ended, as the worker sees it.
 #[derive(Debug)]
 pub(crate) enum Attempt {
-    /// The handler ran (or panicked, or timed out) and answered.
+    /// The handler ran (or panicked) and answered.
     Done(HandlerResult),
+    /// The handler ran past its timeout and was dropped: a failed attempt with this reason.
+    TimedOut(String),
     /// The job could not be started here and never can be: no handler, a payload that does
     /// not decode. It goes to the dead letters with this reason.
     Refused(String),
@@ -387,11 +427,12 @@ mod tests {
             enqueued_us: 0,
             timeout,
             headers: None,
+            cancel: CancellationToken::new(),
         }
     }
 
     fn registry() -> Registry {
-        Registry::new().handle::<Add, _, _>(|job: Add, ctx: JobContext| async move {
+        Registry::new().handle::<Add, _, _, _>(|job: Add, ctx: JobContext| async move {
             assert_eq!(&*ctx.name, "math.add");
             assert_eq!(ctx.deadline.is_some(), job.a == 99);
             match job.a + job.b {
@@ -413,7 +454,7 @@ mod tests {
     #[test]
     fn a_registered_handler_gets_its_decoded_payload() {
         let ran = block_on(registry().run("math.add", br#"{"a":1,"b":2}"#, start(None)));
-        assert!(matches!(ran, Attempt::Done(Ok(()))), "{ran:?}");
+        assert!(matches!(ran, Attempt::Done(Ok(None))), "{ran:?}");
         let ran = block_on(registry().run("math.add", br#"{"a":1,"b":-1}"#, start(None)));
         assert!(matches!(ran, Attempt::Done(Err(JobError::Fail { .. }))), "{ran:?}");
     }
@@ -442,7 +483,7 @@ mod tests {
         }
         let tripped = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let seen = tripped.clone();
-        let watching = Registry::new().handle::<Add, _, _>(move |_: Add, ctx: JobContext| {
+        let watching = Registry::new().handle::<Add, _, _, _>(move |_: Add, ctx: JobContext| {
             let seen = seen.clone();
             async move {
                 let _guard = Trip(ctx.cancel.clone(), seen);

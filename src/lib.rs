@@ -57,5 +57,5 @@ pub mod timer;
 pub use actors::{WorkerConfig, WorkerPool};
 pub use client::{Client, Enqueue};
 pub use error::{Error, Result};
-pub use handler::{JobContext, JobError, JobType, Registry};
+pub use handler::{JobContext, JobError, JobOutput, JobType, Json, Registry};
 pub use queue::{Enqueued, JobId, Queue, QueueOptions};

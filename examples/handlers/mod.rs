@@ -6,7 +6,7 @@ use sha2::{Digest, Sha256};
 
 /// Every job type of the examples with its handler.
 pub fn registry() -> Registry {
-    Registry::new().handle::<HashFile, _, _>(hash_file).handle::<Fetch, _, _>(fetch)
+    Registry::new().handle::<HashFile, _, _, _>(hash_file).handle::<Fetch, _, _, _>(fetch)
 }
 
 async fn hash_file(job: HashFile, ctx: JobContext) -> Result<(), JobError> {

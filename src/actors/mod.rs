@@ -7,6 +7,7 @@
 //! - [`Scheduler`] promotes due delayed jobs, reclaims expired leases and samples queue depth.
 //! - [`Collector`] merges what the others report into the run's statistics.
 
+mod cancel;
 mod collector;
 mod lifecycle;
 mod observer;
@@ -16,6 +17,7 @@ mod reporter;
 mod scheduler;
 mod worker;
 
+pub use cancel::{CancelBoard, SharedBoard};
 pub use collector::{Collector, Counts, ProducerReport, Publisher, Snapshot, TakeCounts, TakeSnapshot, WorkerReport};
 pub use lifecycle::{Join, Stop};
 pub use observer::{Observer, ObserverFactory, SettledBatch, SettledJob, Settlement};

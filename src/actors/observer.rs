@@ -14,6 +14,8 @@ pub enum Settlement {
     Retried,
     /// Moved to the dead letters after running (its last attempt failed, or it failed for good).
     Dead,
+    /// Cancelled (acknowledged, not retried).
+    Cancelled,
     /// Moved to the dead letters without running: an entry that is not a job this worker reads,
     /// a job type it has no handler for, or a payload that does not decode.
     Refused,

@@ -11,6 +11,7 @@
 //! # Ok(()) }
 //! ```
 
+use super::cancel::SharedBoard;
 use super::lifecycle::Stop;
 use super::observer::ObserverFactory;
 use super::scheduler::{DepthSample, Halt, Scheduler};
@@ -19,6 +20,8 @@ use crate::error::Result;
 use crate::handler::Registry;
 use crate::queue::Queue;
 use actix::prelude::*;
+use std::cell::Cell;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +30,8 @@ use std::time::Duration;
 pub struct WorkerPool {
     workers: Vec<Addr<Worker>>,
     scheduler: Option<Addr<Scheduler>>,
+    /// Tells the cancellation watcher to end.
+    stop_watching: Rc<Cell<bool>>,
 }
 
 /// How to start a [`WorkerPool`].
@@ -88,6 +93,7 @@ impl WorkerPool {
     /// scheduler after its last trim.
     pub async fn shutdown(self) {
         futures::future::join_all(self.workers.iter().map(|w| w.send(Stop))).await;
+        self.stop_watching.set(true);
         if let Some(s) = self.scheduler {
             let _ = s.send(Halt).await;
         }
@@ -157,6 +163,9 @@ impl PoolBuilder {
             }
             .start()
         });
+        let board = SharedBoard::default();
+        let stop_watching = Rc::new(Cell::new(false));
+        actix::spawn(super::cancel::watch(self.queue.clone(), board.clone(), stop_watching.clone()));
         let workers = (0..self.workers)
             .map(|i| {
                 let config = WorkerConfig {
@@ -165,7 +174,7 @@ impl PoolBuilder {
                     batch: self.batch,
                     block: self.block,
                 };
-                let worker = Worker::new(self.queue.clone(), config, self.registry.clone());
+                let worker = Worker::new(self.queue.clone(), config, self.registry.clone(), board.clone());
                 match &self.observers {
                     Some(make) => worker.observed_by(make()),
                     None => worker,
@@ -173,6 +182,6 @@ impl PoolBuilder {
                 .start()
             })
             .collect();
-        Ok(WorkerPool { workers, scheduler })
+        Ok(WorkerPool { workers, scheduler, stop_watching })
     }
 }

@@ -11,11 +11,13 @@
 //! [`REPORT_EVERY`]) and tells an optional [`Observer`] of every settled batch. On [`Stop`] it
 //! claims no more, finishes and settles what it holds, and ends.
 
+use super::cancel::{CancelBoard, SharedBoard};
 use super::lifecycle::{Join, Lifecycle, Stop};
 use super::observer::{Observer, SettledBatch, SettledJob, Settlement};
 use crate::clock;
 use crate::connection::Conn;
 use crate::handler::{Attempt, JobError, Registry, Start};
+use crate::queue::JobId;
 use crate::queue::{Claimed, Outcome, Queue, Settled};
 use crate::stats::WorkerStats;
 use crate::telemetry::{JobMetrics, WorkerMetrics};
@@ -26,6 +28,7 @@ use futures::{FutureExt, StreamExt};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
 
 /// Export metrics after this many settled jobs...
 const REPORT_EVERY_JOBS: u64 = 5_000;
@@ -61,13 +64,16 @@ pub struct Worker {
     registry: Arc<Registry>,
     /// Told of every settled batch; taken by the loop when it starts.
     observer: Option<Box<dyn Observer>>,
+    /// The cancellations its pool's watcher reads.
+    board: SharedBoard,
     lifecycle: Lifecycle,
 }
 
 impl Worker {
-    /// A worker of `queue` running jobs with `registry`'s handlers.
-    pub fn new(queue: Queue, config: WorkerConfig, registry: Arc<Registry>) -> Self {
-        Self { queue, config, registry, observer: None, lifecycle: Lifecycle::new() }
+    /// A worker of `queue` running jobs with `registry`'s handlers; it learns of cancellations
+    /// from `board` (see [`WorkerPool`](super::WorkerPool), which keeps one up to date).
+    pub fn new(queue: Queue, config: WorkerConfig, registry: Arc<Registry>, board: SharedBoard) -> Self {
+        Self { queue, config, registry, observer: None, board, lifecycle: Lifecycle::new() }
     }
 
     /// Also tells `observer` of every settled batch.
@@ -86,6 +92,7 @@ impl Actor for Worker {
             config: self.config.clone(),
             registry: self.registry.clone(),
             observer: self.observer.take(),
+            board: self.board.clone(),
             lifecycle: self.lifecycle.clone(),
             tally: Tally::new(self.queue.name()),
         };
@@ -153,6 +160,7 @@ struct WorkLoop {
     config: WorkerConfig,
     registry: Arc<Registry>,
     observer: Option<Box<dyn Observer>>,
+    board: SharedBoard,
     lifecycle: Lifecycle,
     tally: Tally,
 }
@@ -168,11 +176,30 @@ struct Ran {
     finished_us: u64,
 }
 
-/// Every entry a worker holds (claimed and not settled yet), for renewing their leases: a slab,
-/// so a job's place is taken and given back without hashing its id.
+/// One job a worker holds.
+struct HeldJob {
+    partition: u16,
+    entry_id: String,
+    /// The job's id when it is not its entry's (see [`Claimed::job_id`]).
+    explicit_id: Option<String>,
+    /// Its run's token, tripped when the job is cancelled while it runs.
+    cancel: CancellationToken,
+}
+
+impl HeldJob {
+    fn job_id(&self) -> JobId {
+        match &self.explicit_id {
+            Some(id) => JobId::parse(id).unwrap_or_else(|_| JobId::of_entry(&self.entry_id, self.partition)),
+            None => JobId::of_entry(&self.entry_id, self.partition),
+        }
+    }
+}
+
+/// Every entry a worker holds (claimed and not settled yet), for renewing their leases and
+/// cancelling their runs: a slab, so a job's place is taken and given back without hashing.
 #[derive(Default)]
 struct Held {
-    entries: Vec<Option<(u16, String)>>,
+    entries: Vec<Option<HeldJob>>,
     free: Vec<usize>,
     len: usize,
 }
@@ -180,7 +207,13 @@ struct Held {
 impl Held {
     fn insert(&mut self, c: &Claimed) -> usize {
         self.len += 1;
-        let entry = Some((c.partition, c.entry_id.clone()));
+        let explicit_id = c.job.as_ref().ok().and_then(|j| j.id.clone());
+        let entry = Some(HeldJob {
+            partition: c.partition,
+            entry_id: c.entry_id.clone(),
+            explicit_id,
+            cancel: CancellationToken::new(),
+        });
         match self.free.pop() {
             Some(i) => {
                 self.entries[i] = entry;
@@ -209,12 +242,25 @@ impl Held {
     }
 
     fn iter(&self) -> impl Iterator<Item = (u16, &str)> {
-        self.entries.iter().flatten().map(|(p, id)| (*p, id.as_str()))
+        self.entries.iter().flatten().map(|h| (h.partition, h.entry_id.as_str()))
+    }
+
+    fn token(&self, slot: usize) -> CancellationToken {
+        self.entries[slot].as_ref().map_or_else(CancellationToken::new, |h| h.cancel.clone())
+    }
+
+    /// Trips the token of every job held whose id `board` has.
+    fn cancel_from(&self, board: &CancelBoard) {
+        for held in self.entries.iter().flatten() {
+            if !held.cancel.is_cancelled() && board.contains(&held.job_id()) {
+                held.cancel.cancel();
+            }
+        }
     }
 }
 
 /// A claim in flight: it owns the worker's blocking connection until it returns.
-type Claiming = LocalBoxFuture<'static, (Conn, crate::Result<Vec<Claimed>>, Duration)>;
+type Claiming = LocalBoxFuture<'static, (Conn, crate::Result<Vec<(Claimed, bool)>>, Duration)>;
 /// A settle in flight, with the jobs it settles (`None`: given up after retries).
 type Settling = LocalBoxFuture<'static, (Vec<Ran>, Option<Settled>, Duration)>;
 
@@ -244,6 +290,7 @@ impl WorkLoop {
         let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + renew_every, renew_every);
         renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let capacity = self.config.batch.max(1);
+        let mut seen_generation = 0;
 
         loop {
             let stopping = self.lifecycle.stopping();
@@ -251,10 +298,17 @@ impl WorkLoop {
                 break;
             }
             // Start what fits.
+            // Cancellations read since the last turn reach the runs in progress.
+            let generation = self.board.borrow().generation();
+            if generation != seen_generation {
+                seen_generation = generation;
+                held.cancel_from(&self.board.borrow());
+            }
             while running.len() < self.config.concurrency
                 && let Some((slot, c)) = queued.pop_front()
             {
-                running.push(self.start(slot, c, &queue_name));
+                let cancel = held.token(slot);
+                running.push(self.start(slot, c, cancel, &queue_name));
             }
             // Settle what finished: a whole batch of it, nothing else running, no job finished
             // for a moment (what still runs is slow), or the first has waited long enough.
@@ -336,7 +390,13 @@ impl WorkLoop {
                             conn = Some(c);
                             if !jobs.is_empty() {
                                 metrics.claimed(jobs.len(), took, held.is_empty());
-                                queued.extend(jobs.into_iter().map(|job| (held.insert(&job), job)));
+                                for (job, cancelled) in jobs {
+                                    let slot = held.insert(&job);
+                                    if cancelled {
+                                        held.token(slot).cancel();
+                                    }
+                                    queued.push_back((slot, job));
+                                }
                             }
                         }
                         Err(e) if e.is_missing_group() => {
@@ -382,16 +442,29 @@ impl WorkLoop {
         let (queue, consumer) = (self.queue.clone(), self.config.consumer.clone());
         Box::pin(async move {
             let began = Instant::now();
-            let result = queue.claim(&mut conn, &consumer, count, block).await;
+            let result = match queue.claim(&mut conn, &consumer, count, block).await {
+                Ok(jobs) => mark_active(&queue, &consumer, jobs).await,
+                Err(e) => Err(e),
+            };
             (conn, result, began.elapsed())
         })
     }
 
     /// Runs one claimed job with its handler.
-    fn start(&self, slot: usize, claimed: Claimed, queue_name: &Arc<str>) -> LocalBoxFuture<'static, Ran> {
+    fn start(
+        &self,
+        slot: usize,
+        claimed: Claimed,
+        cancel: CancellationToken,
+        queue_name: &Arc<str>,
+    ) -> LocalBoxFuture<'static, Ran> {
         let registry = self.registry.clone();
         let queue_name = queue_name.clone();
         let default_attempts = self.queue.options().max_attempts;
+        let id = claimed.job_id();
+        // Cancelled before it started (its hash said so at claim time, or this process read its
+        // id): it does not run.
+        let cancelled = cancel.is_cancelled() || self.board.borrow().contains(&id);
         Box::pin(async move {
             let job = match &claimed.job {
                 Ok(job) => job,
@@ -400,18 +473,37 @@ impl WorkLoop {
                     return Ran { slot, claimed, outcome, started_us: 0, finished_us: 0 };
                 }
             };
+            if cancelled {
+                return Ran { slot, claimed, outcome: Outcome::Cancelled, started_us: 0, finished_us: 0 };
+            }
+            let now_ms = clock::now_us() / 1000;
+            let mut timeout = job.timeout_ms.map(Duration::from_millis);
+            if let Some(deadline) = job.deadline_ms {
+                if now_ms >= deadline {
+                    let late = Duration::from_millis(now_ms - deadline);
+                    let why = format!("its deadline passed {} before it could start", humantime::format_duration(late));
+                    return Ran { slot, claimed, outcome: Outcome::Dead(why), started_us: 0, finished_us: 0 };
+                }
+                let left = Duration::from_millis(deadline - now_ms);
+                timeout = Some(timeout.map_or(left, |t| t.min(left)));
+            }
             let start = Start {
-                id: claimed.job_id(),
+                id,
                 attempt: job.attempt,
                 max_attempts: job.max_attempts.unwrap_or(default_attempts).max(1),
                 queue: queue_name,
                 enqueued_us: claimed.enqueued_us(),
-                timeout: job.timeout_ms.map(Duration::from_millis),
+                timeout,
                 headers: job.headers.clone(),
+                cancel: cancel.clone(),
             };
             let started_us = clock::now_us();
             let outcome = match registry.run(&job.name, &job.payload, start).await {
-                Attempt::Done(Ok(())) => Outcome::Completed,
+                Attempt::Done(Ok(None)) => Outcome::Completed,
+                Attempt::Done(Ok(Some(result))) => Outcome::Returned(result),
+                // Asked to stop by a cancellation, it failed: cancelled, not retried.
+                Attempt::TimedOut(reason) => Outcome::Failed(reason),
+                Attempt::Done(Err(_)) if cancel.is_cancelled() => Outcome::Cancelled,
                 Attempt::Done(Err(JobError::Retry { reason })) => Outcome::Failed(reason),
                 Attempt::Done(Err(JobError::RetryAfter { delay, reason })) => Outcome::RetryAfter(delay, reason),
                 Attempt::Done(Err(JobError::Fail { reason })) => Outcome::Dead(reason),
@@ -467,8 +559,9 @@ impl WorkLoop {
                 let job = ran.claimed.job.as_ref().ok();
                 let last = job.is_none_or(|j| j.attempt + 1 >= j.max_attempts.unwrap_or(max_attempts).max(1));
                 let settlement = match &ran.outcome {
+                    Outcome::Cancelled => Settlement::Cancelled,
                     _ if ran.started_us == 0 => Settlement::Refused,
-                    Outcome::Completed => Settlement::Completed,
+                    Outcome::Completed | Outcome::Returned(_) => Settlement::Completed,
                     Outcome::Dead(_) => Settlement::Dead,
                     Outcome::Failed(_) | Outcome::RetryAfter(..) if last => Settlement::Dead,
                     Outcome::Failed(_) | Outcome::RetryAfter(..) => Settlement::Retried,
@@ -490,6 +583,28 @@ impl WorkLoop {
             o.settled(&SettledBatch { jobs: &records, settled, settled_us });
         }
     }
+}
+
+/// Marks the tracked jobs of a claim active (one round trip, only when the claim has any) and
+/// answers, for each job, whether it was cancelled meanwhile.
+async fn mark_active(queue: &Queue, consumer: &str, jobs: Vec<Claimed>) -> crate::Result<Vec<(Claimed, bool)>> {
+    let tracked: Vec<(usize, JobId)> = jobs
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.job.as_ref().is_ok_and(|j| j.keep_ms.is_some()))
+        .map(|(i, c)| (i, c.job_id()))
+        .collect();
+    let mut cancelled = vec![false; jobs.len()];
+    if !tracked.is_empty() {
+        let ask: Vec<(u16, &JobId, u16)> = tracked
+            .iter()
+            .map(|(i, id)| (jobs[*i].partition, id, jobs[*i].job.as_ref().map_or(0, |j| j.attempt)))
+            .collect();
+        for ((i, _), was) in tracked.iter().zip(queue.mark_active(consumer, &ask).await?) {
+            cancelled[*i] = was;
+        }
+    }
+    Ok(jobs.into_iter().zip(cancelled).collect())
 }
 
 /// The worker's own figures: every job, latency from its enqueue time.

@@ -4,8 +4,9 @@
 //!
 //! Partitions: jobs with a partition key go to that key's partition (jobs of one key keep their
 //! order); jobs under an idempotency key and no partition key go to the idempotency key's
-//! partition (a repeat finds the first); every other job of a call goes to the next partition
-//! in turn, passing over one that failed recently.
+//! partition (a repeat finds the first); tracked jobs otherwise to their id's (a lookup by id
+//! finds them first); every other job of a call goes to the next partition in turn, passing
+//! over one that failed recently.
 
 use super::envelope::{Envelope, JobId};
 use super::{Queue, partition, scripts};
@@ -109,10 +110,16 @@ impl Queue {
         let n = self.partition_count();
         let rotated = self.next_enqueue_partition();
         let mut by_partition: BTreeMap<u16, Vec<(usize, NewJob)>> = BTreeMap::new();
-        for (i, job) in jobs.into_iter().enumerate() {
-            let p = match (&job.partition_key, &job.unique) {
-                (Some(key), _) | (None, Some((key, _))) => partition::of_key(key, n),
-                (None, None) => rotated,
+        for (i, mut job) in jobs.into_iter().enumerate() {
+            // A tracked job needs its id now: it lives in its id's partition (unless it has a
+            // partition key), where a lookup by id finds it first.
+            if job.envelope.keep_ms.is_some() && job.envelope.id.is_none() {
+                job.envelope.id = Some(JobId::generate().into());
+            }
+            let p = match (&job.partition_key, &job.unique, &job.envelope.id) {
+                (Some(key), _, _) | (None, Some((key, _)), _) => partition::of_key(key, n),
+                (None, None, Some(id)) if job.envelope.keep_ms.is_some() => partition::of_key(id, n),
+                (None, None, _) => rotated,
             };
             by_partition.entry(p).or_default().push((i, job));
         }
@@ -141,37 +148,53 @@ impl Queue {
         enum Reply {
             Entry,
             Known(JobId),
-            Unique,
+            Script,
         }
+        let now_ms = self.clock.now_ms();
         let mut replies = Vec::with_capacity(jobs.len());
         for (_, job) in jobs {
             let mut envelope = job.envelope.clone();
-            let delayed_id = job.due_ms.map(|_| envelope.id.clone().map_or_else(JobId::generate, JobId::from_string));
-            if let Some(id) = &delayed_id {
+            let tracked = envelope.keep_ms.is_some();
+            // A delayed job has no entry yet, and a tracked one needs its id for its hash.
+            let made_id = (job.due_ms.is_some() || tracked)
+                .then(|| envelope.id.clone().map_or_else(JobId::generate, JobId::from_string));
+            if let Some(id) = &made_id {
                 envelope.id = Some(id.as_str().to_owned());
             }
-            match (&job.unique, job.due_ms) {
-                (Some((key, ttl)), due) => {
+            let unique = &job.unique;
+            match job.due_ms {
+                due if unique.is_some() || tracked => {
+                    let id = envelope.id.clone().unwrap_or_default();
+                    let (unique_key, unique_ttl) = match unique {
+                        Some((key, ttl)) => (keys.unique(key), ttl.as_millis() as u64),
+                        None => (keys.unique(""), 0),
+                    };
+                    let due = due.unwrap_or(0);
+                    let pending_ttl = due.saturating_sub(now_ms) + super::track::PENDING_TTL.as_millis() as u64;
                     let mut call = redis::cmd("EVAL");
-                    call.arg(scripts::ENQUEUE_UNIQUE_SOURCE).arg(3).arg(keys.unique(key)).arg(&ready).arg(&delayed);
-                    call.arg(ttl.as_millis() as u64).arg(due.unwrap_or(0)).arg(JobId::suffix(p));
-                    match due {
-                        Some(_) => {
-                            call.arg(envelope.id.as_deref().unwrap_or_default()).arg(envelope.pack());
-                        }
-                        None => {
-                            call.arg("").arg("");
-                            envelope.write_to(&mut call);
-                        }
+                    call.arg(scripts::ENQUEUE_JOB_SOURCE)
+                        .arg(4)
+                        .arg(&ready)
+                        .arg(&delayed)
+                        .arg(keys.job(&id))
+                        .arg(unique_key);
+                    call.arg(if unique.is_some() { "u" } else { "" }).arg(unique_ttl);
+                    call.arg(if tracked { "t" } else { "" }).arg(pending_ttl);
+                    call.arg(due).arg(now_ms).arg(&envelope.name).arg(JobId::suffix(p)).arg(&id);
+                    if due > 0 {
+                        call.arg(envelope.pack());
+                    } else {
+                        call.arg("");
+                        envelope.write_to(&mut call);
                     }
                     pipe.add_command(call);
-                    replies.push(Reply::Unique);
+                    replies.push(Reply::Script);
                 }
-                (None, Some(due)) => {
+                Some(due) => {
                     pipe.cmd("ZADD").arg(&delayed).arg(due).arg(envelope.pack()).ignore();
-                    replies.push(Reply::Known(delayed_id.expect("set for delayed jobs")));
+                    replies.push(Reply::Known(made_id.expect("set for delayed jobs")));
                 }
-                (None, None) => {
+                None => {
                     pipe.cmd("XADD").arg(&ready).arg("*");
                     envelope.write_to_pipe(&mut pipe);
                     replies.push(Reply::Entry);
@@ -189,7 +212,7 @@ impl Queue {
                         .map_err(redis::RedisError::from)?;
                     Enqueued::Added(JobId::of_entry(&id, p))
                 }
-                Reply::Unique => {
+                Reply::Script => {
                     let (added, id): (u8, String) = redis::from_redis_value(values.next().unwrap_or(Value::Nil))
                         .map_err(redis::RedisError::from)?;
                     let id = JobId::from_string(id);

@@ -54,6 +54,14 @@ pub mod field {
     pub const MAX_ATTEMPTS: &str = "ma";
     /// Longest a run may take, ms; optional (no limit but the lease).
     pub const TIMEOUT: &str = "to";
+    /// Not started after this time (ms since the epoch): dead instead; optional.
+    pub const DEADLINE: &str = "dl";
+    /// Tracked: its status is kept in a hash of its own, for this long (ms) after it finished;
+    /// optional (untracked).
+    pub const KEEP: &str = "k";
+    /// The audited batch it belongs to (its `s` is a bit of that batch's bitmap); optional (the
+    /// queue's own audit).
+    pub const BATCH: &str = "b";
     /// The job's id when it is not this entry's id (a retry, a reclaim, a delayed job); optional,
     /// always a field of its own.
     pub const ID: &str = "id";
@@ -90,6 +98,12 @@ pub struct Envelope {
     pub id: Option<String>,
     /// Times the job was reclaimed from a stalled or dead worker.
     pub reclaims: u32,
+    /// Not to be started after this time (ms since the epoch).
+    pub deadline_ms: Option<u64>,
+    /// Tracked: how long (ms) its status is kept after it finished; `None`: untracked.
+    pub keep_ms: Option<u64>,
+    /// The audited batch its sequence number belongs to; `None`: the queue's own audit.
+    pub batch: Option<String>,
 }
 
 /// Why stored fields are not a job this worker can run (a poison entry).
@@ -143,6 +157,15 @@ impl Envelope {
         }
         if let Some(t) = self.timeout_ms {
             f.push((field::TIMEOUT, int(t)));
+        }
+        if let Some(d) = self.deadline_ms {
+            f.push((field::DEADLINE, int(d)));
+        }
+        if let Some(k) = self.keep_ms {
+            f.push((field::KEEP, int(k)));
+        }
+        if let Some(b) = &self.batch {
+            f.push((field::BATCH, b.as_bytes().to_vec()));
         }
         f
     }
@@ -248,6 +271,7 @@ struct Found {
     name: Slot,
     payload: Slot,
     headers: Option<Slot>,
+    batch: Option<Slot>,
     id: Option<Slot>,
 }
 
@@ -256,6 +280,7 @@ impl Found {
         let mut job = self.job;
         // Parts of `m` first: `m` itself is never taken whole.
         job.headers = self.headers.as_ref().map(&mut take);
+        job.batch = self.batch.as_ref().map(|s| String::from_utf8(take(s)).expect("checked by scan"));
         job.name = String::from_utf8(take(&self.name)).expect("checked by scan");
         job.payload = take(&self.payload);
         job.id = self.id.as_ref().map(|s| String::from_utf8(take(s)).expect("checked by scan"));
@@ -266,7 +291,8 @@ impl Found {
 /// Checks an entry's fields (and those packed in its `m`) and decodes its numbers.
 fn scan<'a>(fields: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> Result<Found, DecodeError> {
     let mut job = Envelope::default();
-    let (mut version, mut name, mut payload, mut headers, mut id) = (None, None, None, None, None);
+    let (mut version, mut name, mut payload, mut id) = (None, None, None, None);
+    let (mut headers, mut batch) = (None, None);
     for (i, (key, value)) in fields.enumerate() {
         match key {
             b"v" => version = Some(int(field::VERSION, value)?),
@@ -283,8 +309,11 @@ fn scan<'a>(fields: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> Result<Found,
             b"m" => {
                 for pair in Packed::new(value)? {
                     let (k, v) = pair?;
-                    if let Some(h) = optional(&mut job, &value[k], &value[v.clone()])? {
-                        headers = Some(Slot { field: i, within: Some(v.start + h.start..v.start + h.end) });
+                    let slot = Slot { field: i, within: Some(v.clone()) };
+                    match optional(&mut job, &value[k], &value[v])? {
+                        Some(Bytes::Headers) => headers = Some(slot),
+                        Some(Bytes::Batch) => batch = Some(slot),
+                        None => {}
                     }
                 }
             }
@@ -293,11 +322,11 @@ fn scan<'a>(fields: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> Result<Found,
                 id = Some(Slot { field: i, within: None });
             }
             b"r" => job.reclaims = u32::try_from(int(field::RECLAIMS, value)?).unwrap_or(u32::MAX),
-            other => {
-                if optional(&mut job, other, value)?.is_some() {
-                    headers = Some(Slot { field: i, within: None });
-                }
-            }
+            other => match optional(&mut job, other, value)? {
+                Some(Bytes::Headers) => headers = Some(Slot { field: i, within: None }),
+                Some(Bytes::Batch) => batch = Some(Slot { field: i, within: None }),
+                None => {}
+            },
         }
     }
     let version = match version {
@@ -312,19 +341,31 @@ fn scan<'a>(fields: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> Result<Found,
     }
     let name = name.ok_or(DecodeError::Missing(field::NAME))?;
     let payload = payload.ok_or(DecodeError::Missing(field::PAYLOAD))?;
-    Ok(Found { job, name, payload, headers, id })
+    Ok(Found { job, name, payload, headers, batch, id })
 }
 
-/// Decodes one of the optional fields that may also travel in `m` into `job`; for the headers,
-/// answers where in `value` they are (all of it). Other names are ignored.
-fn optional(job: &mut Envelope, key: &[u8], value: &[u8]) -> Result<Option<Range<usize>>, DecodeError> {
+/// Which byte value an optional field is (taken later, from where it was found).
+enum Bytes {
+    Headers,
+    Batch,
+}
+
+/// Decodes one of the optional fields that may also travel in `m` into `job`; for a byte value,
+/// says which it is. Other names are ignored.
+fn optional(job: &mut Envelope, key: &[u8], value: &[u8]) -> Result<Option<Bytes>, DecodeError> {
     match key {
         b"t" => job.enqueued_us = Some(int(field::ENQUEUED, value)?),
         b"s" => {
             let s = int(field::SEQ, value)?;
             job.seq = Some(u32::try_from(s).map_err(|_| malformed(field::SEQ, "a number below 2^32"))?);
         }
-        b"h" => return Ok(Some(0..value.len())),
+        b"h" => return Ok(Some(Bytes::Headers)),
+        b"b" => {
+            std::str::from_utf8(value).map_err(|_| malformed(field::BATCH, "UTF-8 text"))?;
+            return Ok(Some(Bytes::Batch));
+        }
+        b"dl" => job.deadline_ms = Some(int(field::DEADLINE, value)?),
+        b"k" => job.keep_ms = Some(int(field::KEEP, value)?),
         b"a" => job.attempt = small(field::ATTEMPT, value)?,
         b"ma" => job.max_attempts = Some(small(field::MAX_ATTEMPTS, value)?.max(1)),
         b"to" => job.timeout_ms = Some(int(field::TIMEOUT, value)?),
@@ -491,6 +532,9 @@ mod tests {
             timeout_ms: Some(30_000),
             id: Some("1733080000000-0".into()),
             reclaims: 1,
+            deadline_ms: Some(1_733_080_060_000),
+            keep_ms: Some(86_400_000),
+            batch: Some("import-7".into()),
         }
     }
 

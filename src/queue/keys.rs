@@ -11,7 +11,13 @@
 //! | `{conveyor:q}:audit:done`    | bitmap      | bit `seq` set when job `seq` completed or died (exact-delivery audit) |
 //! | `{conveyor:q}:run`           | string      | number of the latest benchmark run on this queue  |
 //! | `{conveyor:q}:stats:<run>`   | hash        | per worker process: its merged statistics for run `<run>` |
-//! | `{conveyor:q}:unique:<key>`  | string      | entry id of the job enqueued with idempotency key `<key>`; expires after its time to live |
+//! | `{conveyor:q}:unique:<key>`  | string      | id of the job enqueued with idempotency key `<key>`; expires after its time to live |
+//! | `{conveyor:q}:job:<id>`      | hash        | a tracked job's status (state, attempt, worker, error, result, times); expires after its retention |
+//! | `{conveyor:q}:events`        | stream      | completed / failed / dead / cancelled events of tracked jobs, capped |
+//! | `{conveyor:q}:cancelled`     | sorted set  | ids of jobs asked to be cancelled, scored by when (ms); trimmed after a week |
+//! | `{conveyor:q}:audit:b:<name>` | bitmap     | audited batch `<name>`: bit `seq` set when its job `seq` finished |
+//! | `{conveyor:q}:audit:b:<name>:twice` | bitmap | audited batch `<name>`: bit `seq` set when its job `seq` finished again |
+//! | `{conveyor:q}:audit:b:<name>:size` | string | audited batch `<name>`: how many sequence numbers were handed out |
 //!
 //! A queue of N partitions (`partitions = N`) has N such sets of keys: partition 0 keeps the tag
 //! `{conveyor:q}` (so one partition is exactly the unpartitioned layout), partition p > 0 has the
@@ -106,6 +112,44 @@ impl QueueKeys {
         format!("{}:unique:{key}", self.tag)
     }
 
+    /// The status hash of tracked job `id` (any bytes after the tag keep it in the queue's slot).
+    pub fn job(&self, id: &str) -> String {
+        format!("{}:job:{id}", self.tag)
+    }
+
+    /// What every [`QueueKeys::job`] key starts with (scripts that find a job's hash by its id).
+    pub fn job_prefix(&self) -> String {
+        format!("{}:job:", self.tag)
+    }
+
+    /// The capped stream of tracked jobs' events.
+    pub fn events(&self) -> String {
+        format!("{}:events", self.tag)
+    }
+
+    /// Ids of jobs asked to be cancelled, scored by when.
+    pub fn cancelled(&self) -> String {
+        format!("{}:cancelled", self.tag)
+    }
+
+    /// The bitmap of audited batch `name`, or the queue's own audit (`None`).
+    pub fn audit_of(&self, batch: Option<&str>) -> String {
+        match batch {
+            None => self.audit_done(),
+            Some(name) => format!("{}:audit:b:{name}", self.tag),
+        }
+    }
+
+    /// The bitmap of the jobs of audited batch `name` that finished more than once.
+    pub fn audit_twice(&self, batch: &str) -> String {
+        format!("{}:audit:b:{batch}:twice", self.tag)
+    }
+
+    /// How many sequence numbers audited batch `name` handed out.
+    pub fn audit_size(&self, batch: &str) -> String {
+        format!("{}:audit:b:{batch}:size", self.tag)
+    }
+
     /// Pattern matching every key of the queue (for `reset`).
     pub fn pattern(&self) -> String {
         // The tag contains `{` `}` which are not glob characters; `[`, `*`, `?` in queue names
@@ -121,7 +165,21 @@ mod tests {
     #[test]
     fn every_key_shares_the_hash_tag() {
         let k = QueueKeys::new("conveyor", "emails");
-        for key in [k.ready(), k.delayed(), k.dead(), k.audit_done(), k.run(), k.stats(3), k.unique("{x}")] {
+        for key in [
+            k.ready(),
+            k.delayed(),
+            k.dead(),
+            k.audit_done(),
+            k.run(),
+            k.stats(3),
+            k.unique("{x}"),
+            k.job("{y}"),
+            k.events(),
+            k.cancelled(),
+            k.audit_of(Some("{z}")),
+            k.audit_twice("b"),
+            k.audit_size("b"),
+        ] {
             assert!(key.starts_with("{conveyor:emails}:"), "{key}");
         }
     }

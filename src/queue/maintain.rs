@@ -76,7 +76,9 @@ impl Queue {
     }
 
     async fn reclaim_in(&self, p: u16, keys: &QueueKeys, cursor: &str, limit: usize) -> Result<Reclaimed> {
-        let (ready, dead, audit) = (keys.ready(), keys.dead(), keys.audit_done());
+        let (ready, dead, audit, events) = (keys.ready(), keys.dead(), keys.audit_done(), keys.events());
+        let batch_prefix = keys.audit_of(Some(""));
+        let now = self.clock.now_ms();
         let lease_ms = self.options.lease.as_millis() as u64;
         let (moved, dead_n, gone, cursor): (u64, u64, u64, String) = self
             .redis
@@ -85,6 +87,7 @@ impl Queue {
                     .key(&ready)
                     .key(&dead)
                     .key(&audit)
+                    .key(&events)
                     .arg(GROUP)
                     .arg(lease_ms)
                     .arg(limit)
@@ -93,6 +96,10 @@ impl Queue {
                     .arg(cursor)
                     .arg(if self.options.audit { "1" } else { "0" })
                     .arg(JobId::suffix(p))
+                    .arg(keys.job_prefix())
+                    .arg(&batch_prefix)
+                    .arg(now)
+                    .arg(super::track::EVENTS_KEPT)
                     .invoke_async(c)
                     .await
             })

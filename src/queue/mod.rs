@@ -39,6 +39,7 @@ mod runs;
 mod scripts;
 mod settle;
 mod slot;
+pub mod track;
 mod unique;
 
 pub use audit::Audit;
@@ -50,6 +51,7 @@ pub use inspect::{DeadLetter, Depth};
 pub use keys::{GROUP, QueueKeys};
 pub use maintain::Reclaimed;
 pub use settle::{Outcome, Settled};
+pub use track::{Cancelled, Event, JobInfo, JobState, Status};
 pub use unique::MAX_KEY_BYTES;
 
 use crate::clock::SharedClock;

@@ -50,10 +50,16 @@ pub static RECLAIM: LazyLock<Script> = LazyLock::new(|| {
 -- is acknowledged (the next trim removes it). An entry reclaimed more than ARGV[5] times is a
 -- job that keeps killing its worker: it goes to the dead-letter stream instead with the reason
 -- in 'e', and its audit bit (field 's', on its own or packed in 'm') is set.
--- KEYS[1] ready stream  KEYS[2] dead stream  KEYS[3] audit bitmap
+-- A tracked job (its packed 'm' holds 'k', its retention) has its status hash updated too: back
+-- to waiting, or dead with an event. Its hash is found by its id under ARGV[9]: in the queue's
+-- hash tag, so in this slot (a key not in KEYS, but never of another slot). A job of an audited
+-- batch ('b' in 'm') that dies here has its bit set in that batch's bitmap (ARGV[10] .. name).
+-- KEYS[1] ready stream  KEYS[2] dead stream  KEYS[3] audit bitmap  KEYS[4] events stream
 -- ARGV[1] group  ARGV[2] lease (ms)  ARGV[3] most entries  ARGV[4] reclaimer consumer name
 -- ARGV[5] most reclaims per job  ARGV[6] cursor (stream id to scan from)  ARGV[7] '1' to audit
 -- ARGV[8] what follows an entry id in a job id of this partition ('' or '@<partition>')
+-- ARGV[9] the prefix of a tracked job's status hash  ARGV[10] the prefix of a batch's bitmap
+-- ARGV[11] now (ms)  ARGV[12] events kept (approximate MAXLEN)
 -- Returns {moved, dead, gone, next cursor}: gone counts entries deleted while pending (their
 -- pending record is dropped by XAUTOCLAIM itself).
 local res = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[4], ARGV[2], ARGV[6], 'COUNT', ARGV[3])
@@ -61,50 +67,128 @@ local moved, dead = 0, 0
 for _, entry in ipairs(res[2]) do
   local id, fields = entry[1], entry[2]
   if fields then
-    local kept, reclaims, seq, has_id = {}, 0, nil, false
+    local kept, reclaims, seq, job_id, keep, batch, name_of = {}, 0, nil, nil, nil, nil, ''
+    local function optional(name, value)
+      if name == 's' then seq = tonumber(value) end
+      if name == 'k' then keep = value end
+      if name == 'b' then batch = value end
+    end
     for i = 1, #fields, 2 do
       local name, value = fields[i], fields[i + 1]
       if name == 'r' then
         reclaims = tonumber(value) or 0
       else
-        if name == 'id' then has_id = true end
-        if name == 's' then seq = tonumber(value) end
+        if name == 'id' then job_id = value end
+        if name == 'n' then name_of = value end
+        optional(name, value)
         if name == 'm' then
           -- The packed optional fields: a MessagePack array of str, name, value, ...
           local ok, more = pcall(cmsgpack.unpack, value)
           if ok and type(more) == 'table' then
-            for j = 1, #more - 1, 2 do
-              if more[j] == 's' then seq = tonumber(more[j + 1]) end
-            end
+            for j = 1, #more - 1, 2 do optional(more[j], more[j + 1]) end
           end
         end
         kept[#kept + 1] = name
         kept[#kept + 1] = value
       end
     end
-    if not has_id then
+    if not job_id then
+      job_id = id .. ARGV[8]
       kept[#kept + 1] = 'id'
-      kept[#kept + 1] = id .. ARGV[8]
+      kept[#kept + 1] = job_id
     end
     reclaims = reclaims + 1
     kept[#kept + 1] = 'r'
     kept[#kept + 1] = tostring(reclaims)
+    local status = keep and (ARGV[9] .. job_id)
     if reclaims > tonumber(ARGV[5]) then
+      local why = 'lease expired ' .. reclaims .. ' times'
       kept[#kept + 1] = 'e'
-      kept[#kept + 1] = 'lease expired ' .. reclaims .. ' times'
+      kept[#kept + 1] = why
       redis.call('XADD', KEYS[2], '*', unpack(kept))
       if seq and seq < 4294967296 and ARGV[7] == '1' then
-        redis.call('SETBIT', KEYS[3], string.format('%.0f', seq), 1)
+        local bitmap = KEYS[3]
+        if batch then bitmap = ARGV[10] .. batch end
+        redis.call('SETBIT', bitmap, string.format('%.0f', seq), 1)
+      end
+      if status then
+        redis.call('HSET', status, 'state', 'dead', 'reason', why, 'finished_at', ARGV[11])
+        redis.call('PEXPIRE', status, keep)
+        redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[12], '*', 'id', job_id, 'kind', 'dead', 'name', name_of,
+          'attempt', redis.call('HGET', status, 'attempt') or '0', 'error', why, 'at', ARGV[11])
       end
       dead = dead + 1
     else
       redis.call('XADD', KEYS[1], '*', unpack(kept))
+      if status and redis.call('HGET', status, 'state') == 'active' then
+        redis.call('HSET', status, 'state', 'waiting')
+        redis.call('HDEL', status, 'worker')
+      end
       moved = moved + 1
     end
   end
   redis.call('XACK', KEYS[1], ARGV[1], id)
 end
 return {moved, dead, #res[3], res[1]}
+"#,
+    )
+});
+
+/// Used by [`Queue::cancel`](super::Queue::cancel).
+pub static CANCEL: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+-- cancel: ask for a job to be cancelled. Its id goes to the cancelled set, which every worker
+-- process reads; a tracked job's status says what that means for it.
+-- KEYS[1] the job's status hash (absent: untracked, or not in this partition)
+-- KEYS[2] cancelled zset  KEYS[3] events stream
+-- ARGV[1] job id  ARGV[2] now (ms)  ARGV[3] retention of a cancelled status (ms)
+-- ARGV[4] events kept (approximate MAXLEN)
+-- Returns {'finished', state} when it had finished (nothing changes), {'running', state} when a
+-- worker runs it (its token will trip), {'cancelled', state} when it was waiting or delayed
+-- (it will not start), {'unknown', ''} when there is no status here.
+local state = redis.call('HGET', KEYS[1], 'state')
+if state == 'completed' or state == 'dead' or state == 'cancelled' then
+  return {'finished', state}
+end
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+if not state then
+  return {'unknown', ''}
+end
+if state == 'active' then
+  redis.call('HSET', KEYS[1], 'cancel_requested', ARGV[2])
+  return {'running', state}
+end
+redis.call('HSET', KEYS[1], 'state', 'cancelled', 'finished_at', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+local name = redis.call('HGET', KEYS[1], 'name') or ''
+local attempt = redis.call('HGET', KEYS[1], 'attempt') or '0'
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], '*', 'id', ARGV[1], 'kind', 'cancelled', 'name', name, 'attempt', attempt, 'at', ARGV[2])
+return {'cancelled', state}
+"#,
+    )
+});
+
+/// Used by [`Queue::mark_active`](super::Queue::mark_active).
+pub static MARK_ACTIVE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+-- mark_active: tracked jobs a worker just claimed are active, unless they already finished (a
+-- quick job's settle, sent on another connection, may arrive first) or were cancelled.
+-- KEYS[i] job i's status hash
+-- ARGV[1] worker (consumer name)  ARGV[2] now (ms)  ARGV[2 + i] job i's attempt
+-- Returns one number per job: 1 when it was cancelled (the worker must not start it), else 0.
+local out = {}
+for i, key in ipairs(KEYS) do
+  local state = redis.call('HGET', key, 'state')
+  out[i] = 0
+  if state == 'cancelled' then
+    out[i] = 1
+  elseif state and state ~= 'completed' and state ~= 'dead' then
+    redis.call('HSET', key, 'state', 'active', 'worker', ARGV[1], 'started_at', ARGV[2], 'attempt', ARGV[2 + i])
+  end
+end
+return out
 "#,
     )
 });
@@ -141,30 +225,44 @@ return redis.call('XTRIM', KEYS[1], 'MINID', keep_from)
     )
 });
 
-/// Used by [`Queue::enqueue_jobs`](super::Queue::enqueue_jobs) (and so by
-/// [`Queue::enqueue_unique`](super::Queue::enqueue_unique)); sent as `EVAL` inside the batch's
+/// Used by [`Queue::enqueue_jobs`](super::Queue::enqueue_jobs) for a job that is tracked or
+/// under an idempotency key (a plain job is one `XADD`); sent as `EVAL` inside the batch's
 /// pipeline, since a pipeline cannot load a missing script and go on.
-pub const ENQUEUE_UNIQUE_SOURCE: &str = r#"
--- enqueue_unique: add a job unless a job with the same idempotency key was added while the key
--- lived. The key remembers the first job's id until it expires.
--- KEYS[1] idempotency key  KEYS[2] ready stream  KEYS[3] delayed zset
--- ARGV[1] time to live of the key (ms)  ARGV[2] due time (ms; 0: ready now)
--- ARGV[3] what follows an entry id in a job id of this partition ('' or '@<partition>')
--- ARGV[4] the job's id (delayed jobs; '' otherwise)  ARGV[5] its packed envelope (delayed jobs)
--- ARGV[6..] the job's fields, name, value, ... (ready jobs)
--- Returns {1, job id} when the job was added, {0, id of the first job} when the key was already
--- taken (nothing is added then).
-local first = redis.call('GET', KEYS[1])
-if first then
-  return {0, first}
+pub const ENQUEUE_JOB_SOURCE: &str = r#"
+-- enqueue_job: add one job that is tracked, under an idempotency key, or both.
+-- KEYS[1] ready stream  KEYS[2] delayed zset  KEYS[3] the job's status hash
+-- KEYS[4] the idempotency key (unused without one)
+-- ARGV[1] 'u' under an idempotency key, else ''  ARGV[2] the key's time to live (ms)
+-- ARGV[3] 't' tracked, else ''  ARGV[4] how long (ms) the status hash lives while the job is unfinished
+-- ARGV[5] due time (ms; 0: ready now)  ARGV[6] now (ms)  ARGV[7] the job type's name
+-- ARGV[8] what follows an entry id in a job id of this partition ('' or '@<partition>')
+-- ARGV[9] the job's id ('' for an untracked job ready now: its entry id will be its id)
+-- ARGV[10] its packed envelope (delayed jobs; '' otherwise)  ARGV[11..] its fields (ready jobs)
+-- Returns {1, id} when the job was added; {0, id} when not: the idempotency key still holds the
+-- id of the first job, or a tracked job with this id exists.
+if ARGV[1] == 'u' then
+  local first = redis.call('GET', KEYS[4])
+  if first then return {0, first} end
 end
-local id
-if tonumber(ARGV[2]) > 0 then
-  redis.call('ZADD', KEYS[3], ARGV[2], ARGV[5])
-  id = ARGV[4]
+if ARGV[3] == 't' and redis.call('EXISTS', KEYS[3]) == 1 then
+  return {0, ARGV[9]}
+end
+local id = ARGV[9]
+local due = tonumber(ARGV[5])
+if due > 0 then
+  redis.call('ZADD', KEYS[2], due, ARGV[10])
 else
-  id = redis.call('XADD', KEYS[2], '*', unpack(ARGV, 6)) .. ARGV[3]
+  local entry = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 11))
+  if id == '' then id = entry .. ARGV[8] end
 end
-redis.call('SET', KEYS[1], id, 'PX', ARGV[1])
+if ARGV[1] == 'u' then
+  redis.call('SET', KEYS[4], id, 'PX', ARGV[2])
+end
+if ARGV[3] == 't' then
+  local state = 'waiting'
+  if due > 0 then state = 'delayed' end
+  redis.call('HSET', KEYS[3], 'state', state, 'name', ARGV[7], 'attempt', 0, 'enqueued_at', ARGV[6], 'due_at', due)
+  redis.call('PEXPIRE', KEYS[3], ARGV[4])
+end
 return {1, id}
 "#;

@@ -16,12 +16,25 @@ use std::time::Duration;
 pub enum Outcome {
     /// The handler succeeded.
     Completed,
+    /// The handler succeeded with a result to keep (kept for tracked jobs only).
+    Returned(Vec<u8>),
     /// The attempt failed: retry after the queue's backoff while attempts remain, else dead.
     Failed(String),
     /// The attempt failed: retry after this delay while attempts remain, else dead.
     RetryAfter(Duration, String),
     /// Dead now, whatever attempts remain (a handler's `fail`, no handler, a bad payload).
     Dead(String),
+    /// Cancelled before or while it ran: acknowledged, not retried, not a dead letter.
+    Cancelled,
+}
+
+/// What a tracked job's status becomes when it settles.
+#[derive(Debug)]
+pub(super) enum Tracked<'a> {
+    Completed { result: Option<&'a [u8]> },
+    Retrying { due: u64, error: &'a str },
+    Dead { reason: String },
+    Cancelled,
 }
 
 /// What one [`Queue::settle`] call did.
@@ -33,6 +46,8 @@ pub struct Settled {
     pub retried: u64,
     /// Jobs moved to the dead letters.
     pub dead: u64,
+    /// Jobs settled as cancelled.
+    pub cancelled: u64,
     /// Jobs whose audit bit was already set: they had finished before (a duplicate delivery).
     pub duplicates: u64,
 }
@@ -44,6 +59,7 @@ impl Settled {
             completed: self.completed + o.completed,
             retried: self.retried + o.retried,
             dead: self.dead + o.dead,
+            cancelled: self.cancelled + o.cancelled,
             duplicates: self.duplicates + o.duplicates,
         }
     }
@@ -79,9 +95,9 @@ impl Queue {
         let now_ms = self.clock.now_ms();
         let mut rng = rand::rng();
         let mut settled = Settled::default();
-        let mut audit_bits = redis::cmd("BITFIELD");
-        audit_bits.arg(keys.audit_done());
-        let mut audited = 0usize;
+        // One BITFIELD per audit bitmap the batch touches (the queue's, audited batches'), and
+        // which sequence numbers each sets, in order.
+        let mut audits: Vec<(Option<&str>, Vec<u32>)> = Vec::new();
         let mut pipe = redis::pipe();
         pipe.atomic();
         let ids: Vec<&str> = batch.iter().map(|(c, _)| c.entry_id.as_str()).collect();
@@ -100,44 +116,90 @@ impl Queue {
                 }
             };
             let max_attempts = job.max_attempts.unwrap_or(self.options.max_attempts).max(1);
-            let finished = match outcome {
-                Outcome::Completed => {
+            let (finished, tracked) = match outcome {
+                Outcome::Completed | Outcome::Returned(_) => {
                     settled.completed += 1;
-                    true
+                    let result = match outcome {
+                        Outcome::Returned(r) => Some(r.as_slice()),
+                        _ => None,
+                    };
+                    (true, Tracked::Completed { result })
                 }
-                Outcome::Failed(_) | Outcome::RetryAfter(..) if job.attempt + 1 < max_attempts => {
+                Outcome::Failed(reason) | Outcome::RetryAfter(_, reason) if job.attempt + 1 < max_attempts => {
                     let wait = match outcome {
                         Outcome::RetryAfter(d, _) => *d,
                         _ => self.options.backoff.delay(job.attempt, &mut rng),
                     };
+                    let due = now_ms + wait.as_millis() as u64;
                     let next = Envelope { attempt: job.attempt + 1, id: Some(claimed.job_id().into()), ..job.clone() };
-                    pipe.cmd("ZADD").arg(&delayed).arg(now_ms + wait.as_millis() as u64).arg(next.pack()).ignore();
+                    pipe.cmd("ZADD").arg(&delayed).arg(due).arg(next.pack()).ignore();
                     settled.retried += 1;
-                    false
+                    (false, Tracked::Retrying { due, error: reason })
                 }
                 Outcome::Failed(reason) | Outcome::RetryAfter(_, reason) => {
                     let why = format!("failed {} times; last error: {reason}", job.attempt + 1);
                     self.dead_letter(&mut pipe, &dead, claimed, job, &why);
                     settled.dead += 1;
-                    true
+                    (true, Tracked::Dead { reason: why })
                 }
                 Outcome::Dead(reason) => {
                     self.dead_letter(&mut pipe, &dead, claimed, job, reason);
                     settled.dead += 1;
-                    true
+                    (true, Tracked::Dead { reason: reason.clone() })
+                }
+                Outcome::Cancelled => {
+                    settled.cancelled += 1;
+                    (true, Tracked::Cancelled)
                 }
             };
+            if let Some(keep_ms) = job.keep_ms {
+                let id = claimed.job_id();
+                super::track::record(&mut pipe, keys, &id, job, &tracked, now_ms, keep_ms);
+            }
             if let (true, Some(seq), true) = (finished, job.seq, self.options.audit) {
-                audit_bits.arg("SET").arg("u1").arg(seq).arg(1);
-                audited += 1;
+                let batch = job.batch.as_deref();
+                match audits.iter_mut().find(|(b, _)| *b == batch) {
+                    Some((_, seqs)) => seqs.push(seq),
+                    None => audits.push((batch, vec![seq])),
+                }
             }
         }
-        if audited > 0 {
-            pipe.add_command(audit_bits);
+        for (batch, seqs) in &audits {
+            let mut bits = redis::cmd("BITFIELD");
+            bits.arg(keys.audit_of(*batch));
+            for seq in seqs {
+                bits.arg("SET").arg("u1").arg(*seq).arg(1);
+            }
+            pipe.add_command(bits);
         }
         let reply: Value = self.redis.with_conn(async |c| pipe.query_async(c).await).await?;
-        if audited > 0 {
-            settled.duplicates = count_set_bits(reply);
+        // The BITFIELD replies, in order: each bit's value before it was set.
+        let replies = match reply {
+            Value::Array(items) => items,
+            _ => Vec::new(),
+        };
+        let mut twice: Vec<(&str, Vec<u32>)> = Vec::new();
+        for ((batch, seqs), old) in audits.iter().zip(replies) {
+            let Value::Array(old) = old else { continue };
+            let again: Vec<u32> =
+                seqs.iter().zip(&old).filter(|(_, v)| matches!(v, Value::Int(1))).map(|(s, _)| *s).collect();
+            settled.duplicates += again.len() as u64;
+            if let (Some(name), false) = (batch, again.is_empty()) {
+                twice.push((name, again));
+            }
+        }
+        if !twice.is_empty() {
+            // An audited batch names which of its jobs ran twice: one more round trip, only then.
+            let mut mark = redis::pipe();
+            for (name, seqs) in &twice {
+                let mut bits = redis::cmd("BITFIELD");
+                bits.arg(keys.audit_twice(name));
+                for seq in seqs {
+                    bits.arg("SET").arg("u1").arg(*seq).arg(1);
+                }
+                mark.add_command(bits).ignore();
+            }
+            self.redis.with_conn(async |c| mark.query_async::<()>(c).await).await?;
         }
         Ok(settled)
     }
@@ -186,17 +248,5 @@ impl Queue {
                     .await
             })
             .await
-    }
-}
-
-/// The EXEC reply's last element is BITFIELD's list of previous bit values.
-fn count_set_bits(reply: Value) -> u64 {
-    let last = match reply {
-        Value::Array(mut items) => items.pop(),
-        other => Some(other),
-    };
-    match last {
-        Some(Value::Array(bits)) => bits.iter().filter(|b| matches!(b, Value::Int(1))).count() as u64,
-        _ => 0,
     }
 }

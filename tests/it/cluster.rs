@@ -48,7 +48,7 @@ async fn every_queue_operation_works_on_a_cluster() {
             .map(|(i, c)| (c, if i < 18 { Outcome::Completed } else { Outcome::Failed("boom".into()) }))
             .collect();
         let settled = queue.settle(&batch).await.unwrap();
-        assert_eq!(settled, Settled { completed: 18, retried: 2, dead: 0, duplicates: 0 });
+        assert_eq!(settled, Settled { completed: 18, retried: 2, dead: 0, cancelled: 0, duplicates: 0 });
         assert_eq!(queue.settle(&batch[..3]).await.unwrap().duplicates, 3, "the audit sees repeats");
         assert_eq!(queue.audited_done().await.unwrap(), 18);
         assert_eq!(queue.depth().await.unwrap(), Depth { delayed: 2, ..Depth::default() });

@@ -19,5 +19,6 @@ mod security;
 mod soak;
 mod suite;
 mod telemetry;
+mod tracking;
 mod unique;
 mod wire_format;

@@ -109,7 +109,7 @@ async fn completed_jobs_leave_the_stream_and_settling_twice_counts_duplicates() 
 
     let batch = with_outcome(claimed, Outcome::Completed);
     let settled = queue.settle(&batch).await.unwrap();
-    assert_eq!(settled, Settled { completed: 10, retried: 0, dead: 0, duplicates: 0 });
+    assert_eq!(settled, Settled { completed: 10, retried: 0, dead: 0, cancelled: 0, duplicates: 0 });
     assert_eq!(pending(&queue).await, 0, "completed entries are acknowledged");
     assert_eq!(queue.depth().await.unwrap(), Depth::default(), "settled entries count in no state before the trim");
     assert_eq!(xlen(&queue, &queue.keys().ready()).await, 10, "settling only acknowledges");

@@ -49,14 +49,14 @@ struct Seen {
 fn registry(seen: UnboundedSender<Seen>) -> Registry {
     let seen2 = seen.clone();
     Registry::new()
-        .handle::<Resize, _, _>(move |job: Resize, ctx: JobContext| {
+        .handle::<Resize, _, _, _>(move |job: Resize, ctx: JobContext| {
             let seen = seen.clone();
             async move {
                 let _ = seen.send(observe(&ctx, format!("{}@{}", job.path, job.width)));
                 Ok(())
             }
         })
-        .handle::<Flaky, _, _>(move |job: Flaky, ctx: JobContext| {
+        .handle::<Flaky, _, _, _>(move |job: Flaky, ctx: JobContext| {
             let seen = seen2.clone();
             async move {
                 let _ = seen.send(observe(&ctx, job.plan.join(",")));

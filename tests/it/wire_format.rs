@@ -42,7 +42,7 @@ async fn jobs_enqueued_by_the_documented_python_example_run_on_a_conveyor_worker
     let python = python_with_packages();
     let queue = support::queue("wire-python", QueueOptions::default()).await;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let registry = Registry::new().handle::<SendEmail, _, _>(move |job: SendEmail, ctx: JobContext| {
+    let registry = Registry::new().handle::<SendEmail, _, _, _>(move |job: SendEmail, ctx: JobContext| {
         let tx = tx.clone();
         async move {
             let _ = tx.send((job.to, ctx.id.to_string()));
