@@ -492,9 +492,7 @@ mod tests {
             }
         });
         match block_on(watching.run("math.add", br#"{"a":99,"b":0}"#, start(Some(Duration::from_millis(5))))) {
-            Attempt::Done(Err(JobError::Retry { reason })) => {
-                assert!(reason.contains("timed out after 5ms"), "{reason}")
-            }
+            Attempt::TimedOut(reason) => assert!(reason.contains("timed out after 5ms"), "{reason}"),
             other => panic!("{other:?}"),
         }
         assert!(tripped.load(Ordering::SeqCst), "the token trips, then the handler's future is dropped");
