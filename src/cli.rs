@@ -323,7 +323,10 @@ fn run_command(args: RunArgs, local_workers: bool) -> Result<ExitCode> {
         eprintln!("  chaos       {}", report.summary());
     }
     if let Some(p) = profiler {
-        p.write_flamegraph(&path.join("flamegraph.svg"))?;
+        let written = p.write_flamegraph(&path.join("flamegraph.svg"))?;
+        if let Some(warning) = written.warning() {
+            eprintln!("warning: {warning}");
+        }
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&result).expect("serializes"));

@@ -7,7 +7,6 @@ use conveyor::report::RunResult;
 use conveyor::run::{self, Interrupt};
 use conveyor::scenario::Scenario;
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 fn scenario(text: &str) -> Scenario {
@@ -81,7 +80,8 @@ async fn interrupting_a_run_loses_nothing_and_still_reports() {
     let interrupt: Interrupt = Box::pin(tokio::time::sleep(Duration::from_millis(1500)));
     let started = std::time::Instant::now();
     let r = run(&s, interrupt).await;
-    assert!(started.elapsed() < Duration::from_secs(20), "the interrupt did not stop the run");
+    // Only bounds a hang: the run would otherwise produce for 30 s and drain.
+    assert!(started.elapsed() < Duration::from_secs(25), "the interrupt did not stop the run");
     assert!(r.interrupted);
     assert_eq!(r.counts.lost, 0, "{:?}", r.counts);
     assert_eq!(r.counts.duplicates, 0);
@@ -144,38 +144,40 @@ fn cli_reports_unreachable_redis_quickly() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(started.elapsed() < Duration::from_secs(15));
+    // Only bounds a hang: a refused connection fails at once, a silent one after 3 s.
+    assert!(started.elapsed() < Duration::from_secs(60), "took {:?}", started.elapsed());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("unreachable"), "{stderr}");
 }
 
 /// Kills one of two worker processes with SIGKILL while a `conveyor produce` run is going;
-/// the survivor and the reclaim take over its jobs and the run ends with nothing lost.
+/// the survivor and the reclaim take over its jobs and the run ends with nothing lost. The lease
+/// (3 s) is longer than any stall a busy machine gives a live process, so only the victim's jobs
+/// come back through the reclaim.
 #[test]
 fn a_worker_process_killed_mid_run_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let text = "lease = \"1s\"\n[producer]\nrate = 1000\nduration = \"4s\"\n[workers]\ncount = 2\nbatch = 20\n\
-                [[jobs]]\nkind = \"sleep\"\nduration = \"1ms\"\n[phases]\ndrain_timeout = \"30s\"\n";
+    let text = "lease = \"3s\"\n[producer]\nrate = 1000\nduration = \"4s\"\n[workers]\ncount = 2\nbatch = 20\n\
+                [[jobs]]\nkind = \"sleep\"\nduration = \"1ms\"\n[phases]\ndrain_timeout = \"60s\"\n";
     let (scenario, _) = support::scenario_file(dir.path(), "kill.toml", "kill", text);
     let url = support::shared_server().url();
-    let spawn_worker =
-        || support::worker(&url, &scenario, &[]).env("RUST_LOG", "warn").stderr(Stdio::null()).spawn().unwrap();
-    let mut victim = spawn_worker();
-    let mut survivor = spawn_worker();
+    let victim = support::start_worker(support::worker(&url, &scenario, &["--metrics-addr", "off"]));
+    let survivor = support::start_worker(support::worker(&url, &scenario, &["--metrics-addr", "off"]));
     let producer = support::producer(&url, &dir.path().join("results"), &scenario, &[]).spawn().unwrap();
     std::thread::sleep(Duration::from_millis(2000));
-    victim.kill().unwrap(); // SIGKILL
-    victim.wait().unwrap();
+    victim.kill(); // SIGKILL
     let out = producer.wait_with_output().unwrap();
-    support::terminate(&mut survivor);
+    survivor.terminate();
     let json = support::json_output(&out);
     let run = &json["cells"][0]["runs"][0];
     let counts = &run["counts"];
+    eprintln!("worker process killed: {counts}");
     assert_eq!(counts["lost"], 0, "{counts}");
     assert_eq!(counts["finished"], counts["produced"], "{counts}");
-    assert!(counts["produced"].as_u64().unwrap() >= 3000, "{counts}");
-    // Duplicates are possible only for jobs the victim finished but had not settled.
-    assert!(counts["duplicates"].as_u64().unwrap() <= 20, "{counts}");
+    assert!(counts["produced"].as_u64().unwrap() >= 4000, "an open loop sends its whole plan: {counts}");
+    // Duplicates are possible only for jobs the victim finished but had not settled: at most
+    // what its two workers held (a claim of 20 each).
+    assert!(counts["duplicates"].as_u64().unwrap() <= 40, "{counts}");
     assert!(run["setup"]["remote_worker_processes"].as_u64().unwrap() >= 1);
 }
 

@@ -66,7 +66,8 @@ pub fn http_get(port: u16, path: &str) -> Option<String> {
         .or_else(|| head.starts_with("HTTP/1.0 200").then(|| body.to_owned()))
 }
 
-/// Polls `f` every 200 ms until it returns `Some`, or panics after `limit` saying `what`.
+/// Polls `f` every 200 ms until it returns `Some`, or panics after `limit` saying `what`. A limit
+/// only bounds a hang: give it minutes, never the time the step takes on an idle machine.
 pub fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + limit;
     loop {
@@ -315,7 +316,7 @@ fn a_run_serves_every_metric_family_with_help_units_and_bounded_labels() {
             .stderr(Stdio::null()),
     );
     // A scrape taken while jobs complete, fail and retry, in the measured phase.
-    let text = wait_for("a scrape showing completed, retried and measured jobs", Duration::from_secs(30), || {
+    let text = wait_for("a scrape showing completed, retried and measured jobs", Duration::from_secs(120), || {
         let text = http_get(port, "/metrics")?;
         let e = Exposition::parse(&text);
         let busy = e.sum("conveyor_jobs_completed_total", &[("outcome", "success")]) > 0.0
@@ -344,7 +345,7 @@ fn a_run_serves_every_metric_family_with_help_units_and_bounded_labels() {
     assert!(e.sum("process_resident_memory_bytes", &[]) > 1e6);
     // Not the metrics endpoint: 404.
     assert_eq!(http_get(port, "/nothing"), None);
-    let status = wait_for("the run to end", Duration::from_secs(60), || run.child.try_wait().unwrap());
+    let status = wait_for("the run to end", Duration::from_secs(180), || run.child.try_wait().unwrap());
     assert!(status.success(), "conveyor run failed: {status}");
 }
 

@@ -81,7 +81,7 @@ fn live_prometheus_answers_every_dashboard_expression_and_agrees_with_the_report
     let redis_url = crate::support::shared_server().url();
     let dir = tempfile::tempdir().unwrap();
     let queue = crate::support::unique_name("live");
-    let scenario = write_scenario(dir.path(), &queue, &OPEN_LOOP_WITH_FAILURES.replace("DURATION", "14s"));
+    let scenario = write_scenario(dir.path(), &queue, &OPEN_LOOP_WITH_FAILURES.replace("DURATION", "20s"));
     let ports: BTreeMap<&str, u16> = ["conveyor-producer", "conveyor-worker", "redis", "prometheus"]
         .into_iter()
         .map(|job| (job, free_port()))
@@ -95,7 +95,7 @@ fn live_prometheus_answers_every_dashboard_expression_and_agrees_with_the_report
     let mut worker = conveyor_cli(["worker"]);
     worker.arg(&scenario).args(["--redis-url", &redis_url, "--metrics-addr", &addr("conveyor-worker")]);
     let _worker = Process::spawn("conveyor worker", worker.stdout(Stdio::null()).stderr(Stdio::null()));
-    wait_for("the worker's /metrics", Duration::from_secs(20), || {
+    wait_for("the worker's /metrics", Duration::from_secs(120), || {
         let text = http_get(ports["conveyor-worker"], "/metrics")?;
         (Exposition::parse(&text).sum("conveyor_scenario_info", &[("phase", "serve")]) == 1.0).then_some(())
     });
@@ -109,7 +109,7 @@ fn live_prometheus_answers_every_dashboard_expression_and_agrees_with_the_report
         .arg("--log.level=warn");
     let _prometheus = Process::spawn("prometheus", prometheus.stdout(Stdio::null()).stderr(Stdio::null()));
     let prom = ports["prometheus"];
-    wait_for("Prometheus to be ready", Duration::from_secs(30), || http_get(prom, "/-/ready"));
+    wait_for("Prometheus to be ready", Duration::from_secs(120), || http_get(prom, "/-/ready"));
 
     let mut produce = conveyor_cli(["produce", "--quiet", "--json"]);
     produce.arg(&scenario).args(["--redis-url", &redis_url, "--metrics-addr", &addr("conveyor-producer")]);
@@ -117,8 +117,9 @@ fn live_prometheus_answers_every_dashboard_expression_and_agrees_with_the_report
     let mut producer = Process::spawn("conveyor produce", produce.stdout(Stdio::piped()).stderr(Stdio::null()));
     let started = Instant::now();
 
-    // Mid-run: Prometheus has several scrapes of every target and rule evaluations.
-    wait_for("Prometheus to see jobs completing and every target up", Duration::from_secs(30), || {
+    // Mid-run: Prometheus has several scrapes of every target and rule evaluations. (The run
+    // lasts 20 s, so the producer still runs while the expressions below are checked.)
+    wait_for("Prometheus to see jobs completing and every target up", Duration::from_secs(120), || {
         let completed =
             query(prom, &format!("conveyor_jobs_completed_total{{queue=\"{queue}\",outcome=\"success\"}} > 0"));
         let up = query(prom, "up == 1");
@@ -199,7 +200,7 @@ fn live_prometheus_answers_every_dashboard_expression_and_agrees_with_the_report
 
     // After the run: the counters and buckets, as Prometheus sees them (summed over processes:
     // the producer exports the same series at 0), agree with the report the producer wrote.
-    let status = wait_for("the run to end", Duration::from_secs(60), || producer.child.try_wait().unwrap());
+    let status = wait_for("the run to end", Duration::from_secs(180), || producer.child.try_wait().unwrap());
     let mut json = String::new();
     producer.child.stdout.take().unwrap().read_to_string(&mut json).unwrap();
     assert!(status.success(), "conveyor produce failed: {status}\n{json}");
@@ -214,7 +215,7 @@ fn live_prometheus_answers_every_dashboard_expression_and_agrees_with_the_report
     let completed_expr =
         format!("sum(max_over_time(conveyor_jobs_completed_total{{queue=\"{q}\",outcome=\"success\"}}[5m]))");
     let count_expr = format!("sum(max_over_time(conveyor_job_end_to_end_seconds_count{{queue=\"{q}\"}}[5m]))");
-    wait_for("Prometheus to scrape the worker's final counts", Duration::from_secs(15), || {
+    wait_for("Prometheus to scrape the worker's final counts", Duration::from_secs(120), || {
         (single_value(prom, &completed_expr) == completed && single_value(prom, &count_expr) == measured).then_some(())
     });
     // p99 from the buckets: the report's HDR p99 lies in the bucket Prometheus interpolates in.
