@@ -195,6 +195,18 @@ fn live_prometheus_answers_every_dashboard_expression_and_agrees_with_the_report
             }
         }
     }
+    // Jobs per CPU-second divides by the CPU rate: with fractional CPU seconds that rate is
+    // steady, and an instance with no CPU in the interval has no point instead of +Inf or NaN.
+    let per_cpu = dashboards.iter().find(|q| q.place.contains("Jobs per CPU-second")).expect("the panel");
+    let values: Vec<String> = query(prom, &substitute(&per_cpu.expr))
+        .iter()
+        .map(|r| r["value"][1].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(!values.is_empty(), "{}: no data", per_cpu.place);
+    assert!(values.iter().all(|v| v.parse::<f64>().is_ok_and(f64::is_finite)), "{}: {values:?}", per_cpu.place);
+    let worker_cpu = single_value(prom, "rate(process_cpu_seconds_total{job=\"conveyor-worker\"}[5s])");
+    println!("worker CPU {worker_cpu:.4} CPU-s/s; jobs per CPU-second {values:?}");
+    assert!(worker_cpu > 0.0 && worker_cpu < 4.0, "worker CPU rate {worker_cpu}");
     println!("observability: {passed} passed, {} failed", failed.len());
     assert!(failed.is_empty(), "{} failed:\n{}", failed.len(), failed.join("\n"));
 
