@@ -415,7 +415,7 @@ fn worker_command(args: WorkerArgs) -> Result<ExitCode> {
         tokio::time::sleep(Duration::from_millis(10)).await;
         let snapshot = collector.send(TakeSnapshot).await?;
         if snapshot.run > 0 {
-            queue.publish_stats(snapshot.run, &instance, &snapshot.workers.encode()).await?;
+            queue.publish_stats(snapshot.run, &instance, &snapshot.workers.encode(clock::now_us())).await?;
         }
         tracing::info!(completed = snapshot.workers.counts.completed, "workers stopped");
         Ok(ExitCode::SUCCESS)

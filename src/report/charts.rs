@@ -30,7 +30,7 @@ pub fn all(suite: &SuiteResult) -> Vec<Chart> {
     if let Some(c) = over_time(suite, "throughput (jobs/s)", |s| s.jobs_per_second) {
         charts.push(c);
     }
-    if let Some(c) = over_time(suite, "queue depth (waiting jobs)", |s| s.waiting as f64) {
+    if let Some(c) = over_time(suite, "queue depth (waiting jobs)", |s| Some(s.waiting as f64)) {
         charts.push(c);
     }
     if let Some(c) = scaling(suite) {
@@ -114,14 +114,16 @@ fn percentile_label(x: f64) -> String {
     }
 }
 
-/// A per-second series over time, one line per cell (its last run).
-fn over_time(suite: &SuiteResult, what: &str, value: fn(&super::Sample) -> f64) -> Option<Chart> {
+/// A per-second series over time, one line per cell (its last run); samples without a value
+/// (throughput nobody reported) are left out.
+fn over_time(suite: &SuiteResult, what: &str, value: fn(&super::Sample) -> Option<f64>) -> Option<Chart> {
     let lines: Vec<(String, Vec<(f64, f64)>)> = suite
         .cells
         .iter()
         .filter_map(|c| {
             let run = c.runs.last()?;
-            let points: Vec<(f64, f64)> = run.timeline.iter().map(|s| (s.t_seconds, value(s))).collect();
+            let points: Vec<(f64, f64)> =
+                run.timeline.iter().filter_map(|s| value(s).map(|v| (s.t_seconds, v))).collect();
             (points.len() >= 2).then(|| (c.label.clone(), points))
         })
         .collect();

@@ -7,6 +7,7 @@ mod backlog;
 mod memory;
 mod patience;
 mod progress;
+mod published;
 mod queue_ops;
 mod sampler;
 mod suite;
@@ -166,8 +167,12 @@ pub async fn run_scenario(
     crate::telemetry::start_run(scenario.phases.warmup);
     let begun = Instant::now();
     extra.pauses = schedule_pauses(scenario, &workers);
-    let mut sampler = Sampler::new(begun);
+    let remote = sampler::Remote::new(queue.clone(), run, options.instance.clone());
+    let mut sampler = Sampler::new(begun, local_workers > 0, remote);
     let mut tick = tokio::time::interval(SAMPLE_EVERY);
+    // A late tick is not made up with a burst of samples a few ms apart: each sample's rate
+    // would then rest on an interval shorter than the workers' publications.
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
 
     // Measure (and warm-up): until every producer has sent its plan.
@@ -338,17 +343,9 @@ async fn remote_stats(
     loop {
         let mut merged = WorkerStats::default();
         let mut processes = 0;
-        for (name, bytes) in queue.published_stats(run).await? {
-            if name == instance {
-                continue;
-            }
-            match WorkerStats::decode(&bytes) {
-                Ok(s) => {
-                    merged.add(&s);
-                    processes += 1;
-                }
-                Err(e) => tracing::warn!(instance = %name, error = %e, "ignoring undecodable worker statistics"),
-            }
+        for (_, p) in published::read(queue, run, instance).await? {
+            merged.add(&p.stats);
+            processes += 1;
         }
         let c = |s: &WorkerStats| s.counts.completed + s.counts.dead - s.counts.duplicates;
         let accounted = c(&local.workers) + c(&merged);
@@ -390,6 +387,8 @@ fn build_result(i: BuildInput<'_>) -> RunResult {
     let in_redis = i.remaining.waiting + i.remaining.in_flight + i.remaining.delayed;
     let not_finished = p.produced.saturating_sub(i.finished);
     let unfinished = not_finished.min(in_redis);
+    // Distinct jobs the workers' statistics account for (a duplicate completes twice).
+    let reported = (w.completed + w.dead).saturating_sub(w.duplicates);
     let worker_count = (i.local_workers + i.remote_processes).max(1);
     let x = i.extra;
     let mut histograms: BTreeMap<String, Latency> = BTreeMap::from([
@@ -440,6 +439,7 @@ fn build_result(i: BuildInput<'_>) -> RunResult {
             dead: w.dead,
             lost: not_finished - unfinished,
             unfinished,
+            unreported: i.finished.saturating_sub(reported),
             duplicates: w.duplicates + i.overlap,
             poison: w.poison,
             enqueue_errors: p.enqueue_errors,
