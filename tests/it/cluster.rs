@@ -101,6 +101,7 @@ async fn the_quick_scenario_runs_on_a_cluster_and_loses_nothing() {
     let mut s = Scenario::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/quick.toml"))).unwrap();
     s.queue.name = Some(support::unique_name("cluster-quick"));
     s.producer.jobs = Some(2_000);
+    s.phases.warmup = Duration::ZERO;
     let r = run::run_scenario(&s, &redis, &run_options(), never()).await.unwrap_or_else(|e| panic!("run failed: {e}"));
     let c = &r.counts;
     assert_eq!((c.produced, c.finished, c.lost, c.duplicates), (2_000, 2_000, 0, 0), "{c:?}");

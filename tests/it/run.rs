@@ -32,12 +32,17 @@ async fn quick_scenario_delivers_every_job_exactly_once() {
     s.queue.name = Some(support::unique_name("quick"));
     let r = run(&s, never()).await;
     assert_exact_delivery(&r);
-    assert_eq!(r.counts.produced, 10_000);
-    assert_eq!(r.counts.completed, 10_000);
-    assert_eq!(r.throughput.measured_jobs, 10_000);
+    // 2 s of warm-up and 8 s measured at 5,000 jobs/s: an open loop sends its whole plan.
+    assert_eq!(r.setup.rate, Some(5000.0));
+    assert_eq!(r.setup.warmup_seconds, 2.0);
+    assert_eq!(r.counts.produced, 50_000, "{:?}", r.counts);
+    assert_eq!(r.counts.produced_warmup, 10_000, "{:?}", r.counts);
+    assert_eq!(r.counts.completed, 50_000);
+    assert_eq!(r.throughput.measured_jobs, 40_000);
     assert!(r.throughput.jobs_per_second > 0.0);
+    assert!(r.trends.is_some_and(|t| t.throughput_cv.is_some()), "a 10 s run has throughput trends");
     for p in [&r.latency_us.enqueue_to_start, &r.latency_us.start_to_complete, &r.latency_us.end_to_end] {
-        assert_eq!(p.count, 10_000);
+        assert_eq!(p.count, 40_000);
         assert!(p.min <= p.p50 && p.p50 <= p.p99 && p.p99 <= p.p999 && p.p999 <= p.max, "{p:?}");
     }
     // End to end includes waiting, so it can never be below it.
