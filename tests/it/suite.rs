@@ -121,6 +121,41 @@ fn check_html(html: &str, charts: usize) {
     assert!(doc.descendants().any(|n| n.tag_name().name() == "table"));
 }
 
+/// Charts of `report.html` a reader can use: every cell of a rate matrix is on the scaling
+/// curve, a share of capacity at the rate it was given; latencies of a few microseconds are
+/// labelled in µs with short numbers, not as a column of overlapping "0.0010000".
+#[actix_rt::test]
+async fn report_charts_place_every_rate_cell_and_label_microsecond_latencies_readably() {
+    let s = scenario(
+        "[producer]\nduration = \"500ms\"\n[probes]\ncapacity_jobs = 500\n\
+         [matrix]\nrate = [100, 300, \"50% capacity\"]\n",
+    );
+    let r = suite(&s).await;
+    let html = conveyor::report::html::render(&r);
+    check_html(&html, 4);
+    let doc = roxmltree::Document::parse(html.trim_start_matches("<!DOCTYPE html>")).unwrap();
+    fn text_of<'a>(n: roxmltree::Node<'a, 'a>) -> Vec<&'a str> {
+        n.descendants().filter_map(|t| t.text()).map(str::trim).filter(|t| !t.is_empty()).collect()
+    }
+    let svgs: Vec<_> = doc.descendants().filter(|n| n.tag_name().name() == "svg").collect();
+    let chart = |title: &str| {
+        *svgs
+            .iter()
+            .find(|svg| text_of(**svg).iter().any(|t| t.contains(title)))
+            .unwrap_or_else(|| panic!("no {title:?} chart"))
+    };
+    let scaling = chart("throughput by rate");
+    let points = scaling.descendants().filter(|n| n.tag_name().name() == "circle").count();
+    assert_eq!(points, 3, "every cell is a point on the curve, the share of capacity too");
+    assert!(text_of(scaling).iter().any(|t| t.contains("50% capacity")), "the share-of-capacity point is labelled");
+    // Noop jobs run for a few µs: the axis says µs, and its labels are short numbers.
+    let running = chart("start_to_complete latency by percentile");
+    let labels = text_of(running);
+    assert!(labels.contains(&"µs"), "{labels:?}");
+    let numbers: Vec<&&str> = labels.iter().filter(|t| t.parse::<f64>().is_ok()).collect();
+    assert!(!numbers.is_empty() && numbers.iter().all(|t| t.len() <= 5), "unreadable labels: {labels:?}");
+}
+
 /// A 1 s pause of every worker in an open-loop run lands in the latency percentiles: jobs
 /// keep their intended send time, so the stall cannot hide (coordinated omission).
 #[actix_rt::test]
