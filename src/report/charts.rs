@@ -144,11 +144,13 @@ fn percentile_label(x: f64) -> String {
     }
 }
 
+/// One cell's line: its index (so each cell keeps its colour across charts), label and points.
+type CellLine = (usize, String, Vec<(f64, f64)>);
+
 /// A per-second series over time, one line per cell (its last run); samples without a value
 /// (throughput nobody reported) are left out.
 fn over_time(suite: &SuiteResult, what: &str, value: fn(&super::Sample) -> Option<f64>) -> Option<Chart> {
-    // (cell index, so each cell keeps its colour across charts; label; points)
-    let lines: Vec<(usize, String, Vec<(f64, f64)>)> = suite
+    let lines: Vec<CellLine> = suite
         .cells
         .iter()
         .enumerate()
