@@ -177,6 +177,17 @@ struct WorkerArgs {
     metrics: crate::telemetry::MetricsArgs,
 }
 
+/// Parses `args` (the program name first) as the binary would, without running anything: an
+/// error names the flag or argument the line gets wrong. Tests check every command line the
+/// documentation prints with it.
+pub fn parse_command_line<I, T>(args: I) -> std::result::Result<(), clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    Cli::try_parse_from(args).map(drop)
+}
+
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
