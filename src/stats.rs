@@ -102,6 +102,11 @@ pub struct WorkerCounts {
 }
 
 impl WorkerCounts {
+    /// Distinct jobs these counts finished (completed or dead; a duplicate completes twice).
+    pub fn distinct_finished(&self) -> u64 {
+        (self.completed + self.dead).saturating_sub(self.duplicates)
+    }
+
     pub fn add(&mut self, o: &WorkerCounts) {
         self.started += o.started;
         self.completed += o.completed;

@@ -347,8 +347,7 @@ async fn remote_stats(
             merged.add(&p.stats);
             processes += 1;
         }
-        let c = |s: &WorkerStats| s.counts.completed + s.counts.dead - s.counts.duplicates;
-        let accounted = c(&local.workers) + c(&merged);
+        let accounted = local.workers.counts.distinct_finished() + merged.counts.distinct_finished();
         if accounted >= finished || Instant::now() >= deadline {
             return Ok((merged, processes));
         }
@@ -387,8 +386,6 @@ fn build_result(i: BuildInput<'_>) -> RunResult {
     let in_redis = i.remaining.waiting + i.remaining.in_flight + i.remaining.delayed;
     let not_finished = p.produced.saturating_sub(i.finished);
     let unfinished = not_finished.min(in_redis);
-    // Distinct jobs the workers' statistics account for (a duplicate completes twice).
-    let reported = (w.completed + w.dead).saturating_sub(w.duplicates);
     let worker_count = (i.local_workers + i.remote_processes).max(1);
     let x = i.extra;
     let mut histograms: BTreeMap<String, Latency> = BTreeMap::from([
@@ -439,7 +436,7 @@ fn build_result(i: BuildInput<'_>) -> RunResult {
             dead: w.dead,
             lost: not_finished - unfinished,
             unfinished,
-            unreported: i.finished.saturating_sub(reported),
+            unreported: i.finished.saturating_sub(w.distinct_finished()),
             duplicates: w.duplicates + i.overlap,
             poison: w.poison,
             enqueue_errors: p.enqueue_errors,
