@@ -269,6 +269,7 @@ async fn a_least_privilege_user_runs_on_a_cluster_and_every_master_is_checked_fo
     s.queue.name = Some(support::unique_name("cluster-acl"));
     s.queue.partitions = 3;
     s.producer.jobs = Some(1_000);
+    s.phases.warmup = Duration::ZERO;
     let r = run::run_scenario(&s, &redis, &run_options(), never()).await.unwrap_or_else(|e| panic!("run failed: {e}"));
     assert_eq!((r.counts.produced, r.counts.finished, r.counts.lost), (1_000, 1_000, 0), "{:?}", r.counts);
 
