@@ -219,6 +219,17 @@ async fn a_redis_restart_mid_run_loses_no_acknowledged_job() {
     assert!(r.counts.produced >= 2500, "producers did not carry on after the restart: {:?}", r.counts);
 }
 
+/// `conveyor produce` of `scenario` with its progress lines (stderr is no terminal: plain lines)
+/// and summary, results below `results`; waits for it to end.
+fn produce_with_progress(url: &str, results: &Path, scenario: &Path) -> std::process::Output {
+    conveyor()
+        .args(["produce", "--metrics-addr", "off", "--redis-url", url, "--results"])
+        .arg(results)
+        .arg(scenario)
+        .output()
+        .unwrap()
+}
+
 /// A `conveyor produce` progress line's figures: (t, jobs/s, completed, e2e p99 known).
 fn progress_figures(line: &str) -> Option<(f64, Option<f64>, Option<u64>, bool)> {
     let words: Vec<&str> = line.split_whitespace().collect();
@@ -245,12 +256,7 @@ fn produce_with_two_worker_processes_shows_their_progress_and_a_real_throughput_
     let url = support::shared_server().url();
     let workers = [(); 2].map(|_| support::start_worker(support::worker(&url, &scenario, &["--metrics-addr", "off"])));
     let results = dir.path().join("results");
-    let out = conveyor()
-        .args(["produce", "--metrics-addr", "off", "--redis-url", &url, "--results"])
-        .arg(&results)
-        .arg(&scenario)
-        .output()
-        .unwrap();
+    let out = produce_with_progress(&url, &results, &scenario);
     for w in workers {
         w.terminate();
     }
@@ -295,12 +301,7 @@ fn produce_without_any_worker_says_unknown_and_a_throughput_target_fails() {
     let (scenario, _) = support::scenario_file(dir.path(), "alone.toml", "no-workers", text);
     let url = support::shared_server().url();
     let results = dir.path().join("results");
-    let out = conveyor()
-        .args(["produce", "--metrics-addr", "off", "--redis-url", &url, "--results"])
-        .arg(&results)
-        .arg(&scenario)
-        .output()
-        .unwrap();
+    let out = produce_with_progress(&url, &results, &scenario);
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert_eq!(out.status.code(), Some(1), "the target must fail\n{stdout}\n{stderr}");
     let lines: Vec<_> = stderr.lines().filter_map(progress_figures).collect();
