@@ -179,6 +179,17 @@ struct WorkerArgs {
     metrics: crate::telemetry::MetricsArgs,
 }
 
+/// Parses `args` (the program name first) as the binary would, without running anything: an
+/// error names the flag or argument the line gets wrong. Tests check every command line the
+/// documentation prints with it.
+pub fn parse_command_line<I, T>(args: I) -> std::result::Result<(), clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    Cli::try_parse_from(args).map(drop)
+}
+
 /// Entry point of the `conveyor` binary: [`main_with`] and the benchmark's job types only.
 pub fn main() -> ExitCode {
     main_with(Registry::new())
@@ -345,7 +356,10 @@ fn run_command(args: RunArgs, local_workers: bool, registry: Arc<Registry>) -> R
         eprintln!("  chaos       {}", report.summary());
     }
     if let Some(p) = profiler {
-        p.write_flamegraph(&path.join("flamegraph.svg"))?;
+        let written = p.write_flamegraph(&path.join("flamegraph.svg"))?;
+        if let Some(warning) = written.warning() {
+            eprintln!("warning: {warning}");
+        }
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&result).expect("serializes"));
@@ -433,7 +447,7 @@ fn worker_command(args: WorkerArgs, registry: Arc<Registry>) -> Result<ExitCode>
         tokio::time::sleep(Duration::from_millis(10)).await;
         let snapshot = collector.send(TakeSnapshot).await?;
         if snapshot.run > 0 {
-            queue.publish_stats(snapshot.run, &instance, &snapshot.workers.encode()).await?;
+            queue.publish_stats(snapshot.run, &instance, &snapshot.workers.encode(clock::now_us())).await?;
         }
         tracing::info!(completed = snapshot.workers.counts.completed, "workers stopped");
         Ok(ExitCode::SUCCESS)

@@ -2,7 +2,8 @@
 //! digits) and counters. Each worker keeps its own [`WorkerStats`] and hands over a batch now
 //! and then; the collector merges them with `add`, so percentiles always come from the merged
 //! histogram, never from averaging percentiles. A worker process in another OS process encodes
-//! its merged stats ([`WorkerStats::encode`]) and publishes them through Redis.
+//! its merged stats with the time it took them ([`WorkerStats::encode`], [`Published`]) and
+//! publishes them through Redis.
 
 use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
@@ -46,6 +47,11 @@ impl Latency {
 
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// The 99th percentile, None when nothing was recorded.
+    pub fn p99_us(&self) -> Option<u64> {
+        (!self.0.is_empty()).then(|| self.0.value_at_quantile(0.99))
     }
 
     pub fn encode(&self) -> Vec<u8> {
@@ -96,6 +102,11 @@ pub struct WorkerCounts {
 }
 
 impl WorkerCounts {
+    /// Distinct jobs these counts finished (completed or dead; a duplicate completes twice).
+    pub fn distinct_finished(&self) -> u64 {
+        (self.completed + self.dead).saturating_sub(self.duplicates)
+    }
+
     pub fn add(&mut self, o: &WorkerCounts) {
         self.started += o.started;
         self.completed += o.completed;
@@ -122,6 +133,31 @@ struct Encoded {
     start_to_complete: Vec<u8>,
     #[serde(with = "serde_bytes")]
     end_to_end: Vec<u8>,
+    /// Missing in what an older conveyor published.
+    #[serde(default)]
+    at_us: u64,
+}
+
+/// A worker process's statistics as it published them through Redis.
+#[derive(Debug, Clone, Default)]
+pub struct Published {
+    pub stats: WorkerStats,
+    /// When the process took them (µs since the epoch by its own clock; 0 when it did not say).
+    /// Two publications of one process give its rate, however late a reader sees them.
+    pub at_us: u64,
+}
+
+impl Published {
+    pub fn decode(bytes: &[u8]) -> Result<Self, String> {
+        let e: Encoded = rmp_serde::from_slice(bytes).map_err(|e| e.to_string())?;
+        let stats = WorkerStats {
+            enqueue_to_start: Latency::decode(&e.enqueue_to_start)?,
+            start_to_complete: Latency::decode(&e.start_to_complete)?,
+            end_to_end: Latency::decode(&e.end_to_end)?,
+            counts: e.counts,
+        };
+        Ok(Self { stats, at_us: e.at_us })
+    }
 }
 
 impl WorkerStats {
@@ -136,24 +172,16 @@ impl WorkerStats {
         self.counts == WorkerCounts::default()
     }
 
-    pub fn encode(&self) -> Vec<u8> {
+    /// The statistics as published, stamped with the time `at_us` they were taken.
+    pub fn encode(&self, at_us: u64) -> Vec<u8> {
         rmp_serde::to_vec(&Encoded {
             counts: self.counts,
             enqueue_to_start: self.enqueue_to_start.encode(),
             start_to_complete: self.start_to_complete.encode(),
             end_to_end: self.end_to_end.encode(),
+            at_us,
         })
         .expect("stats always serialize")
-    }
-
-    pub fn decode(bytes: &[u8]) -> Result<Self, String> {
-        let e: Encoded = rmp_serde::from_slice(bytes).map_err(|e| e.to_string())?;
-        Ok(Self {
-            enqueue_to_start: Latency::decode(&e.enqueue_to_start)?,
-            start_to_complete: Latency::decode(&e.start_to_complete)?,
-            end_to_end: Latency::decode(&e.end_to_end)?,
-            counts: e.counts,
-        })
     }
 }
 
@@ -204,8 +232,9 @@ mod tests {
         }
         a.counts.completed = 900;
         b.counts.completed = 100;
-        let b = WorkerStats::decode(&b.encode()).unwrap();
-        a.add(&b);
+        let published = Published::decode(&b.encode(1_234)).unwrap();
+        assert_eq!(published.at_us, 1_234);
+        a.add(&published.stats);
         assert_eq!(a.counts.completed, 1000);
         let h = a.end_to_end.histogram();
         assert_eq!(h.len(), 1000);

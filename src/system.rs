@@ -100,23 +100,111 @@ impl RedisInfo {
     }
 }
 
-/// CPU seconds (user + system) this process has used so far.
+/// CPU seconds (user + system) this process has used so far, all threads (those that ended
+/// too), to the nanosecond: the scheduler's own account (`CLOCK_PROCESS_CPUTIME_ID`), not the
+/// 10 ms ticks of `/proc/self/stat` (which it falls back to if the clock is refused).
 pub fn process_cpu_seconds() -> f64 {
-    // /proc/self/stat gives utime and stime in clock ticks (USER_HZ, 100 on Linux).
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the command name (which is in parentheses and may contain spaces).
-    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    // utime is field 14, stime 15 (1-based, counting pid and comm): indexes 11 and 12 here.
-    (ticks(11) + ticks(12)) / USER_HZ
+    process_cpu_clock().unwrap_or_else(|| {
+        let stat = ProcStat::read();
+        (stat.field(UTIME) + stat.field(STIME)) / USER_HZ
+    })
+}
+
+#[allow(unsafe_code)]
+fn process_cpu_clock() -> Option<f64> {
+    let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes one timespec into `t`, which lives across the call.
+    let ok = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut t) } == 0;
+    ok.then(|| t.tv_sec as f64 + t.tv_nsec as f64 / 1e9)
 }
 
 /// Resident set size of this process in bytes.
 pub fn process_rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
     let pages: u64 = statm.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0);
-    pages * 4096
+    pages * page_size()
+}
+
+/// What the `process_*` metrics report besides CPU and RSS, read from `/proc/self` (None for a
+/// figure the system does not give).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcessFigures {
+    pub virtual_memory_bytes: Option<u64>,
+    /// The address-space limit (`RLIMIT_AS`), None when unlimited.
+    pub virtual_memory_max_bytes: Option<u64>,
+    pub open_fds: Option<u64>,
+    /// The open-files limit (`RLIMIT_NOFILE`, soft), None when unlimited.
+    pub max_fds: Option<u64>,
+    pub threads: Option<u64>,
+    /// Seconds since the Unix epoch.
+    pub start_time_seconds: Option<f64>,
+}
+
+impl ProcessFigures {
+    pub fn read() -> Self {
+        let stat = ProcStat::read();
+        let known = |v: f64| (v > 0.0).then_some(v);
+        let boot_time = std::fs::read_to_string("/proc/stat")
+            .ok()
+            .and_then(|s| s.lines().find_map(|l| l.strip_prefix("btime ")).and_then(|v| v.trim().parse::<f64>().ok()));
+        Self {
+            virtual_memory_bytes: known(stat.field(VSIZE)).map(|v| v as u64),
+            virtual_memory_max_bytes: address_space_limit(),
+            open_fds: std::fs::read_dir("/proc/self/fd").ok().map(|d| d.count() as u64),
+            max_fds: open_files_limit(),
+            threads: known(stat.field(NUM_THREADS)).map(|v| v as u64),
+            start_time_seconds: boot_time.zip(known(stat.field(STARTTIME))).map(|(boot, ticks)| boot + ticks / USER_HZ),
+        }
+    }
+}
+
+/// `/proc/self/stat`, split into the fields after the command name (which is in parentheses
+/// and may contain spaces). Field n of proc(5) (1-based, counting pid and comm) is index n - 3.
+struct ProcStat(Vec<String>);
+
+const NUM_THREADS: usize = 20 - 3;
+const UTIME: usize = 14 - 3;
+const STIME: usize = 15 - 3;
+const STARTTIME: usize = 22 - 3;
+const VSIZE: usize = 23 - 3;
+
+impl ProcStat {
+    fn read() -> Self {
+        let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+        let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        Self(after.split_whitespace().map(str::to_owned).collect())
+    }
+
+    /// A numeric field, 0 when missing.
+    fn field(&self, index: usize) -> f64 {
+        self.0.get(index).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
+    }
+}
+
+/// The soft limit of the address space (`RLIMIT_AS`), None when unlimited or unknown.
+#[allow(unsafe_code)]
+fn address_space_limit() -> Option<u64> {
+    let mut l = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes one rlimit into `l`, which lives across the call.
+    let ok = unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut l) } == 0;
+    (ok && l.rlim_cur != libc::RLIM_INFINITY).then_some(l.rlim_cur)
+}
+
+/// The soft limit of open files (`RLIMIT_NOFILE`), None when unlimited or unknown.
+#[allow(unsafe_code)]
+fn open_files_limit() -> Option<u64> {
+    let mut l = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes one rlimit into `l`, which lives across the call.
+    let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) } == 0;
+    (ok && l.rlim_cur != libc::RLIM_INFINITY).then_some(l.rlim_cur)
+}
+
+/// The size of a memory page.
+#[allow(unsafe_code)]
+fn page_size() -> u64 {
+    // SAFETY: sysconf reads a constant of the system; no memory is passed.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if size > 0 { size as u64 } else { 4096 }
 }
 
 /// Hands the heap pages glibc's malloc holds free back to the OS (`malloc_trim`), and says

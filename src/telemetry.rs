@@ -10,7 +10,8 @@
 //!   histograms; **worker gauges** (in flight, busy, idle) change once per batch.
 //! - **Queue depth** and the **oldest waiting job's age** come from the scheduler's sampling
 //!   (once a second); **schedule lag** from producer reports.
-//! - **`process_*`** (RSS, CPU, threads, open files) are read by `metrics-process` at each scrape.
+//! - **`process_*`** (RSS, CPU to the nanosecond, threads, open files) are read from `/proc` at
+//!   each scrape ([`process`]).
 //! - **`conveyor_build_info`** and **`conveyor_scenario_info{scenario,queue,role,phase}`** say
 //!   what runs and which phase it is in.
 //!
@@ -20,6 +21,7 @@
 mod catalog;
 mod handles;
 mod histograms;
+mod process;
 mod server;
 
 pub use catalog::{BUCKETS, describe};
@@ -189,8 +191,6 @@ pub fn install(addr: SocketAddr, identity: Identity) -> Result<SocketAddr, Insta
     if INSTALLED.set(installed).is_err() {
         return Err(InstallError::Recorder("already installed in this process".into()));
     }
-    let process = metrics_process::Collector::default();
-    process.describe();
     describe();
     build_info();
     // Error counters exist from the start (at 0), so rates and alerts see them before any error.
@@ -213,7 +213,7 @@ pub fn install(addr: SocketAddr, identity: Identity) -> Result<SocketAddr, Insta
             }
         })
         .map_err(|e| InstallError::Recorder(e.to_string()))?;
-    server::spawn(listener, server::Exposition { recorder, histograms, process })
+    server::spawn(listener, server::Exposition { recorder, histograms })
         .map_err(|e| InstallError::Recorder(e.to_string()))?;
     Ok(bound)
 }

@@ -1,18 +1,25 @@
 //! The collector merges what producers and workers report (in batches) into the run's
 //! statistics, and keeps the deepest queue the scheduler's depth samples showed. Everything it
 //! holds has a fixed size, however long the run (a soak must not see it grow). In a worker-only process
-//! it also publishes its merged statistics to Redis every second, so the process that owns the
-//! run can merge the histograms of every worker process.
+//! it also publishes its merged statistics to Redis, stamped with the time it took them, four
+//! times a second while it works and for a while after: the process that owns the run merges
+//! the histograms of every worker process at the end, and its progress and throughput over time
+//! come from these publications while the run goes (a rate from two of them is exact however
+//! late the reader looks, and they come several times per one-second sample).
 
 pub use super::scheduler::DepthSample;
 use crate::queue::Queue;
 use crate::stats::{ProducerStats, WorkerStats};
 use crate::telemetry::JobMetrics;
 use actix::prelude::*;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-/// How often a worker-only process publishes its statistics.
-const PUBLISH_EVERY: Duration = Duration::from_secs(1);
+/// How often a worker-only process publishes its statistics: several times per progress sample
+/// (one a second), so each sample sees a fresh publication of every live process.
+const PUBLISH_EVERY: Duration = Duration::from_millis(250);
+/// A process that has nothing new publishes anyway (a heartbeat: its rate is 0, not unknown)
+/// until it has been idle this long.
+const HEARTBEAT_FOR: Duration = Duration::from_secs(10);
 
 /// A worker's statistics since its last report, for jobs of run `run`.
 #[derive(Message, Debug)]
@@ -55,8 +62,8 @@ pub struct Counts {
     pub produced: u64,
     /// Jobs completed so far by the workers that report here.
     pub completed: u64,
-    /// End-to-end p99 so far (µs).
-    pub end_to_end_p99_us: u64,
+    /// End-to-end p99 so far (µs); None before the first measured job.
+    pub end_to_end_p99_us: Option<u64>,
 }
 
 /// Where a worker-only process publishes its statistics.
@@ -77,8 +84,8 @@ pub struct Collector {
     max_waiting: u64,
     /// Set in worker-only processes.
     publisher: Option<Publisher>,
-    /// Something changed since the last publish.
-    dirty: bool,
+    /// When a report last changed the statistics (None before the first).
+    changed_at: Option<Instant>,
     /// Prometheus counters and histograms fed from the reports (see [`Collector::exporting`]).
     metrics: Option<JobMetrics>,
 }
@@ -96,15 +103,15 @@ impl Collector {
 
     fn publish(&mut self, ctx: &mut Context<Self>) {
         let Some(p) = self.publisher.clone() else { return };
-        if !self.dirty || self.run == 0 {
+        let live = self.changed_at.is_some_and(|at| at.elapsed() <= HEARTBEAT_FOR);
+        if !live || self.run == 0 {
             return;
         }
-        self.dirty = false;
-        let (run, bytes) = (self.run, self.workers.encode());
+        let (run, bytes) = (self.run, self.workers.encode(crate::clock::now_us()));
         ctx.spawn(
             async move {
                 if let Err(e) = p.queue.publish_stats(run, &p.instance, &bytes).await {
-                    tracing::warn!(error = %e, "publishing worker statistics failed; retrying next second");
+                    tracing::warn!(error = %e, "publishing worker statistics failed; retrying at the next tick");
                 }
             }
             .into_actor(self),
@@ -139,7 +146,7 @@ impl Handler<WorkerReport> for Collector {
             self.workers = WorkerStats::default();
         }
         self.workers.add(&report.stats);
-        self.dirty = true;
+        self.changed_at = Some(Instant::now());
     }
 }
 
@@ -182,7 +189,7 @@ impl Handler<TakeCounts> for Collector {
         Counts {
             produced: self.producers.produced,
             completed: self.workers.counts.completed,
-            end_to_end_p99_us: self.workers.end_to_end.histogram().value_at_quantile(0.99),
+            end_to_end_p99_us: self.workers.end_to_end.p99_us(),
         }
     }
 }

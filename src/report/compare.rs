@@ -71,11 +71,12 @@ pub fn load(path: &Path) -> Result<Value> {
     let v: Value = serde_json::from_slice(&bytes)
         .map_err(|e| Error::Input { file: file.clone(), message: format!("expected a conveyor result.json: {e}") })?;
     let version = v.get("schema_version").and_then(Value::as_u64);
-    if version != Some(u64::from(super::SCHEMA_VERSION)) || v.get("cells").is_none() {
+    // Version 2 has the same `metrics` tables (it differs only in the timeline and trends).
+    if !version.is_some_and(|n| (2..=u64::from(super::SCHEMA_VERSION)).contains(&n)) || v.get("cells").is_none() {
         return Err(Error::Input {
             file,
             message: format!(
-                "expected a conveyor result.json with schema_version {} (a results directory or its result.json), got schema_version {version:?}",
+                "expected a conveyor result.json with schema_version 2 to {} (a results directory or its result.json), got schema_version {version:?}",
                 super::SCHEMA_VERSION
             ),
         });

@@ -32,6 +32,11 @@ pub fn summary(suite: &SuiteResult) -> String {
             if c.release_build { "" } else { ", DEBUG BUILD: not comparable" }
         );
     }
+    if !single {
+        for n in suite.notes() {
+            let _ = writeln!(s, "  note        {n}");
+        }
+    }
     if let Some(c) = &suite.capacity {
         let _ = writeln!(s, "  capacity    {:.0} jobs/s (closed-loop probe of {} jobs)", c.jobs_per_second, c.jobs);
     }

@@ -70,6 +70,14 @@ pub fn render(suite: &SuiteResult) -> String {
         s.push_str("</tr>\n");
     }
     s.push_str("</table>\n");
+    let notes = suite.notes();
+    if !notes.is_empty() {
+        s.push_str("<h2>Notes</h2><ul>");
+        for n in &notes {
+            let _ = write!(s, "<li>{}</li>", esc(n));
+        }
+        s.push_str("</ul>\n");
+    }
     let (sys, r) = (&suite.system, &suite.redis);
     let _ = writeln!(
         s,

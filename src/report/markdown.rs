@@ -85,6 +85,14 @@ pub fn render(suite: &SuiteResult) -> String {
     if let Some(p) = pauses.first() {
         let _ = writeln!(s, "Injected stall: every worker paused {p} (after the producers started), in every run.\n");
     }
+    let notes = suite.notes();
+    if !notes.is_empty() {
+        let _ = writeln!(s, "## Notes\n");
+        for n in &notes {
+            let _ = writeln!(s, "- {n}");
+        }
+        let _ = writeln!(s);
+    }
     let _ = writeln!(s, "## Context\n");
     let (sys, r) = (&suite.system, &suite.redis);
     let _ = writeln!(

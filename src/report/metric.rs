@@ -69,6 +69,7 @@ const SCALARS: &[(&str, MetricDef)] = &[
     ("dead", def(Unit::Count, Better::Lower)),
     ("retried", def(Unit::Count, Better::Lower)),
     ("unfinished", def(Unit::Count, Better::Lower)),
+    ("unreported", def(Unit::Count, Better::Lower)),
     ("poison", def(Unit::Count, Better::Lower)),
     ("enqueue_errors", def(Unit::Count, Better::Lower)),
     ("max_waiting", def(Unit::Count, Better::Lower)),
@@ -108,7 +109,7 @@ pub fn examples() -> &'static str {
     "throughput, throughput_per_worker, enqueue_rate, <stage>.<stat> (stages: enqueue_to_start, \
      start_to_complete, end_to_end, enqueue_call, schedule_lag; stats: min, mean, p50, p90, p95, p99, \
      p999, max), ops.<enqueue|claim|ack|fail|status>.<stat>, lost, duplicates, dead, retried, \
-     completion_rate, duplicate_rate, drain_seconds, rss_bytes, rss_idle_bytes, redis_bytes_per_job, \
+     unreported, completion_rate, duplicate_rate, drain_seconds, rss_bytes, rss_idle_bytes, redis_bytes_per_job, \
      rss_slope_bytes_per_hour, rss_growth, redis_memory_slope_bytes_per_hour, throughput_cv, max_waiting, ceiling_share"
 }
 

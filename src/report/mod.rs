@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 
 /// Version of the JSON layout (`result.json` and `schema/result.schema.json`); bumped on any
 /// incompatible change.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct RunResult {
@@ -160,11 +160,30 @@ pub struct Counts {
     pub lost: u64,
     /// Produced, not finished, still queued, running or delayed when the run ended.
     pub unfinished: u64,
+    /// Finished per the audit but in no worker's statistics: jobs a worker process settled and
+    /// never published (it was killed, or stopped without reaching Redis). `completed`, `dead`
+    /// and the latency percentiles leave them out; `finished` counts them.
+    pub unreported: u64,
     /// Completions of a job that had already finished.
     pub duplicates: u64,
     /// Undecodable entries moved to the dead letters.
     pub poison: u64,
     pub enqueue_errors: u64,
+}
+
+impl Counts {
+    /// Why `finished` exceeds what the workers reported, when it does: one line, for the summary
+    /// and the reports.
+    pub fn unreported_note(&self) -> Option<String> {
+        (self.unreported > 0).then(|| {
+            format!(
+                "{} of the {} finished job(s) are in the audit but not in the workers' statistics (completed {}, \
+                 dead {}): a worker process settled them and stopped before publishing its statistics (killed?), \
+                 or a settle was sent again after its reply was lost; the latency percentiles leave them out",
+                self.unreported, self.finished, self.completed, self.dead
+            )
+        })
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -270,6 +289,9 @@ impl RunResult {
             "  audit       lost {}, duplicates {}, unfinished {}, poison {}",
             c.lost, c.duplicates, c.unfinished, c.poison
         );
+        if let Some(note) = c.unreported_note() {
+            let _ = writeln!(s, "  unreported  {note}");
+        }
         let _ = writeln!(
             s,
             "  latency     {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
@@ -314,16 +336,7 @@ impl RunResult {
                 .collect::<String>()
         );
         if let Some(t) = &self.trends {
-            let _ = writeln!(
-                s,
-                "  trends      throughput {:.0} jobs/s ± {:.1}% (cv); RSS {:+.1}% ({:+.1} MB/h); Redis memory {:+.1} MB/h ({} samples)",
-                t.throughput_mean,
-                t.throughput_cv * 100.0,
-                t.rss_growth * 100.0,
-                t.rss_slope_bytes_per_hour / 1e6,
-                t.redis_memory_slope_bytes_per_hour / 1e6,
-                t.samples
-            );
+            let _ = writeln!(s, "  trends      {}", t.summary());
         }
         let _ = writeln!(
             s,
@@ -361,4 +374,31 @@ impl RunResult {
 /// Microseconds as milliseconds with enough digits for sub-millisecond figures.
 fn ms(us: u64) -> String {
     format!("{:.3}ms", us as f64 / 1000.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finished_jobs_no_worker_reported_get_a_note_and_others_none() {
+        let mut counts = Counts {
+            produced: 75_000,
+            produced_warmup: 0,
+            finished: 75_000,
+            completed: 74_761,
+            retried: 0,
+            dead: 0,
+            lost: 0,
+            unfinished: 0,
+            unreported: 239,
+            duplicates: 0,
+            poison: 0,
+            enqueue_errors: 0,
+        };
+        let note = counts.unreported_note().expect("239 unreported jobs get a note");
+        assert!(note.starts_with("239 of the 75000 finished job(s)") && note.contains("completed 74761"), "{note}");
+        counts.unreported = 0;
+        assert_eq!(counts.unreported_note(), None);
+    }
 }

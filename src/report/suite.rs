@@ -157,6 +157,20 @@ impl SuiteResult {
         self.passed = self.lost == 0 && self.targets.iter().all(|t| t.passed);
     }
 
+    /// What a reader must know beside the figures, one line each: runs whose finished jobs the
+    /// workers' statistics do not all account for (see [`super::Counts::unreported_note`]).
+    pub fn notes(&self) -> Vec<String> {
+        let many = self.cells.len() > 1 || self.cells.iter().any(|c| c.runs.len() > 1);
+        self.cells
+            .iter()
+            .flat_map(|c| c.runs.iter().enumerate().map(move |(i, r)| (c, i, r)))
+            .filter_map(|(c, i, r)| {
+                let note = r.counts.unreported_note()?;
+                Some(if many { format!("{} run {}: {note}", c.label, i + 1) } else { note })
+            })
+            .collect()
+    }
+
     /// The targets that failed.
     pub fn failed_targets(&self) -> impl Iterator<Item = &TargetOutcome> {
         self.targets.iter().filter(|t| !t.passed)
@@ -225,6 +239,7 @@ pub fn run_metrics(r: &RunResult) -> BTreeMap<String, f64> {
         put("dead", c.dead as f64);
         put("retried", c.retried as f64);
         put("unfinished", c.unfinished as f64);
+        put("unreported", c.unreported as f64);
         put("poison", c.poison as f64);
         put("enqueue_errors", c.enqueue_errors as f64);
         if c.produced > 0 {
@@ -244,10 +259,18 @@ pub fn run_metrics(r: &RunResult) -> BTreeMap<String, f64> {
         put("redis_used_memory_bytes", max as f64);
     }
     if let Some(t) = &r.trends {
-        put("rss_slope_bytes_per_hour", t.rss_slope_bytes_per_hour);
         put("rss_growth", t.rss_growth);
-        put("redis_memory_slope_bytes_per_hour", t.redis_memory_slope_bytes_per_hour);
-        put("throughput_cv", t.throughput_cv);
+        // Figures the run does not have (a slope from too short a window, throughput nobody
+        // reported) are absent, so a target on them fails with "no value".
+        for (name, value) in [
+            ("rss_slope_bytes_per_hour", t.rss_slope_bytes_per_hour),
+            ("redis_memory_slope_bytes_per_hour", t.redis_memory_slope_bytes_per_hour),
+            ("throughput_cv", t.throughput_cv),
+        ] {
+            if let Some(v) = value {
+                put(name, v);
+            }
+        }
     }
     if let Some(ceil) = &r.ceiling {
         put("ceiling.xadd_per_second", ceil.xadd_per_second);

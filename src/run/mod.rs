@@ -7,6 +7,7 @@ mod backlog;
 pub mod memory;
 mod patience;
 mod progress;
+mod published;
 mod queue_ops;
 mod sampler;
 mod suite;
@@ -171,8 +172,12 @@ pub async fn run_scenario(
     crate::telemetry::start_run(scenario.phases.warmup);
     let begun = Instant::now();
     extra.pauses = schedule_pauses(scenario, pool.workers());
-    let mut sampler = Sampler::new(begun);
+    let remote = sampler::Remote::new(queue.clone(), run, options.instance.clone());
+    let mut sampler = Sampler::new(begun, local_workers > 0, remote);
     let mut tick = tokio::time::interval(SAMPLE_EVERY);
+    // A late tick is not made up with a burst of samples a few ms apart: each sample's rate
+    // would then rest on an interval shorter than the workers' publications.
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
 
     // Measure (and warm-up): until every producer has sent its plan.
@@ -344,20 +349,11 @@ async fn remote_stats(
     loop {
         let mut merged = WorkerStats::default();
         let mut processes = 0;
-        for (name, bytes) in queue.published_stats(run).await? {
-            if name == instance {
-                continue;
-            }
-            match WorkerStats::decode(&bytes) {
-                Ok(s) => {
-                    merged.add(&s);
-                    processes += 1;
-                }
-                Err(e) => tracing::warn!(instance = %name, error = %e, "ignoring undecodable worker statistics"),
-            }
+        for (_, p) in published::read(queue, run, instance).await? {
+            merged.add(&p.stats);
+            processes += 1;
         }
-        let c = |s: &WorkerStats| s.counts.completed + s.counts.dead - s.counts.duplicates;
-        let accounted = c(&local.workers) + c(&merged);
+        let accounted = local.workers.counts.distinct_finished() + merged.counts.distinct_finished();
         if accounted >= finished || Instant::now() >= deadline {
             return Ok((merged, processes));
         }
@@ -446,6 +442,7 @@ fn build_result(i: BuildInput<'_>) -> RunResult {
             dead: w.dead,
             lost: not_finished - unfinished,
             unfinished,
+            unreported: i.finished.saturating_sub(w.distinct_finished()),
             duplicates: w.duplicates + i.overlap,
             poison: w.poison,
             enqueue_errors: p.enqueue_errors,

@@ -1,6 +1,6 @@
 //! The `/metrics` endpoint: a small blocking HTTP/1.1 server on a thread of its own (never on
 //! the actix event loop), answering each scrape with the recorder's exposition, the job-stage
-//! histograms and fresh `process_*` metrics. One request per connection, served in turn: a
+//! histograms and fresh `process_*` metrics ([`super::process`]). One request per connection, served in turn: a
 //! scrape takes about a millisecond, and a slow client is cut off by a read timeout.
 
 use super::histograms::JobHistograms;
@@ -19,18 +19,17 @@ const MAX_REQUEST: usize = 8 * 1024;
 pub struct Exposition {
     pub recorder: PrometheusHandle,
     pub histograms: Arc<JobHistograms>,
-    pub process: metrics_process::Collector,
 }
 
 impl Exposition {
     /// The full text exposition, as of now.
     pub fn render(&self) -> String {
-        self.process.collect();
         let mut out = self.recorder.render();
         if !out.is_empty() && !out.ends_with("\n\n") {
             out.push('\n');
         }
         self.histograms.render(&mut out);
+        super::process::render(&mut out);
         out
     }
 }

@@ -41,7 +41,8 @@ fn every_role_refuses_a_redis_that_evicts_unless_told_to_insist() {
         let out = cmd.output().unwrap();
         let all = text(&out);
         assert_eq!(out.status.code(), Some(2), "{role}: {all}");
-        assert!(started.elapsed() < Duration::from_secs(10), "{role} took {:?}", started.elapsed());
+        // Only bounds a hang: the check runs right after connecting.
+        assert!(started.elapsed() < Duration::from_secs(60), "{role} took {:?}", started.elapsed());
         for needle in ["maxmemory-policy allkeys-lru", "noeviction", "--allow-eviction", &url] {
             assert!(all.contains(needle), "{role}: error lacks {needle:?}: {all}");
         }

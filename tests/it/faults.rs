@@ -147,42 +147,60 @@ async fn restart_mid_run(fsync: &str) {
     let url = server.url();
     let s = scenario(
         "[queue]\nlease = \"2s\"\n[producer]\nrate = 1000\nduration = \"3s\"\n[workers]\ncount = 2\n\
-         [phases]\ndrain_timeout = \"30s\"\n",
+         [phases]\ndrain_timeout = \"60s\"\n",
     );
     let audit = QueueKeys::new(&s.queue.prefix, &s.queue_name()).audit_done();
     let watcher_url = url.clone();
+    let run_over = Arc::new(AtomicBool::new(false));
+    let watcher_run_over = run_over.clone();
+    // The watcher only measures: whether the run recovered is for the audit below to say. It
+    // counts finished jobs just before the kill (every one of them survives the restart), so
+    // however late it gets to look after the restart, any job finished since shows; and it
+    // stops looking when the run is over.
     let restarter = std::thread::spawn(move || {
         let mut server = server;
         std::thread::sleep(Duration::from_millis(1200));
+        let bitcount = |conn: &mut redis::Connection| redis::cmd("BITCOUNT").arg(&audit).query::<u64>(conn).ok();
+        let before_kill = bitcount(&mut sync_conn(&watcher_url)).unwrap_or(0);
         let killed_at = Instant::now();
         server.kill();
         server.restart().expect("restart redis-server");
         let up_at = Instant::now();
-        let mut conn = sync_conn(&watcher_url);
-        let at_restart: u64 = redis::cmd("BITCOUNT").arg(&audit).query(&mut conn).unwrap();
+        let mut conn = None;
         let resumed_at = loop {
-            let now: u64 = redis::cmd("BITCOUNT").arg(&audit).query(&mut conn).unwrap();
-            if now > at_restart {
-                break Instant::now();
+            if conn.is_none() {
+                conn = redis::Client::open(watcher_url.as_str())
+                    .unwrap()
+                    .get_connection_with_timeout(Duration::from_secs(2))
+                    .ok();
             }
-            assert!(up_at.elapsed() < Duration::from_secs(30), "no job finished within 30 s of the restart");
+            match conn.as_mut().map(bitcount) {
+                Some(Some(now)) if now > before_kill => break Some(Instant::now()),
+                Some(None) => conn = None,
+                _ => {}
+            }
+            if watcher_run_over.load(Ordering::SeqCst) {
+                break None;
+            }
             std::thread::sleep(Duration::from_millis(5));
         };
-        (server, up_at - killed_at, resumed_at - up_at)
+        (server, up_at - killed_at, resumed_at.map(|at| at - up_at))
     });
     let r = run_on(&url, &s).await;
+    run_over.store(true, Ordering::SeqCst);
     let (_server, down, resume) = restarter.join().unwrap();
     eprintln!(
-        "REDIS RESTART (appendfsync {fsync}): down {:.0}ms (kill + start + load AOF); first job finished {:.0}ms \
+        "REDIS RESTART (appendfsync {fsync}): down {:.0}ms (kill + start + load AOF); first job finished {} \
          after Redis was back; produced {} duplicates {} enqueue errors {}",
         down.as_secs_f64() * 1000.0,
-        resume.as_secs_f64() * 1000.0,
+        resume.map_or("(not seen before the run ended)".to_owned(), |d| format!("{:.0}ms", d.as_secs_f64() * 1000.0)),
         r.counts.produced,
         r.counts.duplicates,
         r.counts.enqueue_errors
     );
     assert_nothing_lost(&r);
-    assert!(r.counts.produced >= 2500, "{:?}", r.counts);
+    // An open loop sends its whole plan (3 s at 1,000 jobs/s), Redis restart or not.
+    assert!(r.counts.produced >= 3000, "{:?}", r.counts);
 }
 
 /// SIGTERM to one of two worker processes under load: it finishes and settles the jobs it holds
@@ -193,25 +211,21 @@ fn sigterm_to_a_worker_process_under_load_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let text = "lease = \"60s\"\n[producer]\nrate = 1500\nduration = \"3s\"\n\
                 [workers]\ncount = 2\nconcurrency = 4\nbatch = 20\n\
-                [[jobs]]\nkind = \"sleep\"\nduration = \"5ms\"\n[phases]\ndrain_timeout = \"20s\"\n";
+                [[jobs]]\nkind = \"sleep\"\nduration = \"5ms\"\n[phases]\ndrain_timeout = \"50s\"\n";
     let (scenario, _) = support::scenario_file(dir.path(), "term.toml", "term", text);
     let url = support::shared_server().url();
-    let spawn_worker = || {
-        support::worker(&url, &scenario, &[]).env("RUST_LOG", "conveyor=info").stderr(Stdio::piped()).spawn().unwrap()
-    };
-    let victim = spawn_worker();
-    let mut survivor = spawn_worker();
+    // Both are running (and handle SIGTERM) before the producer starts.
+    let victim = support::start_worker(support::worker(&url, &scenario, &["--metrics-addr", "off"]));
+    let survivor = support::start_worker(support::worker(&url, &scenario, &["--metrics-addr", "off"]));
     let producer = support::producer(&url, &dir.path().join("results"), &scenario, &[]).spawn().unwrap();
     std::thread::sleep(Duration::from_millis(1500));
     let term_at = Instant::now();
-    assert!(Command::new("kill").args(["-TERM", &victim.id().to_string()]).status().unwrap().success());
-    let victim_out = victim.wait_with_output().unwrap();
+    let (status, victim_log) = victim.terminate();
     let stop_took = term_at.elapsed();
-    let victim_log = String::from_utf8_lossy(&victim_out.stderr);
-    assert!(victim_out.status.success(), "worker exit {:?}: {victim_log}", victim_out.status);
+    assert!(status.success(), "worker exit {status:?}: {victim_log}");
     assert!(victim_log.contains("workers stopped"), "{victim_log}");
     let out = producer.wait_with_output().unwrap();
-    support::terminate(&mut survivor);
+    survivor.terminate();
     let json = support::json_output(&out);
     let counts = &json["cells"][0]["runs"][0]["counts"];
     eprintln!("SIGTERM: worker stopped {:.0}ms after the signal; counts {counts}", stop_took.as_secs_f64() * 1000.0);
@@ -219,7 +233,7 @@ fn sigterm_to_a_worker_process_under_load_loses_nothing() {
     assert_eq!(counts["unfinished"], 0, "{counts}");
     assert_eq!(counts["finished"], counts["produced"], "{counts}");
     assert_eq!(counts["duplicates"], 0, "a graceful stop must not make jobs run twice: {counts}");
-    assert!(counts["produced"].as_u64().unwrap() >= 4000, "{counts}");
+    assert!(counts["produced"].as_u64().unwrap() >= 4500, "an open loop sends its whole plan: {counts}");
 }
 
 /// Redis unreachable at start: every role exits 2 with a clear error within a bounded time,
@@ -243,7 +257,8 @@ fn every_role_reports_unreachable_redis_within_a_bounded_time() {
             let stderr = String::from_utf8_lossy(&out.stderr);
             eprintln!("UNREACHABLE {url} {role}: exit {:?} after {:.0}ms", out.status.code(), took.as_secs_f64() * 1e3);
             assert_eq!(out.status.code(), Some(2), "{role} {url}: {stderr}");
-            assert!(took < Duration::from_secs(15), "{role} {url} took {took:?}");
+            // Only bounds a hang: the connect timeout is 3 s.
+            assert!(took < Duration::from_secs(60), "{role} {url} took {took:?}");
             assert!(stderr.contains("unreachable") && stderr.contains(url), "{role} {url}: {stderr}");
         }
     }
@@ -292,7 +307,8 @@ fn a_private_redis_server_dies_with_a_killed_conveyor_run() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
+    // Deadlines here only bound a hang.
+    let deadline = Instant::now() + Duration::from_secs(60);
     let server = loop {
         if let Some(pid) = children_named(run.id(), "redis-server").first() {
             break *pid;
@@ -302,7 +318,7 @@ fn a_private_redis_server_dies_with_a_killed_conveyor_run() {
     };
     run.kill().unwrap();
     run.wait().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(60);
     while alive(server) {
         assert!(Instant::now() < deadline, "redis-server {server} outlived the conveyor run that started it");
         std::thread::sleep(Duration::from_millis(20));

@@ -6,6 +6,7 @@ mod support;
 
 mod bad_input;
 mod cluster;
+mod docs;
 mod eviction;
 mod examples;
 mod faults;

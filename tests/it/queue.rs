@@ -251,7 +251,11 @@ async fn expired_lease_is_reclaimed_and_the_job_finishes_exactly_once() {
     let held = claim(&queue, "dead-worker", 10).await;
     assert_eq!(held.len(), 1);
 
-    let early = queue.reclaim("0-0", 100).await.unwrap();
+    // Seen through a handle with an hour's lease, so a stalled test thread cannot let the lease
+    // run out before this look.
+    let long_lease = QueueOptions { lease: Duration::from_secs(3600), ..QueueOptions::default() };
+    let same_queue = Queue::new(queue.redis().clone(), queue.keys().queue(), long_lease, conveyor::clock::system());
+    let early = same_queue.reclaim("0-0", 100).await.unwrap();
     assert_eq!((early.moved, early.dead), (0, 0), "a lease still running is not reclaimed");
     assert_eq!(queue.depth().await.unwrap(), Depth { in_flight: 1, ..Depth::default() });
     assert!(claim(&queue, "live-worker", 10).await.is_empty());
@@ -304,16 +308,19 @@ async fn job_reclaimed_more_than_max_reclaims_times_goes_to_the_dead_letters() {
     assert_eq!(queue.missing(6, 10).await.unwrap(), (0..5).collect::<Vec<_>>(), "the dead job's audit bit is set");
 }
 
+/// The lease is long enough (1.5 s) that a busy machine cannot stall the test between a renewal
+/// and the reclaim right after it for longer than a lease.
 #[tokio::test]
 async fn renewed_lease_is_not_reclaimed() {
-    let options = QueueOptions { lease: SHORT_LEASE, ..QueueOptions::default() };
+    let lease = Duration::from_millis(1500);
+    let options = QueueOptions { lease, ..QueueOptions::default() };
     let queue = support::queue("renew", options).await;
     queue.enqueue(&job(0)).await.unwrap();
     let held = claim(&queue, "slow-worker", 10).await;
 
-    // Three leases pass while the worker renews every third of one.
-    for tick in 0..9 {
-        tokio::time::sleep(SHORT_LEASE / 3).await;
+    // Two leases pass while the worker renews every third of one.
+    for tick in 0..6 {
+        tokio::time::sleep(lease / 3).await;
         queue.renew("slow-worker", &held).await.unwrap();
         let r = queue.reclaim("0-0", 100).await.unwrap();
         assert_eq!((r.moved, r.dead), (0, 0), "tick {tick}: a renewed lease was reclaimed");
@@ -446,7 +453,8 @@ async fn claim_with_a_sub_millisecond_block_returns_on_an_empty_queue() {
     let queue = support::queue("claim-short-block", QueueOptions::default()).await;
     let mut conn = queue.redis().blocking_connection().await.unwrap();
     let claim = queue.claim(&mut conn, "w1", 10, Duration::from_micros(500));
-    let claimed = tokio::time::timeout(Duration::from_secs(2), claim)
+    // Only bounds the hang the bug was: the claim returns within its 500 µs block.
+    let claimed = tokio::time::timeout(Duration::from_secs(30), claim)
         .await
         .expect("a 500 µs claim on an empty queue must not block forever")
         .unwrap();

@@ -24,8 +24,12 @@ fn every_shipped_scenario_loads() {
 fn quick_scenario_is_what_the_readme_promises() {
     let s = Scenario::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/quick.toml"))).unwrap();
     assert_eq!(s.workers.count, 4);
-    assert_eq!(s.producer.jobs, Some(10_000));
-    assert_eq!(s.producer.rate, RatePlan::Max);
+    // About 10 s: a 2 s warm-up, then 8 s measured, open loop at 5,000 jobs/s.
+    assert_eq!(s.producer.jobs, None);
+    assert_eq!(s.producer.duration, Some(std::time::Duration::from_secs(8)));
+    assert_eq!(s.phases.warmup, std::time::Duration::from_secs(2));
+    assert_eq!(s.producer.rate.peak(None), Some(5000.0));
+    assert_ne!(s.producer.rate, RatePlan::Max, "a closed loop drains 10,000 jobs in a blink");
 }
 
 #[test]

@@ -357,7 +357,8 @@ async fn tls_with_a_test_ca_and_client_certificates_works_and_refuses_what_it_sh
     ] {
         let started = Instant::now();
         let err = Redis::connect_with(&url, &files).await.expect_err(what).to_string();
-        assert!(started.elapsed() < Duration::from_secs(10), "{what} took {:?}", started.elapsed());
+        // Only bounds a hang (the connect timeout is 3 s).
+        assert!(started.elapsed() < Duration::from_secs(60), "{what} took {:?}", started.elapsed());
         assert!(err.contains("unreachable") && err.contains("rediss://:***@127.0.0.1"), "{what}: {err}");
         assert_no_password(what, &err);
     }

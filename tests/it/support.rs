@@ -135,6 +135,83 @@ pub fn worker(url: &str, scenario: &Path, extra: &[&str]) -> Command {
     cmd
 }
 
+/// A `conveyor worker` process started by [`start_worker`]: its log is collected as it runs.
+pub struct WorkerProcess {
+    pub child: Child,
+    log: Arc<std::sync::Mutex<String>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+/// How long a worker process may take to start its workers: it only bounds a hang (a debug
+/// binary on two busy cores starts in well under a second).
+const WORKER_START_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Spawns `cmd` (from [`worker`]) at log level info and returns once its log says its workers
+/// run, so a test never races a process that has not started yet (a SIGTERM before the process
+/// handles it kills it; a run may end before a slow process claims anything).
+pub fn start_worker(mut cmd: Command) -> WorkerProcess {
+    let mut child =
+        cmd.env("RUST_LOG", "conveyor=info,warn").stderr(Stdio::piped()).spawn().expect("spawn conveyor worker");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let log = Arc::new(std::sync::Mutex::new(String::new()));
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let sink = log.clone();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("workers running") {
+                let _ = ready_tx.send(());
+            }
+            let mut log = sink.lock().unwrap();
+            log.push_str(&line);
+            log.push('\n');
+        }
+    });
+    let mut worker = WorkerProcess { child, log, reader: Some(reader) };
+    if ready_rx.recv_timeout(WORKER_START_LIMIT).is_err() {
+        let _ = worker.child.kill();
+        let status = worker.child.wait();
+        panic!("conveyor worker did not start its workers ({status:?}):\n{}", worker.log());
+    }
+    worker
+}
+
+impl WorkerProcess {
+    /// What the process logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Stops the process with SIGTERM; its exit status and whole log.
+    pub fn terminate(mut self) -> (std::process::ExitStatus, String) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        self.wait()
+    }
+
+    /// Kills the process with SIGKILL and waits for it.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.wait();
+    }
+
+    fn wait(&mut self) -> (std::process::ExitStatus, String) {
+        let status = self.child.wait().expect("wait for conveyor worker");
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        (status, self.log())
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// A `conveyor produce --quiet --json` process of `scenario` on `url`, `extra` options before the
 /// URL, results below `results`, stdout and stderr piped (read them with [`json_output`]).
 pub fn producer(url: &str, results: &Path, scenario: &Path, extra: &[&str]) -> Command {
@@ -147,12 +224,6 @@ pub fn producer(url: &str, results: &Path, scenario: &Path, extra: &[&str]) -> C
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     cmd
-}
-
-/// Stops a process with SIGTERM and waits for it, whatever either returns.
-pub fn terminate(child: &mut Child) {
-    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
-    let _ = child.wait();
 }
 
 /// The JSON a `--json` run printed, after asserting that it exited 0 (stdout and stderr shown

@@ -66,7 +66,8 @@ pub fn http_get(port: u16, path: &str) -> Option<String> {
         .or_else(|| head.starts_with("HTTP/1.0 200").then(|| body.to_owned()))
 }
 
-/// Polls `f` every 200 ms until it returns `Some`, or panics after `limit` saying `what`.
+/// Polls `f` every 200 ms until it returns `Some`, or panics after `limit` saying `what`. A limit
+/// only bounds a hang: give it minutes, never the time the step takes on an idle machine.
 pub fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + limit;
     loop {
@@ -245,6 +246,9 @@ const FAMILIES: &[(&str, &str)] = &[
     ("process_resident_memory_bytes", "gauge"),
     ("process_open_fds", "gauge"),
     ("process_threads", "gauge"),
+    ("process_max_fds", "gauge"),
+    ("process_virtual_memory_bytes", "gauge"),
+    ("process_start_time_seconds", "gauge"),
 ];
 
 /// The checks every conveyor scrape must pass: HELP and TYPE for each family, base units in
@@ -315,7 +319,7 @@ fn a_run_serves_every_metric_family_with_help_units_and_bounded_labels() {
             .stderr(Stdio::null()),
     );
     // A scrape taken while jobs complete, fail and retry, in the measured phase.
-    let text = wait_for("a scrape showing completed, retried and measured jobs", Duration::from_secs(30), || {
+    let text = wait_for("a scrape showing completed, retried and measured jobs", Duration::from_secs(120), || {
         let text = http_get(port, "/metrics")?;
         let e = Exposition::parse(&text);
         let busy = e.sum("conveyor_jobs_completed_total", &[("outcome", "success")]) > 0.0
@@ -342,9 +346,20 @@ fn a_run_serves_every_metric_family_with_help_units_and_bounded_labels() {
     assert_eq!(e.sum("conveyor_scenario_info", &[("phase", "warmup")]), 0.0, "the warm-up phase is over");
     assert_eq!(e.matching("conveyor_build_info", &[]).next().unwrap().labels["version"], env!("CARGO_PKG_VERSION"));
     assert!(e.sum("process_resident_memory_bytes", &[]) > 1e6);
+    // CPU seconds are a counter of fractional seconds: two scrapes a few seconds apart (while
+    // the run works) show it growing by less than whole seconds would.
+    let cpu = |e: &Exposition| e.sum("process_cpu_seconds_total", &[]);
+    let first = cpu(&e);
+    let later = wait_for("a later scrape with more CPU seconds", Duration::from_secs(120), || {
+        std::thread::sleep(Duration::from_secs(2));
+        let later = cpu(&Exposition::parse(&http_get(port, "/metrics")?));
+        (later > first).then_some(later)
+    });
+    eprintln!("process_cpu_seconds_total: {first} then {later}");
+    assert!(first.fract() != 0.0 && later.fract() != 0.0, "whole seconds exported: {first}, {later}");
     // Not the metrics endpoint: 404.
     assert_eq!(http_get(port, "/nothing"), None);
-    let status = wait_for("the run to end", Duration::from_secs(60), || run.child.try_wait().unwrap());
+    let status = wait_for("the run to end", Duration::from_secs(180), || run.child.try_wait().unwrap());
     assert!(status.success(), "conveyor run failed: {status}");
 }
 

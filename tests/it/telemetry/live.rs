@@ -83,7 +83,7 @@ fn live_prometheus_answers_every_dashboard_expression_and_agrees_with_the_report
     let queue = crate::support::unique_name("live");
     // No warm-up: the workers export every job they run, the report counts measured jobs only,
     // and without a warm-up the two are the same jobs, so their figures can be compared.
-    let text = OPEN_LOOP_WITH_FAILURES.replace("DURATION", "14s").replace("warmup = \"1s\"", "warmup = \"0s\"");
+    let text = OPEN_LOOP_WITH_FAILURES.replace("DURATION", "20s").replace("warmup = \"1s\"", "warmup = \"0s\"");
     let scenario = write_scenario(dir.path(), &queue, &text);
     let ports: BTreeMap<&str, u16> = ["conveyor-producer", "conveyor-worker", "redis", "prometheus"]
         .into_iter()
@@ -98,7 +98,7 @@ fn live_prometheus_answers_every_dashboard_expression_and_agrees_with_the_report
     let mut worker = conveyor_cli(["worker"]);
     worker.arg(&scenario).args(["--redis-url", &redis_url, "--metrics-addr", &addr("conveyor-worker")]);
     let _worker = Process::spawn("conveyor worker", worker.stdout(Stdio::null()).stderr(Stdio::null()));
-    wait_for("the worker's /metrics", Duration::from_secs(20), || {
+    wait_for("the worker's /metrics", Duration::from_secs(120), || {
         let text = http_get(ports["conveyor-worker"], "/metrics")?;
         (Exposition::parse(&text).sum("conveyor_scenario_info", &[("phase", "serve")]) == 1.0).then_some(())
     });
@@ -112,7 +112,7 @@ fn live_prometheus_answers_every_dashboard_expression_and_agrees_with_the_report
         .arg("--log.level=warn");
     let _prometheus = Process::spawn("prometheus", prometheus.stdout(Stdio::null()).stderr(Stdio::null()));
     let prom = ports["prometheus"];
-    wait_for("Prometheus to be ready", Duration::from_secs(30), || http_get(prom, "/-/ready"));
+    wait_for("Prometheus to be ready", Duration::from_secs(120), || http_get(prom, "/-/ready"));
 
     let mut produce = conveyor_cli(["produce", "--quiet", "--json"]);
     produce.arg(&scenario).args(["--redis-url", &redis_url, "--metrics-addr", &addr("conveyor-producer")]);
@@ -120,8 +120,9 @@ fn live_prometheus_answers_every_dashboard_expression_and_agrees_with_the_report
     let mut producer = Process::spawn("conveyor produce", produce.stdout(Stdio::piped()).stderr(Stdio::null()));
     let started = Instant::now();
 
-    // Mid-run: Prometheus has several scrapes of every target and rule evaluations.
-    wait_for("Prometheus to see jobs completing and every target up", Duration::from_secs(30), || {
+    // Mid-run: Prometheus has several scrapes of every target and rule evaluations. (The run
+    // lasts 20 s, so the producer still runs while the expressions below are checked.)
+    wait_for("Prometheus to see jobs completing and every target up", Duration::from_secs(120), || {
         let completed =
             query(prom, &format!("conveyor_jobs_completed_total{{queue=\"{queue}\",outcome=\"success\"}} > 0"));
         let up = query(prom, "up == 1");
@@ -197,12 +198,24 @@ fn live_prometheus_answers_every_dashboard_expression_and_agrees_with_the_report
             }
         }
     }
+    // Jobs per CPU-second divides by the CPU rate: with fractional CPU seconds that rate is
+    // steady, and an instance with no CPU in the interval has no point instead of +Inf or NaN.
+    let per_cpu = dashboards.iter().find(|q| q.place.contains("Jobs per CPU-second")).expect("the panel");
+    let values: Vec<String> = query(prom, &substitute(&per_cpu.expr))
+        .iter()
+        .map(|r| r["value"][1].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(!values.is_empty(), "{}: no data", per_cpu.place);
+    assert!(values.iter().all(|v| v.parse::<f64>().is_ok_and(f64::is_finite)), "{}: {values:?}", per_cpu.place);
+    let worker_cpu = single_value(prom, "rate(process_cpu_seconds_total{job=\"conveyor-worker\"}[5s])");
+    println!("worker CPU {worker_cpu:.4} CPU-s/s; jobs per CPU-second {values:?}");
+    assert!(worker_cpu > 0.0 && worker_cpu < 4.0, "worker CPU rate {worker_cpu}");
     println!("observability: {passed} passed, {} failed", failed.len());
     assert!(failed.is_empty(), "{} failed:\n{}", failed.len(), failed.join("\n"));
 
     // After the run: the counters and buckets, as Prometheus sees them (summed over processes:
     // the producer exports the same series at 0), agree with the report the producer wrote.
-    let status = wait_for("the run to end", Duration::from_secs(60), || producer.child.try_wait().unwrap());
+    let status = wait_for("the run to end", Duration::from_secs(180), || producer.child.try_wait().unwrap());
     let mut json = String::new();
     producer.child.stdout.take().unwrap().read_to_string(&mut json).unwrap();
     assert!(status.success(), "conveyor produce failed: {status}\n{json}");
@@ -217,7 +230,7 @@ fn live_prometheus_answers_every_dashboard_expression_and_agrees_with_the_report
     let completed_expr =
         format!("sum(max_over_time(conveyor_jobs_completed_total{{queue=\"{q}\",outcome=\"success\"}}[5m]))");
     let count_expr = format!("sum(max_over_time(conveyor_job_end_to_end_seconds_count{{queue=\"{q}\"}}[5m]))");
-    wait_for("Prometheus to scrape the worker's final counts", Duration::from_secs(15), || {
+    wait_for("Prometheus to scrape the worker's final counts", Duration::from_secs(120), || {
         (single_value(prom, &completed_expr) == completed && single_value(prom, &count_expr) == measured).then_some(())
     });
     // p99 from the buckets: the report's HDR p99 lies in the bucket Prometheus interpolates in.
