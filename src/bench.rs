@@ -28,7 +28,7 @@ use crate::queue::{Queue, QueueOptions};
 use crate::report::{Percentiles, RunResult};
 use crate::run::{self, RunOptions, memory};
 use crate::scenario::{Rate, Scenario};
-use crate::system;
+
 use actix::prelude::*;
 use serde::Serialize;
 use std::path::Path;
@@ -356,7 +356,7 @@ async fn idle_rss(redis: &Redis) -> Result<u64> {
         .start()
         .await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let rss = system::process_rss_bytes();
+    let rss = crate::process::process_rss_bytes();
     pool.shutdown().await;
     queue.reset().await?;
     Ok(rss)

@@ -31,7 +31,7 @@ impl Probe {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::Builder::new().name("conveyor-jitter".into()).spawn(move || {
-            crate::system::precise_wakeups();
+            crate::process::precise_wakeups();
             let mut late = Latency::default();
             let mut deadline = Instant::now() + TICK;
             while !flag.load(Ordering::Relaxed) {

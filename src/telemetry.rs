@@ -25,7 +25,7 @@ mod process;
 mod server;
 
 pub use catalog::{BUCKETS, describe};
-pub use handles::{JobMetrics, SchedulerMetrics, WorkerMetrics, jobs_enqueued, redis_error, redis_operation};
+pub use handles::{JobMetrics, JobTally, SchedulerMetrics, WorkerMetrics, jobs_enqueued, redis_error, redis_operation, schedule_lag};
 
 use histograms::JobHistograms;
 use metrics_exporter_prometheus::PrometheusBuilder;

@@ -94,7 +94,7 @@ static PRECISE_TIMER: std::sync::LazyLock<std::sync::mpsc::Sender<Sleeper>> = st
     std::thread::Builder::new()
         .name("conveyor-timer".into())
         .spawn(move || {
-            crate::system::precise_wakeups();
+            crate::process::precise_wakeups();
             let mut heap = std::collections::BinaryHeap::<Sleeper>::new();
             loop {
                 let next = heap.peek().map(|s| s.deadline.saturating_duration_since(Instant::now()));

@@ -10,7 +10,7 @@
 pub use super::scheduler::DepthSample;
 use crate::queue::Queue;
 use crate::stats::{ProducerStats, WorkerStats};
-use crate::telemetry::JobMetrics;
+use metrics::Gauge;
 use actix::prelude::*;
 use std::time::{Duration, Instant};
 
@@ -86,8 +86,8 @@ pub struct Collector {
     publisher: Option<Publisher>,
     /// When a report last changed the statistics (None before the first).
     changed_at: Option<Instant>,
-    /// Prometheus counters and histograms fed from the reports (see [`Collector::exporting`]).
-    metrics: Option<JobMetrics>,
+    /// The schedule-lag gauge fed from producer reports (see [`Collector::exporting`]).
+    schedule_lag: Option<Gauge>,
 }
 
 impl Collector {
@@ -97,7 +97,7 @@ impl Collector {
 
     /// Also exports what reports say as the metrics of `queue` (every report, whatever its run).
     pub fn exporting(mut self, queue: &str) -> Self {
-        self.metrics = Some(JobMetrics::new(queue));
+        self.schedule_lag = Some(crate::telemetry::schedule_lag(queue));
         self
     }
 
@@ -127,7 +127,7 @@ impl Actor for Collector {
             ctx.run_interval(PUBLISH_EVERY, |act, ctx| {
                 act.publish(ctx);
                 // A worker process may serve for days: keep its RSS to what it holds.
-                crate::system::release_free_memory_in_background();
+                crate::process::release_free_memory_in_background();
             });
         }
     }
@@ -154,8 +154,10 @@ impl Handler<ProducerReport> for Collector {
     type Result = ();
 
     fn handle(&mut self, report: ProducerReport, _: &mut Context<Self>) {
-        if let Some(m) = &self.metrics {
-            m.producers_reported(&report.stats);
+        if let Some(gauge) = &self.schedule_lag {
+            // The worst schedule lag of the report.
+            let lag = report.stats.schedule_lag.histogram();
+            gauge.set(if lag.is_empty() { 0.0 } else { lag.max() as f64 / 1e6 });
         }
         self.producers.add(&report.stats);
     }

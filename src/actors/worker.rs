@@ -19,8 +19,7 @@ use crate::connection::Conn;
 use crate::handler::{Attempt, JobError, Registry, Start};
 use crate::queue::JobId;
 use crate::queue::{Claimed, Outcome, Queue, Settled};
-use crate::stats::WorkerStats;
-use crate::telemetry::{JobMetrics, WorkerMetrics};
+use crate::telemetry::{JobMetrics, JobTally, WorkerMetrics};
 use actix::prelude::*;
 use futures::future::LocalBoxFuture;
 use futures::stream::FuturesUnordered;
@@ -132,7 +131,7 @@ impl Handler<Join> for Worker {
 
 /// The worker's own metrics since they were last exported.
 struct Tally {
-    stats: WorkerStats,
+    stats: JobTally,
     jobs: u64,
     since: Instant,
     export: JobMetrics,
@@ -140,13 +139,13 @@ struct Tally {
 
 impl Tally {
     fn new(queue: &str) -> Self {
-        Self { stats: WorkerStats::default(), jobs: 0, since: Instant::now(), export: JobMetrics::new(queue) }
+        Self { stats: JobTally::default(), jobs: 0, since: Instant::now(), export: JobMetrics::new(queue) }
     }
 
     fn flush_if_due(&mut self, force: bool) {
         if force || self.jobs >= REPORT_EVERY_JOBS || self.since.elapsed() >= REPORT_EVERY {
             if !self.stats.is_empty() {
-                self.export.workers_reported(&std::mem::take(&mut self.stats));
+                self.export.export(&std::mem::take(&mut self.stats));
             }
             self.jobs = 0;
             self.since = Instant::now();
@@ -610,16 +609,15 @@ async fn mark_active(queue: &Queue, consumer: &str, jobs: Vec<Claimed>) -> crate
 /// The worker's own figures: every job, latency from its enqueue time.
 fn record(tally: &mut Tally, jobs: &[SettledJob<'_>], settled: Settled, settled_us: u64) {
     let s = &mut tally.stats;
-    s.counts.completed += settled.completed;
-    s.counts.retried += settled.retried;
-    s.counts.dead += settled.dead;
-    s.counts.duplicates += settled.duplicates;
+    s.completed += settled.completed;
+    s.retried += settled.retried;
+    s.dead += settled.dead;
+    s.duplicates += settled.duplicates;
     for job in jobs {
         if job.started_us == 0 {
-            s.counts.poison += 1;
             continue;
         }
-        s.counts.started += 1;
+        s.started += 1;
         s.enqueue_to_start.record_us(job.started_us.saturating_sub(job.enqueued_us));
         s.start_to_complete.record_us(job.finished_us.saturating_sub(job.started_us));
         if job.settlement == Settlement::Completed {

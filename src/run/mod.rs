@@ -32,7 +32,7 @@ use crate::report::{
 };
 use crate::scenario::{Mode, Scenario};
 use crate::stats::{Latency, WorkerStats};
-use crate::system::{self, RedisInfo, SystemInfo};
+use crate::system::{RedisInfo, SystemInfo};
 use actix::prelude::*;
 use patience::patiently;
 use sampler::Sampler;
@@ -93,7 +93,7 @@ pub async fn run_scenario(
     let started_at = rfc3339_now();
     let system_info = SystemInfo::gather();
     let redis_info = RedisInfo::gather(redis, options.private_server).await;
-    let mut extra = Extra { rss_start: system::process_rss_bytes(), ..Extra::default() };
+    let mut extra = Extra { rss_start: crate::process::process_rss_bytes(), ..Extra::default() };
     let ceiling = if scenario.ceiling || options.ceiling || scenario.mode == Mode::Ceiling {
         let payload = scenario.jobs.iter().map(|j| j.payload_bytes).max().unwrap_or(0);
         Some(ceiling::measure(redis, &scenario.queue.prefix, CEILING_ENTRIES, 500, payload).await?)
@@ -105,7 +105,7 @@ pub async fn run_scenario(
     queue.reset().await?;
     queue.ensure_group().await?;
     let run = queue.start_run().await?;
-    let cpu_at_start = system::process_cpu_seconds();
+    let cpu_at_start = crate::process::process_cpu_seconds();
 
     let collector = Collector::new(None).exporting(queue.keys().queue()).start();
     if scenario.mode != Mode::Run {
@@ -117,7 +117,7 @@ pub async fn run_scenario(
         let snapshot = collector.send(TakeSnapshot).await?;
         let finished = queue.audited_done().await?;
         let remaining = queue.depth().await?;
-        let cpu_seconds = system::process_cpu_seconds() - cpu_at_start;
+        let cpu_seconds = crate::process::process_cpu_seconds() - cpu_at_start;
         return Ok(build_result(BuildInput {
             scenario,
             queue: &queue,
@@ -160,7 +160,7 @@ pub async fn run_scenario(
             _ = tokio::time::sleep(scenario.phases.idle) => {}
             _ = &mut interrupt => interrupted = true,
         }
-        extra.rss_idle = Some(system::process_rss_bytes());
+        extra.rss_idle = Some(crate::process::process_rss_bytes());
         extra.phases.idle_seconds = scenario.phases.idle.as_secs_f64();
     }
     backlog::release(&collector, scenario);
@@ -233,7 +233,7 @@ pub async fn run_scenario(
     crate::telemetry::set_phase(crate::telemetry::Phase::Done);
     pool.shutdown().await;
     let _ = scheduler.send(Halt).await;
-    let cpu_seconds = system::process_cpu_seconds() - cpu_at_start;
+    let cpu_seconds = crate::process::process_cpu_seconds() - cpu_at_start;
     let snapshot = collector.send(TakeSnapshot).await?;
     let Audit { finished, overlap } = patiently("reading the audit", async || queue.audit().await).await?;
     let (remote, remote_processes) = patiently("reading published statistics", async || {
@@ -243,7 +243,7 @@ pub async fn run_scenario(
     let remaining = patiently("reading the queue depth", async || queue.depth().await).await?;
     let mut merged = snapshot.workers.clone();
     merged.add(&remote);
-    extra.rss_max = sampler.rss_max().max(system::process_rss_bytes());
+    extra.rss_max = sampler.rss_max().max(crate::process::process_rss_bytes());
     extra.timeline = sampler.into_samples();
     if scenario.probes.redis_memory_jobs > 0 && !interrupted {
         // After the run, so the jobs it builds weigh on neither the run nor its RSS figures.
@@ -460,7 +460,7 @@ fn build_result(i: BuildInput<'_>) -> RunResult {
         resources: Resources {
             cpu_seconds: i.cpu_seconds,
             jobs_per_cpu_second: if i.cpu_seconds > 0.0 { w.measured_completed as f64 / i.cpu_seconds } else { 0.0 },
-            rss_bytes: system::process_rss_bytes(),
+            rss_bytes: crate::process::process_rss_bytes(),
         },
         system: i.system,
         redis: i.redis,
@@ -470,7 +470,7 @@ fn build_result(i: BuildInput<'_>) -> RunResult {
         memory: Memory {
             rss_start_bytes: x.rss_start,
             rss_idle_bytes: x.rss_idle,
-            rss_max_bytes: x.rss_max.max(system::process_rss_bytes()),
+            rss_max_bytes: x.rss_max.max(crate::process::process_rss_bytes()),
             redis_bytes_per_job: x.redis_bytes_per_job,
         },
         ops_us: x.ops.iter().map(|(op, h)| (op.clone(), Percentiles::from(h))).collect(),

@@ -8,7 +8,7 @@
 //! What the sampler keeps has a fixed size, so a day-long soak measures conveyor's memory, not
 //! its own bookkeeping: at most [`MAX_SAMPLES`] samples, thinned to every 2nd, 4th, ... second
 //! as the run grows longer (every sample is still shown as progress). After each sample it hands
-//! the allocator's free pages back to the OS ([`system::release_free_memory`]), so RSS follows
+//! the allocator's free pages back to the OS ([`crate::process::release_free_memory`]), so RSS follows
 //! what the process holds, not the high-water mark of its bursts.
 
 use super::memory::used_memory;
@@ -18,7 +18,7 @@ use crate::connection::Redis;
 use crate::queue::Queue;
 use crate::report::Sample;
 use crate::stats::Latency;
-use crate::system;
+
 use actix::Addr;
 use std::collections::HashMap;
 use std::time::Instant;
@@ -131,14 +131,14 @@ impl Sampler {
             in_flight: depth.in_flight,
             delayed: depth.delayed,
             dead: depth.dead,
-            rss_bytes: system::process_rss_bytes(),
+            rss_bytes: crate::process::process_rss_bytes(),
             redis_used_memory_bytes: used_memory(redis).await,
             end_to_end_p99_us,
         };
         self.rss_max = self.rss_max.max(sample.rss_bytes);
         self.timeline.push(sample);
         // After reading RSS, so each sample shows what the last second left resident.
-        system::release_free_memory_in_background();
+        crate::process::release_free_memory_in_background();
         sample
     }
 

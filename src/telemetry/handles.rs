@@ -5,7 +5,7 @@
 use super::catalog::*;
 use super::job_histograms;
 use crate::queue::{Depth, Reclaimed};
-use crate::stats::{ProducerStats, WorkerStats};
+use crate::latency::Latency;
 use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
 use std::time::Duration;
 
@@ -24,8 +24,35 @@ pub fn redis_operation(queue: &str, operation: &'static str) -> Histogram {
     histogram!(REDIS_OPERATION, "queue" => queue.to_owned(), "operation" => operation)
 }
 
-/// What a worker exports of the jobs it ran, once per batch of reports (and the collector of
-/// a producer's reports).
+/// What a worker counted and measured of the jobs it settled since it last exported them.
+#[derive(Debug, Clone, Default)]
+pub struct JobTally {
+    /// From the job's enqueue time to its handler's start.
+    pub enqueue_to_start: Latency,
+    /// The handler's run.
+    pub start_to_complete: Latency,
+    /// From the job's enqueue time to Redis acknowledging its settle (completed jobs).
+    pub end_to_end: Latency,
+    /// Jobs whose handler started.
+    pub started: u64,
+    /// Jobs settled as completed.
+    pub completed: u64,
+    /// Jobs scheduled for another attempt.
+    pub retried: u64,
+    /// Jobs moved to the dead letters.
+    pub dead: u64,
+    /// Jobs that had finished before (their audit bit was set).
+    pub duplicates: u64,
+}
+
+impl JobTally {
+    /// Nothing counted yet.
+    pub fn is_empty(&self) -> bool {
+        self.started + self.completed + self.retried + self.dead + self.duplicates == 0
+    }
+}
+
+/// What a worker exports of the jobs it ran, once per batch of settled jobs.
 #[derive(Debug, Clone)]
 pub struct JobMetrics {
     queue: String,
@@ -35,7 +62,6 @@ pub struct JobMetrics {
     retried: Counter,
     dead: Counter,
     duplicated: Counter,
-    schedule_lag: Gauge,
 }
 
 impl JobMetrics {
@@ -53,32 +79,28 @@ impl JobMetrics {
             retried: counter!(JOBS_RETRIED, "queue" => q()),
             dead: counter!(JOBS_DEAD, "queue" => q()),
             duplicated: counter!(JOBS_DUPLICATED, "queue" => q()),
-            schedule_lag: gauge!(SCHEDULE_LAG, "queue" => q()),
         }
     }
 
-    /// Exports one worker report: its counts, and its HDR histograms as bucket counts.
-    pub fn workers_reported(&self, stats: &WorkerStats) {
-        let c = &stats.counts;
-        self.started.increment(c.started);
-        self.succeeded.increment(c.completed);
-        self.failed.increment(c.retried + c.dead);
-        self.retried.increment(c.retried);
-        self.dead.increment(c.dead);
-        self.duplicated.increment(c.duplicates);
+    /// Exports a worker's tally: its counts, and its HDR histograms as bucket counts.
+    pub fn export(&self, t: &JobTally) {
+        self.started.increment(t.started);
+        self.succeeded.increment(t.completed);
+        self.failed.increment(t.retried + t.dead);
+        self.retried.increment(t.retried);
+        self.dead.increment(t.dead);
+        self.duplicated.increment(t.duplicates);
         if let Some(h) = job_histograms() {
-            h.add(0, &self.queue, &stats.enqueue_to_start);
-            h.add(1, &self.queue, &stats.start_to_complete);
-            h.add(2, &self.queue, &stats.end_to_end);
+            h.add(0, &self.queue, &t.enqueue_to_start);
+            h.add(1, &self.queue, &t.start_to_complete);
+            h.add(2, &self.queue, &t.end_to_end);
         }
     }
+}
 
-    /// Exports one producer report: the worst schedule lag it saw (the queue counts what it
-    /// enqueued itself).
-    pub fn producers_reported(&self, stats: &ProducerStats) {
-        let lag = stats.schedule_lag.histogram();
-        self.schedule_lag.set(if lag.is_empty() { 0.0 } else { lag.max() as f64 / 1e6 });
-    }
+/// The gauge of how far behind its plan a paced producer of `queue` sends (seconds).
+pub fn schedule_lag(queue: &str) -> Gauge {
+    gauge!(SCHEDULE_LAG, "queue" => queue.to_owned())
 }
 
 /// A worker's gauges and Redis timings; changed once per batch.

@@ -7,7 +7,7 @@
 //! (a few hundred at most), and the exposition is rendered from those counts.
 
 use super::catalog::{BUCKETS, JOB_HISTOGRAMS};
-use crate::stats::Latency;
+use crate::latency::Latency;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;

@@ -1,20 +1,20 @@
-//! The `process_*` metrics, rendered at each scrape from what [`crate::system`] reads of this
+//! The `process_*` metrics, rendered at each scrape from what [`crate::process`] reads of this
 //! process: the names, types and HELP texts of Prometheus' client libraries. Rendered here, not
 //! through the recorder, because `process_cpu_seconds_total` is a counter of fractional
 //! seconds and the recorder's counters hold whole numbers: a worker that used 7.11 CPU-seconds
 //! would export 7, and `rate()` over it would jump between 0 and a second per step.
 
-use crate::system::{self, ProcessFigures};
+use crate::process::ProcessFigures;
 use std::fmt::Write;
 
 /// Appends every `process_*` family, as of now, to `out`.
 pub fn render(out: &mut String) {
     let f = ProcessFigures::read();
     family(out, "process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.", {
-        Some(system::process_cpu_seconds())
+        Some(crate::process::process_cpu_seconds())
     });
     family(out, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", {
-        Some(system::process_rss_bytes() as f64)
+        Some(crate::process::process_rss_bytes() as f64)
     });
     let n = |v: Option<u64>| v.map(|v| v as f64);
     family(out, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.", n(f.virtual_memory_bytes));
