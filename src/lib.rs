@@ -1,63 +1,75 @@
-//! conveyor: an actor-based job-queue runtime over Redis Streams, with built-in benchmark scenarios.
+//! conveyor: a job-queue runtime over Redis Streams for an application's own jobs, with a
+//! benchmark suite that measures it — and any queue — honestly.
+//!
+//! ```
+//! use conveyor::{Client, JobContext, JobError, JobType, Queue, QueueOptions, Registry, WorkerPool};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Serialize, Deserialize)]
+//! struct SendEmail {
+//!     to: String,
+//! }
+//!
+//! impl JobType for SendEmail {
+//!     const NAME: &'static str = "email.send";
+//! }
+//!
+//! async fn send_email(job: SendEmail, ctx: JobContext) -> Result<(), JobError> {
+//!     println!("job {} (attempt {}): mail to {}", ctx.id, ctx.attempt, job.to);
+//!     Ok(())
+//! }
+//!
+//! # fn main() -> conveyor::Result<()> {
+//! # let server = conveyor::testkit::redis_server::RedisServer::start(Default::default())?;
+//! # let url = server.url();
+//! actix_rt::System::new().block_on(async {
+//!     let redis = conveyor::connection::Redis::connect(&url).await?; // e.g. "redis://127.0.0.1:6379"
+//!     let queue = Queue::new(redis, "emails", QueueOptions::default(), conveyor::clock::system());
+//!     let pool = WorkerPool::builder(queue.clone(), Registry::new().handle(send_email)).start().await?;
+//!
+//!     let client = Client::new(queue.clone());
+//!     let id = client.enqueue(&SendEmail { to: "a@example.com".into() }).await?;
+//!     println!("enqueued {id}");
+//! #   while queue.depth().await? != conveyor::queue::Depth::default() {
+//! #       tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+//! #   }
+//!     pool.shutdown().await; // stop claiming, finish and settle what is held
+//!     Ok(())
+//! })
+//! # }
+//! ```
 //!
 //! # Map of the architecture
 //!
+//! Two houses with one door: the [`runtime`] is what an application uses; the [`bench`](mod@bench) uses the
+//! runtime the way an application would, and the runtime never imports it. The [`cli`] is the
+//! door over both; [`testkit`] starts private Redis deployments.
+//!
 //! ```text
-//!   scenario.toml ──► scenario ──► run::Coordinator ─────────────── result (JSON + summary)
-//!                                     │ starts, walks phases, stops        ▲
-//!        ┌────────────────┬───────────┴─────┬──────────────────┐         │
-//!        ▼                ▼                 ▼                  ▼         │
-//!   actors::Producer  actors::Worker ×N  actors::Scheduler  actors::Collector
-//!   (open/closed loop  (claim batch, run,  (promote due,     (merges batched
-//!    pipelined XADD)    settle in one trip) reclaim, depth)   HDR histograms)
-//!        │                ▲     │             │                  ▲
-//!        ▼                │     ▼             ▼                  │ WorkerReport (batched)
-//!   ┌──────────────────── queue::Queue (one Redis Stream per queue) ─────────────────┐
-//!   │ keys.rs: every key · scripts.rs: every Lua script · job.rs: the wire format     │
-//!   └──────────────────────────────────────────────────────────────────────────────────┘
+//!  application ─► Client ──XADD──► queue (Redis Streams) ◄──claim / settle── Worker ×N ─► handlers
+//!                                     ▲                                        │ Observer
+//!                                     └── promote · reclaim · trim ── Scheduler │
+//!  bench:  scenario.toml ─► run (coordinator) ─► Producer (load) ───────────────┘
+//!                                 └─► Collector ◄── StatsReporter ─► report (JSON, Markdown, HTML)
 //! ```
 //!
-//! - [`queue`] owns everything that touches Redis for a queue: keys, scripts, the job codec,
-//!   backoff, and the exact-delivery audit bitmap.
-//! - [`actors`] holds the four actix actors; they talk in typed messages and batch telemetry.
-//! - [`run`] is the coordinator: it starts the actors for a scenario, walks warm-up → measure →
-//!   drain, handles Ctrl-C, and builds the [`report::RunResult`].
-//! - [`redis_server`] starts a private `redis-server` when no URL is configured (and in tests).
-//! - [`connection`] talks to one Redis or to a Redis Cluster (`redis+cluster://`) behind one
-//!   connection type; [`redis_cluster`] starts a private loopback cluster (tests, measurements).
-//! - [`cli`] is the command line; `main.rs` only calls [`cli::main`].
+//! - [`runtime::handler`]: job types, handlers, the registry; [`runtime::client`]: enqueueing,
+//!   status, cancellation, events; [`runtime::worker`]: workers, scheduler, pool;
+//!   [`runtime::queue`]: every Redis operation of a queue (keys, scripts, the wire format of
+//!   `docs/wire-format.md`); [`runtime::connection`]: one server or a cluster.
+//! - [`bench::scenario`], [`bench::run`], [`bench::report`], [`bench::load`], [`bench::probe`],
+//!   [`bench::chaos`], [`bench::benchmark`] (`conveyor bench`).
+//! - [`cli`]: the command line; `main.rs` only calls [`cli::main`], and an application's own binary
+//!   calls [`cli::main_with`] with its handlers.
 
-pub mod acl;
-pub mod actors;
 pub mod bench;
-pub mod bench_jobs;
-pub mod ceiling;
-pub mod chaos;
 pub mod cli;
-pub mod client;
-pub mod clock;
-pub mod connection;
-pub mod error;
-pub mod eviction;
-pub mod handler;
-pub mod jitter;
-pub mod latency;
-pub mod profile;
-pub mod queue;
-pub mod redis_cluster;
-pub mod redis_server;
-pub mod report;
-pub mod run;
-pub mod scenario;
-pub mod settings;
-pub mod stats;
-pub mod process;
-pub mod system;
-pub mod telemetry;
-pub mod timer;
+pub mod runtime;
+pub mod testkit;
 
-pub use actors::{WorkerConfig, WorkerPool};
-pub use client::{Client, Enqueue};
-pub use error::{Error, Result};
-pub use handler::{JobContext, JobError, JobOutput, JobType, Json, Registry};
-pub use queue::{Enqueued, JobId, Queue, QueueOptions};
+pub use runtime::client::{Client, Enqueue, Events};
+pub use runtime::error::{Error, Result};
+pub use runtime::handler::{JobContext, JobError, JobOutput, JobType, Json, Registry};
+pub use runtime::queue::{Enqueued, JobId, Queue, QueueOptions};
+pub use runtime::worker::{WorkerConfig, WorkerPool};
+pub use runtime::{clock, connection, queue};

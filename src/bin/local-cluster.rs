@@ -7,7 +7,7 @@
 //! local-cluster [--masters N] [--replicas R] [--node-timeout MS] [--url-file PATH]
 //! ```
 
-use conveyor::redis_cluster::{ClusterOptions, RedisCluster};
+use conveyor::testkit::redis_cluster::{ClusterOptions, RedisCluster};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {

@@ -4,12 +4,13 @@
 //! run with lost = 0, and a master killed mid-run with its replica promoted.
 
 use crate::support::{self, job, never, run_options};
+use conveyor::bench::run;
+use conveyor::bench::run::RunBook;
+use conveyor::bench::scenario::Scenario;
 use conveyor::clock;
 use conveyor::connection::Redis;
 use conveyor::queue::{Depth, Enqueued, Outcome, Queue, QueueOptions, Settled};
-use conveyor::redis_cluster::{ClusterOptions, RedisCluster};
-use conveyor::run;
-use conveyor::scenario::Scenario;
+use conveyor::testkit::redis_cluster::{ClusterOptions, RedisCluster};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
@@ -255,7 +256,7 @@ fn worker_processes_share_a_partitioned_queue_across_a_failover() {
 #[actix_rt::test]
 async fn a_least_privilege_user_runs_on_a_cluster_and_every_master_is_checked_for_eviction() {
     let cluster = cluster();
-    let rule = format!("{} +cluster|slots", conveyor::acl::rule("conveyor"));
+    let rule = format!("{} +cluster|slots", conveyor::runtime::acl::rule("conveyor"));
     for node in cluster.nodes() {
         let mut setuser = std::process::Command::new("redis-cli");
         setuser.args(["-p", &node.port().to_string(), "ACL", "SETUSER", "app", "on", ">app-secret"]);
@@ -264,7 +265,10 @@ async fn a_least_privilege_user_runs_on_a_cluster_and_every_master_is_checked_fo
     }
     let url = cluster.url().replace("redis+cluster://", "redis+cluster://app:app-secret@");
     let redis = Redis::connect(&url).await.unwrap();
-    assert_eq!(conveyor::eviction::check(&redis, false).await.unwrap(), conveyor::eviction::Eviction::Safe);
+    assert_eq!(
+        conveyor::runtime::eviction::check(&redis, false).await.unwrap(),
+        conveyor::runtime::eviction::Eviction::Safe
+    );
     let mut s = Scenario::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/quick.toml"))).unwrap();
     s.queue.name = Some(support::unique_name("cluster-acl"));
     s.queue.partitions = 3;
@@ -279,7 +283,7 @@ async fn a_least_privilege_user_runs_on_a_cluster_and_every_master_is_checked_fo
         .output()
         .unwrap();
     assert!(set.status.success());
-    let refused = conveyor::eviction::check(&redis, false).await.unwrap_err().to_string();
+    let refused = conveyor::runtime::eviction::check(&redis, false).await.unwrap_err().to_string();
     assert!(refused.contains("allkeys-lru") && !refused.contains("app-secret"), "{refused}");
 }
 
@@ -305,7 +309,7 @@ fn the_compose_cluster_profile_names_real_nodes_and_a_valid_scenario() {
     }
     for role in ["worker-cluster", "producer-cluster"] {
         let url = services[role]["environment"]["CONVEYOR_REDIS_URL"].as_str().unwrap();
-        conveyor::settings::check_redis_url(url).unwrap_or_else(|e| panic!("{role}: {e}"));
+        conveyor::cli::settings::check_redis_url(url).unwrap_or_else(|e| panic!("{role}: {e}"));
         let seeds = conveyor::connection::cluster_seed_urls(url).unwrap().unwrap();
         for seed in seeds {
             let host = seed.trim_start_matches("redis://").split(':').next().unwrap().to_owned();

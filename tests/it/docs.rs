@@ -143,7 +143,7 @@ fn named_scenarios(words: &[String]) -> Vec<&str> {
 /// What is wrong with one command line, if anything.
 fn problem(words: &[String]) -> Option<String> {
     for file in named_scenarios(words) {
-        if let Err(e) = conveyor::scenario::Scenario::load(&repo().join(file)) {
+        if let Err(e) = conveyor::bench::scenario::Scenario::load(&repo().join(file)) {
             return Some(format!("names {file}, which does not load: {e}"));
         }
     }

@@ -4,7 +4,7 @@
 
 use crate::support::{self, conveyor};
 use conveyor::connection::Redis;
-use conveyor::eviction::{self, Eviction};
+use conveyor::runtime::eviction::{self, Eviction};
 use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant};

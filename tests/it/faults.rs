@@ -6,11 +6,11 @@
 //! --nocapture`), never asserted.
 
 use crate::support::{self, conveyor};
+use conveyor::bench::report::RunResult;
+use conveyor::bench::run;
+use conveyor::bench::scenario::Scenario;
 use conveyor::connection::Redis;
 use conveyor::queue::QueueKeys;
-use conveyor::report::RunResult;
-use conveyor::run;
-use conveyor::scenario::Scenario;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

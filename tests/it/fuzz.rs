@@ -5,8 +5,8 @@
 //! queue path runs them through a real Redis, where every entry must end settled or dead.
 
 use crate::support;
+use conveyor::bench::scenario::Scenario;
 use conveyor::queue::{Envelope, Outcome, QueueOptions};
-use conveyor::scenario::Scenario;
 use proptest::prelude::*;
 use std::path::Path;
 use std::time::Duration;

@@ -11,6 +11,7 @@ mod eviction;
 mod examples;
 mod faults;
 mod fuzz;
+mod layout;
 mod partition;
 mod queue;
 mod run;

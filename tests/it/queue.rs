@@ -4,6 +4,7 @@
 //! time itself, so those tests sleep for a short lease.
 
 use crate::support::{self, job};
+use conveyor::bench::run::RunBook;
 use conveyor::queue::{Backoff, Claimed, Depth, Envelope, GROUP, Outcome, Queue, QueueOptions, Settled};
 use std::time::Duration;
 

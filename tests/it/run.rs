@@ -3,9 +3,9 @@
 //! killed mid-run).
 
 use crate::support::{self, conveyor, never};
-use conveyor::report::RunResult;
-use conveyor::run::{self, Interrupt};
-use conveyor::scenario::Scenario;
+use conveyor::bench::report::RunResult;
+use conveyor::bench::run::{self, Interrupt};
+use conveyor::bench::scenario::Scenario;
 use std::path::Path;
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! Scenario files: every shipped scenario loads, and malformed ones get one clear error that
 //! names the file, the field and what was expected.
 
-use conveyor::scenario::{RatePlan, Scenario};
+use conveyor::bench::scenario::{RatePlan, Scenario};
 use std::path::Path;
 
 fn parse(text: &str) -> Result<Scenario, String> {
@@ -10,7 +10,8 @@ fn parse(text: &str) -> Result<Scenario, String> {
 
 #[test]
 fn every_shipped_scenario_loads() {
-    let files = conveyor::scenario::files_in(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios"))).unwrap();
+    let files =
+        conveyor::bench::scenario::files_in(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios"))).unwrap();
     assert!(!files.is_empty(), "no scenarios found");
     for f in files {
         let s = Scenario::load(&f).unwrap_or_else(|e| panic!("{e}"));

@@ -4,10 +4,10 @@
 //! output, logs, errors, result files or metrics.
 
 use crate::support;
-use conveyor::acl;
 use conveyor::connection::{Redis, TlsFiles};
-use conveyor::eviction;
 use conveyor::queue::{Enqueued, Outcome, QueueOptions};
+use conveyor::runtime::acl;
+use conveyor::runtime::eviction;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -140,7 +140,7 @@ fn a_password_protected_redis_works_and_the_password_never_shows() {
 }
 
 /// `redis-server --user default off --user conveyor on >pw <the documented rule>`.
-fn acl_server() -> conveyor::redis_server::RedisServer {
+fn acl_server() -> conveyor::testkit::redis_server::RedisServer {
     let rule = acl::rule("conveyor");
     let mut args = vec!["--user", "default", "off", "--user", "conveyor", "on"];
     let password = format!(">{PASSWORD}");

@@ -4,9 +4,9 @@
 //! Job counts stay tiny: these check behaviour, not speed.
 
 use crate::support::{self, conveyor, never};
-use conveyor::report::SuiteResult;
-use conveyor::run::{self, SuiteOptions};
-use conveyor::scenario::Scenario;
+use conveyor::bench::report::SuiteResult;
+use conveyor::bench::run::{self, SuiteOptions};
+use conveyor::bench::scenario::Scenario;
 use std::path::Path;
 
 fn scenario(text: &str) -> Scenario {
@@ -74,7 +74,7 @@ async fn a_matrix_with_repeats_targets_and_a_backlog_writes_a_valid_results_dire
     assert!(!r.passed);
 
     let dir = tempfile::tempdir().unwrap();
-    let out = conveyor::report::files::write(&r, dir.path()).unwrap();
+    let out = conveyor::bench::report::files::write(&r, dir.path()).unwrap();
     assert!(out.file_name().unwrap().to_string_lossy().ends_with(&format!("Z-{}", r.scenario)));
     let json = support::read_json(&out.join("result.json"));
     assert_valid(&json);
@@ -131,7 +131,7 @@ async fn report_charts_place_every_rate_cell_and_label_microsecond_latencies_rea
          [matrix]\nrate = [100, 300, \"50% capacity\"]\n",
     );
     let r = suite(&s).await;
-    let html = conveyor::report::html::render(&r);
+    let html = conveyor::bench::report::html::render(&r);
     check_html(&html, 4);
     let doc = roxmltree::Document::parse(html.trim_start_matches("<!DOCTYPE html>")).unwrap();
     fn text_of<'a>(n: roxmltree::Node<'a, 'a>) -> Vec<&'a str> {

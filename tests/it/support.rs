@@ -2,12 +2,12 @@
 //! that kill it), a unique queue name per test, a ready-made [`Queue`], and the `conveyor`
 //! binary as a process (its roles started, stopped and their results read back).
 
+use conveyor::bench::run::{Interrupt, RunOptions};
+use conveyor::bench::scenario::Scenario;
 use conveyor::clock::{ManualClock, SharedClock};
 use conveyor::connection::Redis;
 use conveyor::queue::{Queue, QueueOptions};
-use conveyor::redis_server::{RedisServer, ServerOptions};
-use conveyor::run::{Interrupt, RunOptions};
-use conveyor::scenario::Scenario;
+use conveyor::testkit::redis_server::{RedisServer, ServerOptions};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -83,7 +83,7 @@ pub fn run_options() -> RunOptions {
         progress: false,
         private_server: false,
         ceiling: false,
-        registry: std::sync::Arc::new(conveyor::bench_jobs::registry()),
+        registry: std::sync::Arc::new(conveyor::bench::jobs::registry()),
     }
 }
 
@@ -95,7 +95,7 @@ pub fn never() -> Interrupt {
 /// A small benchmark noop job (run 1) with sequence number `seq` (its enqueue time derived
 /// from it, 8-byte payload).
 pub fn job(seq: u64) -> conveyor::queue::Envelope {
-    conveyor::actors::BenchStamp { run: 1, warmup: false }.job("bench.noop", vec![seq as u8; 8], seq, 1_000 + seq)
+    conveyor::bench::load::BenchStamp { run: 1, warmup: false }.job("bench.noop", vec![seq as u8; 8], seq, 1_000 + seq)
 }
 
 /// The `conveyor` binary under test.

@@ -595,7 +595,7 @@ fn compose_stack_is_complete_healthchecked_and_local_only() {
     let default_scenario = y["services"]["producer"]["command"][1].as_str().unwrap();
     let path = default_scenario.strip_prefix("${CONVEYOR_SCENARIO:-").and_then(|s| s.strip_suffix('}')).unwrap();
     assert!(path.contains("soak"), "producer runs the soak scenario by default: {path}");
-    conveyor::scenario::Scenario::load(&repo().join(path)).unwrap_or_else(|e| panic!("default scenario: {e}"));
+    conveyor::bench::scenario::Scenario::load(&repo().join(path)).unwrap_or_else(|e| panic!("default scenario: {e}"));
 
     let redis: Vec<&str> =
         y["services"]["redis"]["command"].as_sequence().unwrap().iter().filter_map(|v| v.as_str()).collect();

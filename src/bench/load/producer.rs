@@ -1,0 +1,226 @@
+//! A producer enqueues jobs in pipelined batches following its plan.
+//!
+//! Open loop (a planned rate): job `k` is due at `start + k / rate`, and is stamped with that
+//! *intended* time, so if the producer (or Redis) stalls, the stall lands in the measured
+//! latency instead of silently lowering the load; how far behind its plan the producer was
+//! is recorded as schedule lag. Closed loop ("max"): the next batch goes as soon as Redis
+//! acknowledged the last, and each job is stamped with its real send time.
+
+use super::collector::ProducerReport;
+use super::reporter::BenchStamp;
+use crate::bench::scenario::Schedule;
+use crate::bench::stats::ProducerStats;
+use crate::runtime::clock;
+use crate::runtime::queue::{Envelope, Queue};
+use crate::runtime::worker::lifecycle::{Join, Lifecycle, Stop};
+use actix::prelude::*;
+use rand::Rng;
+use std::time::{Duration, Instant};
+
+/// Report to the collector at least this often.
+const REPORT_EVERY: Duration = Duration::from_millis(250);
+/// Wait after a failed enqueue call before sending the same batch again.
+const RETRY_WAIT: Duration = Duration::from_millis(100);
+
+/// When a producer stops producing measured jobs.
+#[derive(Debug, Clone, Copy)]
+pub enum End {
+    Jobs(u64),
+    After(Duration),
+}
+
+/// Everything one producer needs to know about its share of the load.
+#[derive(Debug, Clone)]
+pub struct ProducerPlan {
+    /// This producer's index among `producers`; it sends sequence numbers
+    /// `index, index + producers, ...` so producers never collide.
+    pub index: u64,
+    pub producers: u64,
+    /// This producer's share of the send plan.
+    pub rate: Schedule,
+    pub batch: usize,
+    pub warmup: Duration,
+    pub end: End,
+    /// Benchmark run number stamped on every job.
+    pub run: u32,
+    /// Job types with their payload and cumulative weight.
+    pub mix: Vec<MixEntry>,
+}
+
+/// One job type of a producer's mix.
+#[derive(Debug, Clone)]
+pub struct MixEntry {
+    /// The job type's name.
+    pub name: String,
+    /// The payload every job of this entry carries.
+    pub payload: Vec<u8>,
+    /// The sum of the weights of this entry and every entry before it.
+    pub cumulative_weight: u32,
+}
+
+pub struct Producer {
+    queue: Queue,
+    plan: ProducerPlan,
+    collector: Recipient<ProducerReport>,
+    lifecycle: Lifecycle,
+}
+
+impl Producer {
+    pub fn new(queue: Queue, plan: ProducerPlan, collector: Recipient<ProducerReport>) -> Self {
+        Self { queue, plan, collector, lifecycle: Lifecycle::new() }
+    }
+}
+
+impl Actor for Producer {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let work = produce(self.queue.clone(), self.plan.clone(), self.collector.clone(), self.lifecycle.clone());
+        ctx.spawn(work.into_actor(self));
+    }
+}
+
+impl Handler<Stop> for Producer {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: Stop, _: &mut Context<Self>) -> Self::Result {
+        self.lifecycle.request_stop();
+        Box::pin(self.lifecycle.finished())
+    }
+}
+
+impl Handler<Join> for Producer {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: Join, _: &mut Context<Self>) -> Self::Result {
+        Box::pin(self.lifecycle.finished())
+    }
+}
+
+async fn produce(queue: Queue, plan: ProducerPlan, collector: Recipient<ProducerReport>, lifecycle: Lifecycle) {
+    let start_us = clock::now_us();
+    let warmup_end_us = start_us + plan.warmup.as_micros() as u64;
+    let measure_end_us = match plan.end {
+        End::After(d) => Some(warmup_end_us + d.as_micros() as u64),
+        End::Jobs(_) => None,
+    };
+    let total_weight = plan.mix.last().map_or(1, |m| m.cumulative_weight);
+    let mut rng = rand::rng();
+    let mut stats = ProducerStats::default();
+    let mut last_report = Instant::now();
+    // k: jobs sent so far by this producer; measured: of those, outside warm-up.
+    let (mut k, mut measured) = (0u64, 0u64);
+    let mut batch: Vec<Envelope> = Vec::with_capacity(plan.batch);
+    // Of each job in `batch`: whether it was sent during warm-up.
+    let mut warm: Vec<bool> = Vec::with_capacity(plan.batch);
+    let stamps = [false, true].map(|warmup| BenchStamp { run: plan.run, warmup }.encode());
+    let enqueue_call = crate::runtime::telemetry::redis_operation(queue.keys().queue(), "enqueue");
+    let mut timer = crate::runtime::timer::LoopTimer::new();
+
+    'plan: while !lifecycle.stopping() {
+        let now = clock::now_us();
+        // How many jobs are due now, and when job k was meant to go.
+        let (due, intended_of): (u64, Box<dyn Fn(u64) -> u64>) = match &plan.rate {
+            Schedule::Max => (plan.batch as u64, Box::new(move |_| now)),
+            Schedule::Open(open) => {
+                let planned = open.jobs_due(now - start_us) + 1;
+                let open = open.clone();
+                let intended = move |j: u64| start_us + open.offset_us(j);
+                if planned <= k {
+                    // Not due yet: sleep until job k's time (precisely: the tokio timer would
+                    // send up to 1 ms late, and the latency would rightly include it).
+                    let wait = intended(k).saturating_sub(now);
+                    timer.sleep(Duration::from_micros(wait)).await;
+                    continue;
+                }
+                ((planned - k).min(plan.batch as u64), Box::new(intended))
+            }
+        };
+        batch.clear();
+        warm.clear();
+        let mut batch_measured = 0u64;
+        for j in k..k + due {
+            let intended_us = intended_of(j);
+            let warmup = intended_us < warmup_end_us;
+            if !warmup {
+                let over = match (plan.end, measure_end_us) {
+                    (End::Jobs(n), _) => measured + batch_measured >= n,
+                    (_, Some(end)) => intended_us >= end,
+                    _ => false,
+                };
+                if over {
+                    if batch.is_empty() {
+                        break 'plan;
+                    }
+                    break;
+                }
+                batch_measured += 1;
+            }
+            let pick = rng.random_range(0..total_weight);
+            let entry = plan.mix.iter().find(|m| pick < m.cumulative_weight).unwrap_or(&plan.mix[0]);
+            // The intended time is the job's enqueue time: latency counts from when it was due.
+            batch.push(Envelope {
+                name: entry.name.clone(),
+                payload: entry.payload.clone(),
+                enqueued_us: Some(intended_us),
+                // Below 2^32 (validation bounds a scenario's jobs); beyond, a job is unaudited.
+                seq: u32::try_from(plan.index + plan.producers * j).ok(),
+                headers: Some(stamps[usize::from(warmup)].clone()),
+                ..Envelope::default()
+            });
+            warm.push(warmup);
+        }
+        // Send; on failure send the same jobs again (same sequence numbers): a batch Redis
+        // half-applied then shows up as duplicates in the audit, never as lost jobs.
+        loop {
+            let call = Instant::now();
+            match queue.enqueue_batch(&batch).await {
+                Ok(_) => {
+                    enqueue_call.record(call.elapsed());
+                    stats.enqueue_call.record_us(call.elapsed().as_micros() as u64);
+                    break;
+                }
+                Err(e) => {
+                    stats.enqueue_errors += 1;
+                    crate::runtime::telemetry::redis_error("producer");
+                    tracing::warn!(error = %e, jobs = batch.len(), "enqueue failed; sending the batch again");
+                    if lifecycle.stopping() {
+                        break 'plan;
+                    }
+                    tokio::time::sleep(RETRY_WAIT).await;
+                }
+            }
+        }
+        let sent = batch.len() as u64;
+        let intended = |i: usize| batch[i].enqueued_us.unwrap_or(now);
+        if let Some(first) = warm.iter().position(|w| !w)
+            && stats.measure_start_us == 0
+        {
+            stats.measure_start_us = intended(first);
+        }
+        if let Schedule::Open(_) = plan.rate {
+            stats.schedule_lag.record_us(now.saturating_sub(intended(0)));
+        }
+        let warm = warm.iter().filter(|w| **w).count() as u64;
+        stats.produced += sent;
+        stats.produced_warmup += warm;
+        measured += sent - warm;
+        k += sent;
+        if last_report.elapsed() >= REPORT_EVERY {
+            collector.do_send(ProducerReport { stats: std::mem::take(&mut stats) });
+            last_report = Instant::now();
+        }
+    }
+    collector.do_send(ProducerReport { stats });
+    lifecycle.finish();
+}
+
+/// The end of a producer's plan from a scenario's `jobs` or `duration` (validation makes sure
+/// one of them is set).
+pub fn producer_end(jobs: Option<u64>, duration: Option<Duration>) -> End {
+    match (jobs, duration) {
+        (Some(n), _) => End::Jobs(n),
+        (None, Some(d)) => End::After(d),
+        (None, None) => End::Jobs(0),
+    }
+}

@@ -1,0 +1,101 @@
+//! The context every result records, so a figure can be judged: the machine, the Redis it ran
+//! against and how that Redis keeps data, and which conveyor made it.
+
+use crate::runtime::connection::Redis;
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SystemInfo {
+    pub cpu_model: String,
+    pub cores: usize,
+    pub memory_bytes: u64,
+    pub os: String,
+    pub hostname: String,
+    pub conveyor_version: String,
+    pub git_revision: String,
+    /// Whether the build was optimized (debug numbers are not comparable).
+    pub release_build: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct RedisInfo {
+    pub version: String,
+    /// Redis URL with any password removed.
+    pub url: String,
+    /// True when conveyor started its own redis-server for this run.
+    pub private_server: bool,
+    pub appendonly: String,
+    pub appendfsync: String,
+    pub save: String,
+    pub maxmemory_policy: String,
+    /// Whether the Redis server process runs on this host (it then shares our cores).
+    pub same_host: bool,
+}
+
+impl SystemInfo {
+    pub fn gather() -> Self {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu_model = cpuinfo
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("model name").and_then(|r| r.split_once(':')).map(|(_, v)| v.trim().to_owned())
+            })
+            .unwrap_or_else(|| "unknown".into());
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        let memory_bytes = meminfo
+            .lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024);
+        let os = std::fs::read_to_string("/etc/os-release")
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("PRETTY_NAME=").map(|v| v.trim_matches('"').to_owned()))
+            .unwrap_or_else(|| std::env::consts::OS.to_owned());
+        let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default().trim().to_owned();
+        Self {
+            cpu_model,
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            memory_bytes,
+            os,
+            hostname,
+            conveyor_version: env!("CARGO_PKG_VERSION").to_owned(),
+            git_revision: option_env!("CONVEYOR_GIT_REVISION").unwrap_or("unknown").to_owned(),
+            release_build: !cfg!(debug_assertions),
+        }
+    }
+}
+
+impl RedisInfo {
+    /// Reads version and persistence/eviction settings; fields Redis refuses (an ACL user
+    /// without CONFIG) stay "unknown".
+    pub async fn gather(redis: &Redis, private_server: bool) -> Self {
+        let info: String = redis.info("server").await.unwrap_or_default();
+        let field = |name: &str| {
+            info.lines()
+                .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(':')).map(|v| v.trim().to_owned()))
+        };
+        let version = field("redis_version").unwrap_or_else(|| "unknown".into());
+        let same_host = field("process_id")
+            .and_then(|pid| pid.parse::<u32>().ok())
+            .is_some_and(|_| redis.redacted_url().contains("127.0.0.1") || redis.redacted_url().contains("localhost"));
+        let config = async |name: &str| -> String {
+            redis
+                .with_conn(async |c| redis::cmd("CONFIG").arg("GET").arg(name).query_async::<Vec<String>>(c).await)
+                .await
+                .ok()
+                .and_then(|v| v.get(1).cloned())
+                .unwrap_or_else(|| "unknown".into())
+        };
+        Self {
+            version,
+            url: redis.redacted_url().to_owned(),
+            private_server,
+            appendonly: config("appendonly").await,
+            appendfsync: config("appendfsync").await,
+            save: config("save").await,
+            maxmemory_policy: config("maxmemory-policy").await,
+            same_host,
+        }
+    }
+}

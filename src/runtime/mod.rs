@@ -1,0 +1,23 @@
+//! The job-queue runtime: what an application needs to run its own jobs on Redis. It never
+//! imports the benchmark (a test checks).
+//!
+//! - [`handler`]: job types, handlers and their registry; [`client`]: enqueueing.
+//! - [`worker`]: the workers, the scheduler and the pool that starts them.
+//! - [`queue`]: every operation on a queue in Redis — keys, scripts, the wire format.
+//! - [`connection`]: one server or a cluster behind one connection type.
+//! - [`telemetry`]: Prometheus metrics; [`latency`], [`clock`], [`timer`], [`process`]: how
+//!   time and this process are measured.
+
+pub mod acl;
+pub mod client;
+pub mod clock;
+pub mod connection;
+pub mod error;
+pub mod eviction;
+pub mod handler;
+pub mod latency;
+pub mod process;
+pub mod queue;
+pub mod telemetry;
+pub mod timer;
+pub mod worker;

@@ -1,0 +1,206 @@
+//! Claiming: a worker takes a batch of jobs in one `XREADGROUP`, and each entry of the reply is
+//! decoded straight into an [`Envelope`], its field values moved out of the reply, not copied.
+
+use super::envelope::{DecodeError, Envelope, Fields, JobId};
+use super::{GROUP, Queue};
+use crate::runtime::connection::Conn;
+use crate::runtime::connection::resp::Reader;
+use crate::runtime::error::Result;
+use redis::Value;
+use std::time::Duration;
+
+/// A job handed to a worker by [`Queue::claim`].
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    /// Stream entry id: what acknowledging and renewing refer to.
+    pub entry_id: String,
+    /// The decoded job, or why it could not be decoded (a poison entry).
+    pub job: Result<Envelope, Poison>,
+    /// The partition whose stream the entry is in (0 when the queue is not partitioned).
+    pub partition: u16,
+}
+
+/// An entry that is not a job this worker can read, with its fields as stored (they go to the
+/// dead letters unchanged).
+#[derive(Debug, Clone)]
+pub struct Poison {
+    /// Why it could not be read.
+    pub error: DecodeError,
+    /// Its fields, name and value.
+    pub fields: Fields,
+}
+
+impl Claimed {
+    /// The job's id: the one it carries (retried, reclaimed, delayed), else its entry's.
+    pub fn job_id(&self) -> JobId {
+        match &self.job {
+            Ok(Envelope { id: Some(id), .. }) => JobId::from_string(id.clone()),
+            _ => JobId::of_entry(&self.entry_id, self.partition),
+        }
+    }
+
+    /// When the job was enqueued (µs since the epoch): its `t` field, else the entry id's
+    /// millisecond time of its first entry.
+    pub fn enqueued_us(&self) -> u64 {
+        if let Ok(Envelope { enqueued_us: Some(t), .. }) = &self.job {
+            return *t;
+        }
+        let id = match &self.job {
+            Ok(Envelope { id: Some(id), .. }) => id.as_str(),
+            _ => self.entry_id.as_str(),
+        };
+        id.split('-').next().and_then(|ms| ms.parse::<u64>().ok()).map_or(0, |ms| ms * 1000)
+    }
+}
+
+impl Queue {
+    /// Claims up to `count` jobs for `consumer`, waiting up to `block` for the first one.
+    /// Runs on a dedicated connection: a blocking read holds up its connection.
+    ///
+    /// With several partitions, every claim starts at the next partition in turn and takes the
+    /// first partition that has jobs (one non-blocking read each); only when every partition is
+    /// empty does it block, on the partition it started at. So partitions are served fairly and
+    /// a busy partition never waits behind an empty one. (A read cannot span partitions: on a
+    /// cluster their streams are on different nodes.) A partition that fails (its master is
+    /// down) is passed over for a while; the claim fails only when every partition it tried did.
+    pub async fn claim(&self, conn: &mut Conn, consumer: &str, count: usize, block: Duration) -> Result<Vec<Claimed>> {
+        let n = self.partition_count();
+        if n == 1 {
+            return self.claim_in(0, conn, consumer, count, Some(block)).await;
+        }
+        let start = self.claim_from.next(n);
+        let order: Vec<usize> = (0..n).map(|i| (start + i) % n).collect();
+        let usable: Vec<usize> = order.iter().copied().filter(|&p| self.health.usable(p)).collect();
+        let mut last_error = None;
+        let mut empty = None;
+        for p in if usable.is_empty() { order } else { usable } {
+            match self.claim_in(p as u16, conn, consumer, count, None).await {
+                Ok(claimed) if !claimed.is_empty() => {
+                    self.health.answered(p);
+                    return Ok(claimed);
+                }
+                Ok(_) => {
+                    self.health.answered(p);
+                    empty.get_or_insert(p);
+                }
+                Err(e) => {
+                    self.health.failed(p);
+                    last_error = Some(e);
+                }
+            }
+        }
+        match (empty, last_error) {
+            // Every partition that answered is empty: wait on the first of them.
+            (Some(p), _) => self.claim_in(p as u16, conn, consumer, count, Some(block)).await,
+            (None, Some(e)) => Err(e),
+            (None, None) => Ok(Vec::new()),
+        }
+    }
+
+    /// One XREADGROUP on partition `p`, blocking up to `block` when given.
+    async fn claim_in(
+        &self,
+        p: u16,
+        conn: &mut Conn,
+        consumer: &str,
+        count: usize,
+        block: Option<Duration>,
+    ) -> Result<Vec<Claimed>> {
+        let mut read = redis::cmd("XREADGROUP");
+        read.arg("GROUP").arg(GROUP).arg(consumer).arg("COUNT").arg(count);
+        if let Some(block) = block {
+            read.arg("BLOCK").arg(block.as_micros().div_ceil(1000).max(1) as u64); // BLOCK 0 would wait forever
+        }
+        read.arg("STREAMS").arg(self.partition(p)?.ready()).arg(">");
+        if let Conn::Raw(raw) = conn {
+            // Straight from the reply's bytes into jobs: no `redis::Value` tree.
+            return Ok(raw.query_frame(&read, |frame| parse_read_frame(frame, p)).await?);
+        }
+        let reply: Value = read.query_async(conn).await?;
+        Ok(parse_read_reply(reply, p))
+    }
+}
+
+/// XREADGROUP's reply as Redis sent it (RESP2): `*1 [*2 [$stream, *N [*2 [$id, *2k [$field,
+/// $value, ...]]]]]`, or a nil array on timeout. Only the values a job keeps are copied.
+fn parse_read_frame(frame: &[u8], partition: u16) -> redis::RedisResult<Vec<Claimed>> {
+    let mut r = Reader::new(frame);
+    let Some(streams) = r.array()? else { return Ok(Vec::new()) };
+    let mut out = Vec::new();
+    let mut fields: Vec<(&[u8], &[u8])> = Vec::with_capacity(8);
+    for _ in 0..streams {
+        r.array()?; // [stream, entries]
+        r.bulk()?;
+        let entries = r.array()?.unwrap_or(0);
+        out.reserve(entries);
+        for _ in 0..entries {
+            r.array()?; // [id, fields]
+            let id = r.bulk()?.unwrap_or_default();
+            let entry_id = String::from_utf8_lossy(id).into_owned();
+            fields.clear();
+            for _ in 0..r.array()?.unwrap_or(0) / 2 {
+                let (k, v) = (r.bulk()?.unwrap_or_default(), r.bulk()?.unwrap_or_default());
+                fields.push((k, v));
+            }
+            let job = Envelope::from_slices(&fields).map_err(|error| Poison {
+                error,
+                fields: fields.iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect(),
+            });
+            out.push(Claimed { entry_id, job, partition });
+        }
+    }
+    Ok(out)
+}
+
+/// XREADGROUP's reply: `[[stream, [[id, [field, value, ...]], ...]]]` (RESP2; a map of streams
+/// in RESP3), or nil on timeout.
+pub(super) fn parse_read_reply(reply: Value, partition: u16) -> Vec<Claimed> {
+    let streams = match reply {
+        Value::Array(streams) => streams.into_iter().filter_map(|s| match s {
+            Value::Array(mut parts) => parts.pop(),
+            _ => None,
+        }),
+        _ => return Vec::new(),
+    };
+    let mut out = Vec::new();
+    for entries in streams {
+        let Value::Array(entries) = entries else { continue };
+        out.reserve(entries.len());
+        for entry in entries {
+            if let Some((entry_id, fields)) = entry_parts(entry) {
+                out.push(Claimed { entry_id, job: decode(fields), partition });
+            }
+        }
+    }
+    out
+}
+
+/// `[id, [field, value, ...]]` → the id and the field/value pairs, moved out of the reply.
+pub(super) fn entry_parts(entry: Value) -> Option<(String, Fields)> {
+    let Value::Array(mut pair) = entry else { return None };
+    if pair.len() != 2 {
+        return None;
+    }
+    let fields = match pair.pop() {
+        Some(Value::Array(f)) => f,
+        _ => Vec::new(),
+    };
+    let entry_id = match pair.pop() {
+        Some(Value::BulkString(id)) => String::from_utf8(id).ok()?,
+        Some(Value::SimpleString(id)) => id,
+        _ => return None,
+    };
+    let mut pairs = Vec::with_capacity(fields.len() / 2);
+    let mut it = fields.into_iter();
+    while let (Some(k), Some(v)) = (it.next(), it.next()) {
+        if let (Value::BulkString(k), Value::BulkString(v)) = (k, v) {
+            pairs.push((k, v));
+        }
+    }
+    Some((entry_id, pairs))
+}
+
+/// The job in an entry's fields, or the poison entry they are.
+pub(super) fn decode(mut fields: Fields) -> Result<Envelope, Poison> {
+    Envelope::from_fields(&mut fields).map_err(|error| Poison { error, fields })
+}

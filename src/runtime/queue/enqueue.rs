@@ -1,0 +1,240 @@
+//! Putting jobs on the queue: ready now (`XADD`), delayed (`ZADD` to the delayed set of the
+//! job's partition) or under an idempotency key (the `enqueue_unique` script), any mix of them
+//! in one pipelined round trip per partition touched.
+//!
+//! Partitions: jobs with a partition key go to that key's partition (jobs of one key keep their
+//! order); jobs under an idempotency key and no partition key go to the idempotency key's
+//! partition (a repeat finds the first); tracked jobs otherwise to their id's (a lookup by id
+//! finds them first); every other job of a call goes to the next partition in turn, passing
+//! over one that failed recently.
+
+use super::envelope::{Envelope, JobId};
+use super::{Queue, partition, scripts};
+use crate::runtime::error::Result;
+use redis::Value;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// A job to enqueue with its per-job options.
+#[derive(Debug, Clone, Default)]
+pub struct NewJob {
+    /// The job as it will be stored.
+    pub envelope: Envelope,
+    /// Not before this time (ms since the epoch); `None`: ready now.
+    pub due_ms: Option<u64>,
+    /// Idempotency key and how long it holds.
+    pub unique: Option<(String, Duration)>,
+    /// Partition key: jobs with the same key stay in one partition, in order.
+    pub partition_key: Option<String>,
+}
+
+/// What enqueueing one job did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Enqueued {
+    /// The job was added, with this id.
+    Added(JobId),
+    /// A job with the same idempotency key was added before and the key still holds: nothing
+    /// was added; the first job's id.
+    Duplicate(JobId),
+}
+
+impl Enqueued {
+    /// The id of the job that now holds the place (the new one, or the first for a duplicate).
+    pub fn id(&self) -> &JobId {
+        match self {
+            Enqueued::Added(id) | Enqueued::Duplicate(id) => id,
+        }
+    }
+
+    /// The id, whichever it is.
+    pub fn into_id(self) -> JobId {
+        match self {
+            Enqueued::Added(id) | Enqueued::Duplicate(id) => id,
+        }
+    }
+}
+
+impl Queue {
+    /// Adds one job to the ready stream; returns its id.
+    pub async fn enqueue(&self, job: &Envelope) -> Result<JobId> {
+        let mut ids = self.enqueue_batch(std::slice::from_ref(job)).await?;
+        Ok(ids.pop().expect("one id per job"))
+    }
+
+    /// Adds jobs to the ready stream in one pipelined round trip; returns their ids in order.
+    /// With several partitions, each call goes to the next partition in turn (round-robin by
+    /// batch: one slot per round trip), passing over a partition that failed recently; a failed
+    /// call marks its partition, so the caller's retry goes to another one.
+    pub async fn enqueue_batch(&self, jobs: &[Envelope]) -> Result<Vec<JobId>> {
+        let p = self.next_enqueue_partition();
+        let sent = self.enqueue_batch_to(p, jobs).await;
+        self.note_health(p, sent.is_ok());
+        sent
+    }
+
+    /// Adds jobs to the ready stream of partition `p` in one pipelined round trip.
+    pub async fn enqueue_batch_to(&self, p: u16, jobs: &[Envelope]) -> Result<Vec<JobId>> {
+        let ready = self.partition(p)?.ready();
+        let mut pipe = redis::pipe();
+        for job in jobs {
+            pipe.cmd("XADD").arg(&ready).arg("*");
+            job.write_to_pipe(&mut pipe);
+        }
+        let ids: Vec<String> = self.redis.with_conn(async |c| pipe.query_async(c).await).await?;
+        crate::runtime::telemetry::jobs_enqueued(self.name(), ids.len() as u64);
+        Ok(ids.iter().map(|id| JobId::of_entry(id, p)).collect())
+    }
+
+    /// Adds `job` to the partition that `key` maps to: jobs with the same key stay in one
+    /// partition, so they are handed out in the order they were enqueued.
+    pub async fn enqueue_keyed(&self, job: &Envelope, key: &str) -> Result<JobId> {
+        let p = partition::of_key(key, self.partition_count());
+        let mut ids = self.enqueue_batch_to(p, std::slice::from_ref(job)).await?;
+        Ok(ids.pop().expect("one id per job"))
+    }
+
+    /// Adds a job that must not run before `due_ms` (ms since the epoch); returns its id.
+    pub async fn schedule(&self, job: &Envelope, due_ms: u64) -> Result<JobId> {
+        let new = NewJob { envelope: job.clone(), due_ms: Some(due_ms), ..NewJob::default() };
+        Ok(self.enqueue_jobs(vec![new]).await?.pop().expect("one result per job").into_id())
+    }
+
+    /// Enqueues jobs with per-job options, in one pipelined round trip per partition touched
+    /// (all at the same time); returns what happened to each, in order.
+    pub async fn enqueue_jobs(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>> {
+        for job in &jobs {
+            if let Some((key, ttl)) = &job.unique {
+                super::unique::check(key, *ttl)?;
+            }
+        }
+        let n = self.partition_count();
+        let rotated = self.next_enqueue_partition();
+        let mut by_partition: BTreeMap<u16, Vec<(usize, NewJob)>> = BTreeMap::new();
+        for (i, mut job) in jobs.into_iter().enumerate() {
+            // A tracked job needs its id now: it lives in its id's partition (unless it has a
+            // partition key), where a lookup by id finds it first.
+            if job.envelope.keep_ms.is_some() && job.envelope.id.is_none() {
+                job.envelope.id = Some(JobId::generate().into());
+            }
+            let p = match (&job.partition_key, &job.unique, &job.envelope.id) {
+                (Some(key), _, _) | (None, Some((key, _)), _) => partition::of_key(key, n),
+                (None, None, Some(id)) if job.envelope.keep_ms.is_some() => partition::of_key(id, n),
+                (None, None, _) => rotated,
+            };
+            by_partition.entry(p).or_default().push((i, job));
+        }
+        let total = by_partition.values().map(Vec::len).sum();
+        let sent = futures::future::join_all(by_partition.into_iter().map(|(p, jobs)| async move {
+            let result = self.enqueue_jobs_to(p, &jobs).await;
+            self.note_health(p, result.is_ok());
+            result.map(|done| jobs.into_iter().map(|(i, _)| i).zip(done).collect::<Vec<_>>())
+        }))
+        .await;
+        let mut out: Vec<Option<Enqueued>> = vec![None; total];
+        for part in sent {
+            for (i, done) in part? {
+                out[i] = Some(done);
+            }
+        }
+        Ok(out.into_iter().map(|e| e.expect("every job answered")).collect())
+    }
+
+    /// One pipeline to partition `p`: an `XADD`, `ZADD` or script call per job.
+    async fn enqueue_jobs_to(&self, p: u16, jobs: &[(usize, NewJob)]) -> Result<Vec<Enqueued>> {
+        let keys = self.partition(p)?;
+        let (ready, delayed) = (keys.ready(), keys.delayed());
+        let mut pipe = redis::pipe();
+        // What each reply means: an entry id (ready now), a known id (delayed), a script reply.
+        enum Reply {
+            Entry,
+            Known(JobId),
+            Script,
+        }
+        let now_ms = self.clock.now_ms();
+        let mut replies = Vec::with_capacity(jobs.len());
+        for (_, job) in jobs {
+            let mut envelope = job.envelope.clone();
+            let tracked = envelope.keep_ms.is_some();
+            // A delayed job has no entry yet, and a tracked one needs its id for its hash.
+            let made_id = (job.due_ms.is_some() || tracked)
+                .then(|| envelope.id.clone().map_or_else(JobId::generate, JobId::from_string));
+            if let Some(id) = &made_id {
+                envelope.id = Some(id.as_str().to_owned());
+            }
+            let unique = &job.unique;
+            match job.due_ms {
+                due if unique.is_some() || tracked => {
+                    let id = envelope.id.clone().unwrap_or_default();
+                    let (unique_key, unique_ttl) = match unique {
+                        Some((key, ttl)) => (keys.unique(key), ttl.as_millis() as u64),
+                        None => (keys.unique(""), 0),
+                    };
+                    let due = due.unwrap_or(0);
+                    let pending_ttl = due.saturating_sub(now_ms) + super::track::PENDING_TTL.as_millis() as u64;
+                    let mut call = redis::cmd("EVAL");
+                    call.arg(scripts::ENQUEUE_JOB_SOURCE)
+                        .arg(4)
+                        .arg(&ready)
+                        .arg(&delayed)
+                        .arg(keys.job(&id))
+                        .arg(unique_key);
+                    call.arg(if unique.is_some() { "u" } else { "" }).arg(unique_ttl);
+                    call.arg(if tracked { "t" } else { "" }).arg(pending_ttl);
+                    call.arg(due).arg(now_ms).arg(&envelope.name).arg(JobId::suffix(p)).arg(&id);
+                    if due > 0 {
+                        call.arg(envelope.pack());
+                    } else {
+                        call.arg("");
+                        envelope.write_to(&mut call);
+                    }
+                    pipe.add_command(call);
+                    replies.push(Reply::Script);
+                }
+                Some(due) => {
+                    pipe.cmd("ZADD").arg(&delayed).arg(due).arg(envelope.pack()).ignore();
+                    replies.push(Reply::Known(made_id.expect("set for delayed jobs")));
+                }
+                None => {
+                    pipe.cmd("XADD").arg(&ready).arg("*");
+                    envelope.write_to_pipe(&mut pipe);
+                    replies.push(Reply::Entry);
+                }
+            }
+        }
+        let values: Vec<Value> = self.redis.with_conn(async |c| pipe.query_async(c).await).await?;
+        let mut values = values.into_iter();
+        let mut out = Vec::with_capacity(replies.len());
+        for reply in replies {
+            out.push(match reply {
+                Reply::Known(id) => Enqueued::Added(id),
+                Reply::Entry => {
+                    let id: String = redis::from_redis_value(values.next().unwrap_or(Value::Nil))
+                        .map_err(redis::RedisError::from)?;
+                    Enqueued::Added(JobId::of_entry(&id, p))
+                }
+                Reply::Script => {
+                    let (added, id): (u8, String) = redis::from_redis_value(values.next().unwrap_or(Value::Nil))
+                        .map_err(redis::RedisError::from)?;
+                    let id = JobId::from_string(id);
+                    if added == 1 { Enqueued::Added(id) } else { Enqueued::Duplicate(id) }
+                }
+            });
+        }
+        let added = out.iter().filter(|e| matches!(e, Enqueued::Added(_))).count();
+        crate::runtime::telemetry::jobs_enqueued(self.name(), added as u64);
+        Ok(out)
+    }
+
+    /// The partition the next un-keyed batch goes to.
+    fn next_enqueue_partition(&self) -> u16 {
+        let n = self.partition_count();
+        if n == 1 { 0 } else { self.health.first_usable(self.enqueue_to.next(n), n) as u16 }
+    }
+
+    /// Remembers whether partition `p` answered (a failed one is passed over for a while).
+    fn note_health(&self, p: u16, answered: bool) {
+        if self.partition_count() > 1 {
+            if answered { self.health.answered(usize::from(p)) } else { self.health.failed(usize::from(p)) }
+        }
+    }
+}

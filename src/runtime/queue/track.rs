@@ -1,0 +1,472 @@
+//! Tracked jobs: what a job enqueued with tracking leaves behind to be asked about. Each has a
+//! status hash (`{q}:job:<id>`) written in the same round trips as the job's own moves — its
+//! enqueue, its settle, a reclaim — and once when a worker starts it; when it finishes, the hash
+//! expires after the job's retention, so finished jobs never fill Redis. Their events
+//! (completed, failed, dead, cancelled) go to a capped stream an application can follow.
+//! Untracked jobs write none of this.
+//!
+//! Cancellation works for every job by id: its id goes to the queue's cancelled set; the
+//! scheduler of every worker process reads new entries every few milliseconds and the workers
+//! there settle a cancelled job as cancelled instead of starting it, or trip the cancellation
+//! token of the run in progress. A tracked job waiting or delayed is marked cancelled at once,
+//! and a worker that claims it learns so from its hash before it starts it.
+
+use super::envelope::{Envelope, JobId};
+use super::keys::QueueKeys;
+use super::settle::Tracked;
+use super::{Queue, partition, scripts};
+use crate::runtime::error::{Error, Result};
+use redis::Value;
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// How long a tracked job's status is kept after it finished, unless the job says otherwise.
+pub const DEFAULT_KEEP: Duration = Duration::from_secs(24 * 3600);
+/// How long a tracked job's status lives past its due time while it is unfinished (a job lost
+/// with its queue — a purge, a reset — does not leave its hash forever).
+pub const PENDING_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+/// The events stream keeps about this many events (`XADD MAXLEN ~`): a subscriber further
+/// behind than that misses the oldest.
+pub const EVENTS_KEPT: u64 = 100_000;
+/// How long an id stays in the cancelled set.
+pub const CANCEL_KEPT: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Where a tracked job is.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum JobState {
+    /// In the stream, not yet handed to a worker.
+    Waiting,
+    /// Waiting for its due time.
+    Delayed {
+        /// When it becomes due (ms since the epoch).
+        until_ms: u64,
+    },
+    /// A worker runs it.
+    Active {
+        /// The worker's consumer name.
+        worker: String,
+        /// A cancellation was asked for while it ran.
+        cancel_requested: bool,
+    },
+    /// Its last attempt failed; it runs again.
+    Retrying {
+        /// When the next attempt is due (ms since the epoch).
+        next_ms: u64,
+        /// What the last attempt said.
+        last_error: String,
+    },
+    /// Done.
+    Completed {
+        /// What the handler returned (JSON from `Json(..)`), when it returned something.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        result: Option<String>,
+    },
+    /// In the dead letters.
+    Dead {
+        /// Why.
+        reason: String,
+    },
+    /// Cancelled before it finished.
+    Cancelled,
+}
+
+/// A tracked job's status.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct JobInfo {
+    /// Its id.
+    pub id: JobId,
+    /// Its job type.
+    pub name: String,
+    /// Where it is.
+    #[serde(flatten)]
+    pub state: JobState,
+    /// The attempt it is at (0 for the first).
+    pub attempt: u16,
+    /// When it was enqueued (ms since the epoch).
+    pub enqueued_ms: u64,
+    /// When it last started (ms since the epoch), if it did.
+    pub started_ms: Option<u64>,
+    /// When it finished (ms since the epoch), if it did.
+    pub finished_ms: Option<u64>,
+    /// The error of its latest failed attempt, if one failed.
+    pub last_error: Option<String>,
+}
+
+/// The answer to "where is job X".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    /// Tracked, and here is its status.
+    Found(JobInfo),
+    /// No status under this id: never a tracked job of this queue, or one whose retention has
+    /// passed.
+    NotFound,
+    /// An id conveyor made (a UUID v7, which tells when) for a job enqueued longer ago than the
+    /// default retention: its status has expired.
+    Expired {
+        /// When the id was made (ms since the epoch).
+        enqueued_ms: u64,
+    },
+}
+
+/// What asking to cancel a job did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cancelled {
+    /// It was waiting or delayed: it will not start.
+    Cancelled,
+    /// It is running: its cancellation token trips (a handler that ignores it finishes).
+    Requested,
+    /// It had already finished (`completed`, `dead` or `cancelled`): nothing changed.
+    AlreadyFinished(String),
+    /// Untracked: every worker is told not to start it, or to trip its token if it runs; whether
+    /// it existed is not known.
+    Sent,
+}
+
+/// A tracked job's event, from the queue's events stream.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Event {
+    /// Where it is in the stream (pass the last one back to read on).
+    pub cursor: String,
+    /// The job's id.
+    pub id: JobId,
+    /// Its job type.
+    pub name: String,
+    /// `completed`, `failed` (it will retry), `dead` or `cancelled`.
+    pub kind: String,
+    /// The attempt that ended.
+    pub attempt: u16,
+    /// The error or reason, for `failed` and `dead`.
+    pub error: Option<String>,
+    /// When (ms since the epoch).
+    pub at_ms: u64,
+}
+
+/// Adds to a settle's `MULTI` what tracked job `job` (id `id`) becomes: its status, its
+/// expiry, its event.
+pub(super) fn record(
+    pipe: &mut redis::Pipeline,
+    keys: &QueueKeys,
+    id: &JobId,
+    job: &Envelope,
+    tracked: &Tracked<'_>,
+    now_ms: u64,
+    keep_ms: u64,
+) {
+    let key = keys.job(id.as_str());
+    let attempt = job.attempt;
+    let (kind, error): (&str, Option<&str>) = match tracked {
+        Tracked::Completed { result } => {
+            pipe.cmd("HSET")
+                .arg(&key)
+                .arg("state")
+                .arg("completed")
+                .arg("finished_at")
+                .arg(now_ms)
+                .arg("attempt")
+                .arg(attempt);
+            if let Some(r) = result {
+                pipe.arg("result").arg(*r);
+            }
+            pipe.ignore();
+            pipe.cmd("PEXPIRE").arg(&key).arg(keep_ms).ignore();
+            ("completed", None)
+        }
+        Tracked::Retrying { due, error } => {
+            pipe.cmd("HSET").arg(&key).arg("state").arg("retrying").arg("attempt").arg(attempt + 1);
+            pipe.arg("due_at").arg(*due).arg("error").arg(*error).ignore();
+            pipe.cmd("HDEL").arg(&key).arg("worker").ignore();
+            let ttl = due.saturating_sub(now_ms) + PENDING_TTL.as_millis() as u64;
+            pipe.cmd("PEXPIRE").arg(&key).arg(ttl).ignore();
+            ("failed", Some(error))
+        }
+        Tracked::Dead { reason } => {
+            pipe.cmd("HSET").arg(&key).arg("state").arg("dead").arg("reason").arg(reason);
+            pipe.arg("finished_at").arg(now_ms).arg("attempt").arg(attempt).ignore();
+            pipe.cmd("PEXPIRE").arg(&key).arg(keep_ms).ignore();
+            ("dead", Some(reason.as_str()))
+        }
+        Tracked::Cancelled => {
+            pipe.cmd("HSET").arg(&key).arg("state").arg("cancelled").arg("finished_at").arg(now_ms).ignore();
+            pipe.cmd("PEXPIRE").arg(&key).arg(keep_ms).ignore();
+            ("cancelled", None)
+        }
+    };
+    pipe.cmd("XADD").arg(keys.events()).arg("MAXLEN").arg("~").arg(EVENTS_KEPT).arg("*");
+    pipe.arg("id").arg(id.as_str()).arg("kind").arg(kind).arg("name").arg(&job.name).arg("attempt").arg(attempt);
+    if let Some(e) = error {
+        pipe.arg("error").arg(e);
+    }
+    pipe.arg("at").arg(now_ms).ignore();
+}
+
+/// An id the user typed: 1 to 256 bytes, no control characters.
+fn check_id(id: &str) -> Result<JobId> {
+    if id.chars().any(char::is_control) {
+        return Err(Error::InvalidArgument { what: "job id", message: "expected no control characters".into() });
+    }
+    JobId::parse(id).map_err(|message| Error::InvalidArgument { what: "job id", message })
+}
+
+/// When a UUID v7 id was made (ms since the epoch); `None` for any other id.
+fn uuid_v7_time(id: &str) -> Option<u64> {
+    let uuid = uuid::Uuid::parse_str(id).ok()?;
+    if uuid.get_version_num() != 7 {
+        return None;
+    }
+    let (secs, nanos) = uuid.get_timestamp()?.to_unix();
+    Some(secs * 1000 + u64::from(nanos) / 1_000_000)
+}
+
+fn text(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        Value::SimpleString(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+fn number(v: Option<&Value>) -> Option<u64> {
+    text(v).and_then(|s| s.parse().ok())
+}
+
+impl Queue {
+    /// The partitions where tracked job `id` may be: its own key's partition first (where a job
+    /// without a partition key lives), then the others.
+    fn partitions_of(&self, id: &JobId) -> Vec<&QueueKeys> {
+        let first = usize::from(partition::of_key(id.as_str(), self.partition_count()));
+        let mut order = vec![&self.partitions[first]];
+        order.extend(self.partitions.iter().enumerate().filter(|(p, _)| *p != first).map(|(_, k)| k));
+        order
+    }
+
+    /// Where tracked job `id` is. A malformed id is an error; an unknown or expired one is an
+    /// answer.
+    pub async fn status(&self, id: &str) -> Result<Status> {
+        let id = check_id(id)?;
+        for keys in self.partitions_of(&id) {
+            let key = keys.job(id.as_str());
+            let fields: HashMap<String, Value> =
+                self.redis.with_conn(async |c| redis::cmd("HGETALL").arg(&key).query_async(c).await).await?;
+            if fields.is_empty() {
+                continue;
+            }
+            return Ok(Status::Found(info(id, &fields, self.clock.now_ms())));
+        }
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        Ok(match uuid_v7_time(id.as_str()) {
+            Some(made) if made + (DEFAULT_KEEP.as_millis() as u64) < now => Status::Expired { enqueued_ms: made },
+            _ => Status::NotFound,
+        })
+    }
+
+    /// Asks for job `id` to be cancelled (see the module docs for what that does).
+    pub async fn cancel(&self, id: &str) -> Result<Cancelled> {
+        let id = check_id(id)?;
+        let now = self.clock.now_ms();
+        // Tracked: its hash says where it is. Untracked: every partition's set hears of it (a
+        // worker of any partition may hold a job of that id).
+        for keys in self.partitions_of(&id) {
+            let (outcome, state): (String, String) = self
+                .redis
+                .with_conn(async |c| {
+                    scripts::CANCEL
+                        .key(keys.job(id.as_str()))
+                        .key(keys.cancelled())
+                        .key(keys.events())
+                        .arg(id.as_str())
+                        .arg(now)
+                        .arg(DEFAULT_KEEP.as_millis() as u64)
+                        .arg(EVENTS_KEPT)
+                        .invoke_async(c)
+                        .await
+                })
+                .await?;
+            match outcome.as_str() {
+                "finished" => return Ok(Cancelled::AlreadyFinished(state)),
+                "running" => return Ok(Cancelled::Requested),
+                "cancelled" => return Ok(Cancelled::Cancelled),
+                _ => {}
+            }
+        }
+        Ok(Cancelled::Sent)
+    }
+
+    /// Ids asked to be cancelled at or after `since_ms` (ms since the epoch), with the newest
+    /// time seen (pass it back next time: ids of that very millisecond are read again, so none
+    /// is missed), over every partition.
+    pub async fn cancelled_since(&self, since_ms: u64) -> Result<(Vec<JobId>, u64)> {
+        let mut ids = Vec::new();
+        let mut newest = since_ms;
+        for keys in self.partitions.iter() {
+            let key = keys.cancelled();
+            let found: Vec<(String, f64)> = self
+                .redis
+                .with_conn(async |c| {
+                    redis::cmd("ZRANGEBYSCORE")
+                        .arg(&key)
+                        .arg(since_ms)
+                        .arg("+inf")
+                        .arg("WITHSCORES")
+                        .query_async(c)
+                        .await
+                })
+                .await?;
+            for (id, at) in found {
+                newest = newest.max(at as u64);
+                ids.push(JobId::from_string(id));
+            }
+        }
+        Ok((ids, newest))
+    }
+
+    /// Forgets cancellations older than [`CANCEL_KEPT`].
+    pub async fn trim_cancelled(&self) -> Result<()> {
+        let before = self.clock.now_ms().saturating_sub(CANCEL_KEPT.as_millis() as u64);
+        for keys in self.partitions.iter() {
+            let key = keys.cancelled();
+            self.redis
+                .with_conn(async |c| {
+                    redis::cmd("ZREMRANGEBYSCORE").arg(&key).arg("-inf").arg(before).query_async::<()>(c).await
+                })
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Marks tracked jobs a worker just claimed as active under `worker`, unless they already
+    /// finished; answers which of them were cancelled meanwhile (a worker does not start those).
+    pub async fn mark_active(&self, worker: &str, jobs: &[(u16, &JobId, u16)]) -> Result<Vec<bool>> {
+        let mut cancelled = vec![false; jobs.len()];
+        let now = self.clock.now_ms();
+        for (p, group) in partition::group_by_partition(&jobs.iter().enumerate().collect::<Vec<_>>(), |(_, j)| j.0) {
+            let keys = self.partition(p)?;
+            let mut call = scripts::MARK_ACTIVE.prepare_invoke();
+            call.arg(worker).arg(now);
+            for (_, (_, id, attempt)) in &group {
+                call.key(keys.job(id.as_str()));
+                call.arg(*attempt);
+            }
+            let answer: Vec<u8> = self.redis.with_conn(async |c| call.invoke_async(c).await).await?;
+            for ((i, _), was) in group.iter().zip(answer) {
+                cancelled[*i] = was == 1;
+            }
+        }
+        Ok(cancelled)
+    }
+
+    /// Tracked jobs' events after `cursor` (`"0-0"` for the oldest kept, `"$"` for new ones only),
+    /// waiting up to `block` when there are none yet; on a partitioned queue, each partition's
+    /// stream in turn (`cursor` holds one position per partition, separated by commas).
+    pub async fn events(
+        &self,
+        conn: &mut crate::runtime::connection::Conn,
+        cursor: &str,
+        count: usize,
+        block: Duration,
+    ) -> Result<(Vec<Event>, String)> {
+        let mut cursors = partition::split_cursor(cursor, self.partition_count());
+        let mut out = Vec::new();
+        for (p, keys) in self.partitions.iter().enumerate() {
+            let mut read = redis::cmd("XREAD");
+            read.arg("COUNT").arg(count);
+            // Block on the last partition only, and only when nothing came from the others.
+            if p + 1 == self.partitions.len() && out.is_empty() && !block.is_zero() {
+                read.arg("BLOCK").arg(block.as_millis().max(1) as u64);
+            }
+            read.arg("STREAMS").arg(keys.events()).arg(&cursors[p]);
+            let reply: Value = read.query_async(conn).await?;
+            let mut last = None;
+            for (entry, fields) in xread_entries(reply) {
+                let get = |name: &str| fields.get(name).map(|v| String::from_utf8_lossy(v).into_owned());
+                let cursor = if self.partitions.len() == 1 { entry.clone() } else { format!("{p}:{entry}") };
+                out.push(Event {
+                    cursor,
+                    id: JobId::from_string(get("id").unwrap_or_default()),
+                    name: get("name").unwrap_or_default(),
+                    kind: get("kind").unwrap_or_default(),
+                    attempt: get("attempt").and_then(|a| a.parse().ok()).unwrap_or(0),
+                    error: get("error"),
+                    at_ms: get("at").and_then(|a| a.parse().ok()).unwrap_or(0),
+                });
+                last = Some(entry);
+            }
+            if let Some(last) = last {
+                cursors[p] = last;
+            } else if cursors[p] == "$" {
+                // Pin "new ones only" to where the stream is now, so the next read misses none.
+                cursors[p] = self.last_event_id(keys).await?;
+            }
+        }
+        Ok((out, partition::join_cursor(cursors.iter().map(String::as_str))))
+    }
+
+    async fn last_event_id(&self, keys: &QueueKeys) -> Result<String> {
+        let key = keys.events();
+        let reply: Value = self
+            .redis
+            .with_conn(async |c| {
+                redis::cmd("XREVRANGE").arg(&key).arg("+").arg("-").arg("COUNT").arg(1).query_async(c).await
+            })
+            .await?;
+        Ok(xrange_entries(reply).into_iter().next().map_or_else(|| "0-0".to_owned(), |(id, _)| id))
+    }
+}
+
+/// The entries of an `XREAD` reply (`[[stream, entries]]`, nil when none came).
+fn xread_entries(reply: Value) -> Vec<(String, HashMap<String, Vec<u8>>)> {
+    let Value::Array(streams) = reply else { return Vec::new() };
+    streams
+        .into_iter()
+        .flat_map(|s| match s {
+            Value::Array(mut parts) if parts.len() == 2 => parts.pop(),
+            _ => None,
+        })
+        .flat_map(xrange_entries)
+        .collect()
+}
+
+/// The entries of an `XRANGE` reply, with their fields by name.
+fn xrange_entries(reply: Value) -> Vec<(String, HashMap<String, Vec<u8>>)> {
+    let Value::Array(entries) = reply else { return Vec::new() };
+    entries
+        .into_iter()
+        .filter_map(super::claim::entry_parts)
+        .map(|(id, fields)| {
+            let by_name = fields.into_iter().map(|(k, v)| (String::from_utf8_lossy(&k).into_owned(), v)).collect();
+            (id, by_name)
+        })
+        .collect()
+}
+
+/// A job's status from its hash.
+fn info(id: JobId, f: &HashMap<String, Value>, now_ms: u64) -> JobInfo {
+    let get = |name: &str| text(f.get(name));
+    let num = |name: &str| number(f.get(name));
+    let state = match get("state").as_deref() {
+        Some("delayed") | Some("retrying") if num("due_at").is_some_and(|due| due <= now_ms) => JobState::Waiting,
+        Some("delayed") => JobState::Delayed { until_ms: num("due_at").unwrap_or(0) },
+        Some("retrying") => {
+            JobState::Retrying { next_ms: num("due_at").unwrap_or(0), last_error: get("error").unwrap_or_default() }
+        }
+        Some("active") => JobState::Active {
+            worker: get("worker").unwrap_or_default(),
+            cancel_requested: f.contains_key("cancel_requested"),
+        },
+        Some("completed") => JobState::Completed { result: get("result") },
+        Some("dead") => JobState::Dead { reason: get("reason").unwrap_or_default() },
+        Some("cancelled") => JobState::Cancelled,
+        _ => JobState::Waiting,
+    };
+    JobInfo {
+        id,
+        name: get("name").unwrap_or_default(),
+        state,
+        attempt: num("attempt").map_or(0, |a| a.min(u64::from(u16::MAX)) as u16),
+        enqueued_ms: num("enqueued_at").unwrap_or(0),
+        started_ms: num("started_at"),
+        finished_ms: num("finished_at"),
+        last_error: get("error"),
+    }
+}

@@ -1,0 +1,86 @@
+//! What the workers of one process know of cancellations: the ids of jobs asked to be cancelled
+//! (read from the queue's cancelled set every [`POLL_EVERY`] by the pool's watcher) and, through
+//! that, which runs in progress must see their token trip. Workers look here before they start a
+//! job — a local lookup, and none at all while nobody cancelled anything.
+
+use crate::runtime::queue::{JobId, Queue};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// How often the watcher reads new cancellations.
+pub const POLL_EVERY: Duration = Duration::from_millis(20);
+/// How often the watcher trims the queue's cancelled set.
+const TRIM_EVERY: Duration = Duration::from_secs(60);
+
+/// Cancelled ids, shared by the workers and the watcher of a pool (one thread).
+#[derive(Debug, Default)]
+pub struct CancelBoard {
+    /// Each id, with when it was read (forgotten after the queue forgets it).
+    ids: HashMap<JobId, Instant>,
+    /// Bumped when ids arrive: a worker that saw another generation checks its running jobs.
+    generation: u64,
+}
+
+/// The board as the pool hands it around.
+pub type SharedBoard = Rc<RefCell<CancelBoard>>;
+
+impl CancelBoard {
+    /// True when `id` was asked to be cancelled.
+    pub fn contains(&self, id: &JobId) -> bool {
+        !self.ids.is_empty() && self.ids.contains_key(id)
+    }
+
+    /// True when nothing was cancelled (the common case: workers skip every lookup).
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// Changes whenever ids arrive.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    fn add(&mut self, ids: Vec<JobId>) {
+        let now = Instant::now();
+        let mut new = false;
+        for id in ids {
+            new |= self.ids.insert(id, now).is_none();
+        }
+        if new {
+            self.generation += 1;
+        }
+    }
+
+    fn forget_older_than(&mut self, age: Duration) {
+        self.ids.retain(|_, at| at.elapsed() < age);
+    }
+}
+
+/// Reads new cancellations of `queue` into `board` until `stop` says so. Call inside an actix
+/// `System` (it runs on the current thread).
+pub async fn watch(queue: Queue, board: SharedBoard, stop: Rc<std::cell::Cell<bool>>) {
+    // Only what is cancelled from now on concerns jobs this process will see start... and jobs
+    // already queued: read the last week, as the queue keeps it.
+    let kept = crate::runtime::queue::track::CANCEL_KEPT;
+    let mut since = queue.clock().now_ms().saturating_sub(kept.as_millis() as u64);
+    let mut last_trim = Instant::now();
+    while !stop.get() {
+        match queue.cancelled_since(since).await {
+            Ok((ids, newest)) => {
+                since = newest;
+                board.borrow_mut().add(ids);
+            }
+            Err(e) => tracing::debug!(error = %e, "reading cancellations failed; next poll retries"),
+        }
+        if last_trim.elapsed() >= TRIM_EVERY {
+            last_trim = Instant::now();
+            board.borrow_mut().forget_older_than(kept);
+            if let Err(e) = queue.trim_cancelled().await {
+                tracing::debug!(error = %e, "trimming cancellations failed");
+            }
+        }
+        tokio::time::sleep(POLL_EVERY).await;
+    }
+}

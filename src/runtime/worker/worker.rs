@@ -1,0 +1,628 @@
+//! A worker claims jobs in batches (one round trip each), runs each with the handler its job
+//! type has in the [`Registry`], up to `concurrency` at a time, and settles finished jobs in
+//! micro-batches (one atomic round trip each) without waiting for the slowest job it holds:
+//! a settle goes out when a whole batch has finished or nothing else runs (so a batch of quick
+//! jobs is one claim and one settle, as before), when no job has finished for [`SETTLE_IDLE`]
+//! (what still runs is slow), or when the first finished job has waited [`SETTLE_WITHIN`]. It
+//! claims again as soon as half its batch is free, while the rest still run or settle. Every third of the lease it renews the lease of every job it
+//! holds, so a long job is not handed to a second worker.
+//!
+//! It exports its own metrics (counts and stage latencies, folded into Prometheus buckets every
+//! [`REPORT_EVERY`]) and tells an optional [`Observer`] of every settled batch. On [`Stop`] it
+//! claims no more, finishes and settles what it holds, and ends.
+
+use super::cancel::{CancelBoard, SharedBoard};
+use super::lifecycle::{Join, Lifecycle, Stop};
+use super::observer::{Observer, SettledBatch, SettledJob, Settlement};
+use crate::runtime::clock;
+use crate::runtime::connection::Conn;
+use crate::runtime::handler::{Attempt, JobError, Registry, Start};
+use crate::runtime::queue::JobId;
+use crate::runtime::queue::{Claimed, Outcome, Queue, Settled};
+use crate::runtime::telemetry::{JobMetrics, JobTally, WorkerMetrics};
+use actix::prelude::*;
+use futures::future::LocalBoxFuture;
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// Export metrics after this many settled jobs...
+const REPORT_EVERY_JOBS: u64 = 5_000;
+/// ...or this long, whichever comes first.
+pub const REPORT_EVERY: Duration = Duration::from_millis(250);
+/// Settle finished jobs once no job has finished for this long (what still runs is slow)...
+pub const SETTLE_IDLE: Duration = Duration::from_millis(1);
+/// ...or once the first of them has waited this long, whichever comes first; and at once when a
+/// whole batch has finished or nothing else runs.
+pub const SETTLE_WITHIN: Duration = Duration::from_millis(20);
+/// First wait after a Redis error; doubles up to [`MAX_RETRY_WAIT`].
+const FIRST_RETRY_WAIT: Duration = Duration::from_millis(50);
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(2);
+
+/// How one worker claims and runs jobs.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Consumer name in the group: unique per worker across every process.
+    pub consumer: String,
+    /// Jobs run at the same time.
+    pub concurrency: usize,
+    /// Most jobs claimed per round trip.
+    pub batch: usize,
+    /// Longest a claim waits for work (bounds how long a stop takes to be noticed).
+    pub block: Duration,
+}
+
+/// One worker of a queue (an actor; see the module docs).
+pub struct Worker {
+    queue: Queue,
+    config: WorkerConfig,
+    /// The handlers it runs jobs with.
+    registry: Arc<Registry>,
+    /// Told of every settled batch; taken by the loop when it starts.
+    observer: Option<Box<dyn Observer>>,
+    /// The cancellations its pool's watcher reads.
+    board: SharedBoard,
+    lifecycle: Lifecycle,
+}
+
+impl Worker {
+    /// A worker of `queue` running jobs with `registry`'s handlers; it learns of cancellations
+    /// from `board` (see [`WorkerPool`](super::WorkerPool), which keeps one up to date).
+    pub fn new(queue: Queue, config: WorkerConfig, registry: Arc<Registry>, board: SharedBoard) -> Self {
+        Self { queue, config, registry, observer: None, board, lifecycle: Lifecycle::new() }
+    }
+
+    /// Also tells `observer` of every settled batch.
+    pub fn observed_by(mut self, observer: Box<dyn Observer>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+}
+
+impl Actor for Worker {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let work = WorkLoop {
+            queue: self.queue.clone(),
+            config: self.config.clone(),
+            registry: self.registry.clone(),
+            observer: self.observer.take(),
+            board: self.board.clone(),
+            lifecycle: self.lifecycle.clone(),
+            tally: Tally::new(self.queue.name()),
+        };
+        ctx.spawn(work.run().into_actor(self));
+    }
+}
+
+impl Handler<Stop> for Worker {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: Stop, _: &mut Context<Self>) -> Self::Result {
+        self.lifecycle.request_stop();
+        Box::pin(self.lifecycle.finished())
+    }
+}
+
+/// Claim nothing for this long (the batch in hand is finished and settled): stall injection.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct Pause(pub Duration);
+
+impl Handler<Pause> for Worker {
+    type Result = ();
+
+    fn handle(&mut self, pause: Pause, _: &mut Context<Self>) {
+        self.lifecycle.pause_for(pause.0);
+    }
+}
+
+impl Handler<Join> for Worker {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: Join, _: &mut Context<Self>) -> Self::Result {
+        Box::pin(self.lifecycle.finished())
+    }
+}
+
+/// The worker's own metrics since they were last exported.
+struct Tally {
+    stats: JobTally,
+    jobs: u64,
+    since: Instant,
+    export: JobMetrics,
+}
+
+impl Tally {
+    fn new(queue: &str) -> Self {
+        Self { stats: JobTally::default(), jobs: 0, since: Instant::now(), export: JobMetrics::new(queue) }
+    }
+
+    fn flush_if_due(&mut self, force: bool) {
+        if force || self.jobs >= REPORT_EVERY_JOBS || self.since.elapsed() >= REPORT_EVERY {
+            if !self.stats.is_empty() {
+                self.export.export(&std::mem::take(&mut self.stats));
+            }
+            self.jobs = 0;
+            self.since = Instant::now();
+        }
+    }
+}
+
+/// What a worker's loop owns.
+struct WorkLoop {
+    queue: Queue,
+    config: WorkerConfig,
+    registry: Arc<Registry>,
+    observer: Option<Box<dyn Observer>>,
+    board: SharedBoard,
+    lifecycle: Lifecycle,
+    tally: Tally,
+}
+
+/// A claimed job and what happened to it while it ran.
+struct Ran {
+    /// Its place in the worker's [`Held`] entries.
+    slot: usize,
+    claimed: Claimed,
+    outcome: Outcome,
+    /// µs since the epoch; 0 for jobs that never ran.
+    started_us: u64,
+    finished_us: u64,
+}
+
+/// One job a worker holds.
+struct HeldJob {
+    partition: u16,
+    entry_id: String,
+    /// The job's id when it is not its entry's (see [`Claimed::job_id`]).
+    explicit_id: Option<String>,
+    /// Its run's token, tripped when the job is cancelled while it runs.
+    cancel: CancellationToken,
+}
+
+impl HeldJob {
+    fn job_id(&self) -> JobId {
+        match &self.explicit_id {
+            Some(id) => JobId::parse(id).unwrap_or_else(|_| JobId::of_entry(&self.entry_id, self.partition)),
+            None => JobId::of_entry(&self.entry_id, self.partition),
+        }
+    }
+}
+
+/// Every entry a worker holds (claimed and not settled yet), for renewing their leases and
+/// cancelling their runs: a slab, so a job's place is taken and given back without hashing.
+#[derive(Default)]
+struct Held {
+    entries: Vec<Option<HeldJob>>,
+    free: Vec<usize>,
+    len: usize,
+}
+
+impl Held {
+    fn insert(&mut self, c: &Claimed) -> usize {
+        self.len += 1;
+        let explicit_id = c.job.as_ref().ok().and_then(|j| j.id.clone());
+        let entry = Some(HeldJob {
+            partition: c.partition,
+            entry_id: c.entry_id.clone(),
+            explicit_id,
+            cancel: CancellationToken::new(),
+        });
+        match self.free.pop() {
+            Some(i) => {
+                self.entries[i] = entry;
+                i
+            }
+            None => {
+                self.entries.push(entry);
+                self.entries.len() - 1
+            }
+        }
+    }
+
+    fn remove(&mut self, slot: usize) {
+        if self.entries.get_mut(slot).and_then(Option::take).is_some() {
+            self.len -= 1;
+            self.free.push(slot);
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (u16, &str)> {
+        self.entries.iter().flatten().map(|h| (h.partition, h.entry_id.as_str()))
+    }
+
+    fn token(&self, slot: usize) -> CancellationToken {
+        self.entries[slot].as_ref().map_or_else(CancellationToken::new, |h| h.cancel.clone())
+    }
+
+    /// Trips the token of every job held whose id `board` has.
+    fn cancel_from(&self, board: &CancelBoard) {
+        for held in self.entries.iter().flatten() {
+            if !held.cancel.is_cancelled() && board.contains(&held.job_id()) {
+                held.cancel.cancel();
+            }
+        }
+    }
+}
+
+/// A claim in flight: it owns the worker's blocking connection until it returns.
+type Claiming = LocalBoxFuture<'static, (Conn, crate::Result<Vec<(Claimed, bool)>>, Duration)>;
+/// A settle in flight, with the jobs it settles (`None`: given up after retries).
+type Settling = LocalBoxFuture<'static, (Vec<Ran>, Option<Settled>, Duration)>;
+
+impl WorkLoop {
+    async fn run(mut self) {
+        let metrics = WorkerMetrics::new(self.queue.name());
+        let queue_name: Arc<str> = Arc::from(self.queue.name());
+        let mut conn: Option<Conn> = None;
+        let mut retry_wait = FIRST_RETRY_WAIT;
+        let mut not_before = Instant::now();
+        let mut claiming: Option<Claiming> = None;
+        let mut settling: Option<Settling> = None;
+        let mut settling_jobs = 0usize;
+        // Claimed, waiting for a free slot; running; finished, waiting for the next settle.
+        let mut queued: VecDeque<(usize, Claimed)> = VecDeque::new();
+        let mut running: FuturesUnordered<LocalBoxFuture<'static, Ran>> = FuturesUnordered::new();
+        let mut done: Vec<Ran> = Vec::new();
+        // When the first job of `done` and the latest finished.
+        let (mut first_done, mut last_done) = (Instant::now(), Instant::now());
+        // Wakes the loop to look at `done` again; armed only while finished jobs wait.
+        let settle_timer = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(settle_timer);
+        let mut timer_armed = false;
+        // Every entry this worker holds (claimed and not settled), for lease renewal.
+        let mut held = Held::default();
+        let renew_every = self.queue.options().lease / 3;
+        let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + renew_every, renew_every);
+        renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let capacity = self.config.batch.max(1);
+        let mut seen_generation = 0;
+
+        loop {
+            let stopping = self.lifecycle.stopping();
+            if stopping && held.is_empty() && claiming.is_none() && settling.is_none() {
+                break;
+            }
+            // Start what fits.
+            // Cancellations read since the last turn reach the runs in progress.
+            let generation = self.board.borrow().generation();
+            if generation != seen_generation {
+                seen_generation = generation;
+                held.cancel_from(&self.board.borrow());
+            }
+            while running.len() < self.config.concurrency
+                && let Some((slot, c)) = queued.pop_front()
+            {
+                let cancel = held.token(slot);
+                running.push(self.start(slot, c, cancel, &queue_name));
+            }
+            // Settle what finished: a whole batch of it, nothing else running, no job finished
+            // for a moment (what still runs is slow), or the first has waited long enough.
+            if settling.is_none() && !done.is_empty() {
+                let now = Instant::now();
+                let nothing_else = running.is_empty() && queued.is_empty();
+                let quiet = now >= last_done + SETTLE_IDLE;
+                if nothing_else || quiet || done.len() >= capacity || now >= first_done + SETTLE_WITHIN {
+                    settling_jobs = done.len();
+                    settling = Some(self.settle(std::mem::take(&mut done)));
+                    timer_armed = false;
+                } else if !timer_armed {
+                    let at = (last_done + SETTLE_IDLE).min(first_done + SETTLE_WITHIN);
+                    settle_timer.as_mut().reset(tokio::time::Instant::from_std(at));
+                    timer_armed = true;
+                }
+            }
+            // Claim when half the batch is free (jobs being settled are not held back for it),
+            // unless stopping or paused.
+            let paused = self.lifecycle.paused_until();
+            let holding = held.len() - settling_jobs;
+            let free = capacity.saturating_sub(holding);
+            let retry_later = Instant::now() < not_before;
+            if claiming.is_none()
+                && !stopping
+                && paused.is_none()
+                && !retry_later
+                && (free >= capacity.div_ceil(2) || holding == 0)
+            {
+                match conn.take() {
+                    // A claim waits for work on its own connection while held jobs run and
+                    // settle beside it.
+                    Some(c) => claiming = Some(self.claim(c, free, self.config.block)),
+                    None => match self.queue.redis().blocking_connection().await {
+                        Ok(c) => {
+                            conn = Some(c);
+                            continue;
+                        }
+                        Err(e) => {
+                            tracing::warn!(consumer = %self.config.consumer, error = %e, "worker cannot connect; retrying");
+                            not_before = Instant::now() + retry_wait;
+                            retry_wait = (retry_wait * 2).min(MAX_RETRY_WAIT);
+                        }
+                    },
+                }
+            }
+            let idle = claiming.is_none() && running.is_empty() && settling.is_none() && done.is_empty();
+
+            tokio::select! {
+                biased;
+                Some(ran) = running.next(), if !running.is_empty() => {
+                    let now = Instant::now();
+                    if done.is_empty() {
+                        first_done = now;
+                    }
+                    last_done = now;
+                    done.push(ran);
+                    // Whatever else finished meanwhile, in the same turn.
+                    while let Some(Some(ran)) = running.next().now_or_never() {
+                        done.push(ran);
+                    }
+                }
+                (jobs, settled, took) = async { settling.as_mut().expect("guarded").await }, if settling.is_some() => {
+                    settling = None;
+                    settling_jobs = 0;
+                    for ran in &jobs {
+                        held.remove(ran.slot);
+                    }
+                    metrics.settled(jobs.len(), took, held.is_empty());
+                    if let Some(settled) = settled {
+                        self.settled(jobs, settled);
+                    }
+                }
+                (c, result, took) = async { claiming.as_mut().expect("guarded").await }, if claiming.is_some() => {
+                    claiming = None;
+                    match result {
+                        Ok(jobs) => {
+                            retry_wait = FIRST_RETRY_WAIT;
+                            conn = Some(c);
+                            if !jobs.is_empty() {
+                                metrics.claimed(jobs.len(), took, held.is_empty());
+                                for (job, cancelled) in jobs {
+                                    let slot = held.insert(&job);
+                                    if cancelled {
+                                        held.token(slot).cancel();
+                                    }
+                                    queued.push_back((slot, job));
+                                }
+                            }
+                        }
+                        Err(e) if e.is_missing_group() => {
+                            // The queue was reset (a new benchmark run): join its new consumer group.
+                            conn = Some(c);
+                            if let Err(e) = self.queue.ensure_group().await {
+                                tracing::warn!(consumer = %self.config.consumer, error = %e, "cannot rejoin the consumer group");
+                                not_before = Instant::now() + retry_wait;
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(consumer = %self.config.consumer, error = %e, "claim failed; reconnecting");
+                            crate::runtime::telemetry::redis_error("worker");
+                            not_before = Instant::now() + retry_wait;
+                            retry_wait = (retry_wait * 2).min(MAX_RETRY_WAIT);
+                        }
+                    }
+                }
+                _ = &mut settle_timer, if timer_armed => timer_armed = false,
+                _ = renew.tick(), if !held.is_empty() => self.renew(&held).await,
+                // Nothing in hand: wait out a retry, a pause, or a stop (checked at the top).
+                _ = async {
+                    let until = paused.map_or(not_before, |p| p.max(not_before));
+                    let until = until.max(Instant::now() + Duration::from_millis(1)).min(Instant::now() + self.config.block);
+                    tokio::time::sleep_until(tokio::time::Instant::from_std(until)).await
+                }, if idle => {}
+            }
+            self.tally.flush_if_due(false);
+            if let Some(o) = &mut self.observer {
+                o.tick(false);
+            }
+        }
+        self.tally.flush_if_due(true);
+        if let Some(o) = &mut self.observer {
+            o.tick(true);
+        }
+        metrics.stopped();
+        self.lifecycle.finish();
+    }
+
+    /// One claim of up to `count` jobs on the worker's own connection, waiting up to `block`.
+    fn claim(&self, mut conn: Conn, count: usize, block: Duration) -> Claiming {
+        let (queue, consumer) = (self.queue.clone(), self.config.consumer.clone());
+        Box::pin(async move {
+            let began = Instant::now();
+            let result = match queue.claim(&mut conn, &consumer, count, block).await {
+                Ok(jobs) => mark_active(&queue, &consumer, jobs).await,
+                Err(e) => Err(e),
+            };
+            (conn, result, began.elapsed())
+        })
+    }
+
+    /// Runs one claimed job with its handler.
+    fn start(
+        &self,
+        slot: usize,
+        claimed: Claimed,
+        cancel: CancellationToken,
+        queue_name: &Arc<str>,
+    ) -> LocalBoxFuture<'static, Ran> {
+        let registry = self.registry.clone();
+        let queue_name = queue_name.clone();
+        let default_attempts = self.queue.options().max_attempts;
+        let id = claimed.job_id();
+        // Cancelled before it started (its hash said so at claim time, or this process read its
+        // id): it does not run.
+        let cancelled = cancel.is_cancelled() || self.board.borrow().contains(&id);
+        Box::pin(async move {
+            let job = match &claimed.job {
+                Ok(job) => job,
+                Err(poison) => {
+                    let outcome = Outcome::Dead(poison.error.to_string());
+                    return Ran { slot, claimed, outcome, started_us: 0, finished_us: 0 };
+                }
+            };
+            if cancelled {
+                return Ran { slot, claimed, outcome: Outcome::Cancelled, started_us: 0, finished_us: 0 };
+            }
+            let now_ms = clock::now_us() / 1000;
+            let mut timeout = job.timeout_ms.map(Duration::from_millis);
+            if let Some(deadline) = job.deadline_ms {
+                if now_ms >= deadline {
+                    let late = Duration::from_millis(now_ms - deadline);
+                    let why = format!("its deadline passed {} before it could start", humantime::format_duration(late));
+                    return Ran { slot, claimed, outcome: Outcome::Dead(why), started_us: 0, finished_us: 0 };
+                }
+                let left = Duration::from_millis(deadline - now_ms);
+                timeout = Some(timeout.map_or(left, |t| t.min(left)));
+            }
+            let start = Start {
+                id,
+                attempt: job.attempt,
+                max_attempts: job.max_attempts.unwrap_or(default_attempts).max(1),
+                queue: queue_name,
+                enqueued_us: claimed.enqueued_us(),
+                timeout,
+                headers: job.headers.clone(),
+                cancel: cancel.clone(),
+            };
+            let started_us = clock::now_us();
+            let outcome = match registry.run(&job.name, &job.payload, start).await {
+                Attempt::Done(Ok(None)) => Outcome::Completed,
+                Attempt::Done(Ok(Some(result))) => Outcome::Returned(result),
+                // Asked to stop by a cancellation, it failed: cancelled, not retried.
+                Attempt::TimedOut(reason) => Outcome::Failed(reason),
+                Attempt::Done(Err(_)) if cancel.is_cancelled() => Outcome::Cancelled,
+                Attempt::Done(Err(JobError::Retry { reason })) => Outcome::Failed(reason),
+                Attempt::Done(Err(JobError::RetryAfter { delay, reason })) => Outcome::RetryAfter(delay, reason),
+                Attempt::Done(Err(JobError::Fail { reason })) => Outcome::Dead(reason),
+                Attempt::Refused(reason) => {
+                    return Ran { slot, claimed, outcome: Outcome::Dead(reason), started_us: 0, finished_us: 0 };
+                }
+            };
+            Ran { slot, claimed, outcome, started_us, finished_us: clock::now_us() }
+        })
+    }
+
+    /// Renews the lease of every job held.
+    async fn renew(&self, held: &Held) {
+        let entries: Vec<(u16, &str)> = held.iter().collect();
+        if let Err(e) = self.queue.renew_entries(&self.config.consumer, &entries).await {
+            tracing::warn!(consumer = %self.config.consumer, error = %e, "lease renewal failed");
+        }
+    }
+
+    /// Settles finished jobs, retrying while Redis is unreachable (a job is only done once Redis
+    /// says so); gives up past the lease, when the jobs will have been reclaimed anyway.
+    fn settle(&self, jobs: Vec<Ran>) -> Settling {
+        let (queue, consumer, lifecycle) = (self.queue.clone(), self.config.consumer.clone(), self.lifecycle.clone());
+        Box::pin(async move {
+            let batch: Vec<(&Claimed, &Outcome)> = jobs.iter().map(|r| (&r.claimed, &r.outcome)).collect();
+            let mut wait = FIRST_RETRY_WAIT;
+            let began = Instant::now();
+            loop {
+                match queue.settle_refs(&batch).await {
+                    Ok(s) => return (jobs, Some(s), began.elapsed()),
+                    Err(e) => {
+                        crate::runtime::telemetry::redis_error("worker");
+                        if wait > queue.options().lease || (lifecycle.stopping() && wait >= MAX_RETRY_WAIT) {
+                            tracing::error!(consumer = %consumer, error = %e, jobs = batch.len(), "giving up settling a batch; its jobs will be reclaimed");
+                            return (jobs, None, began.elapsed());
+                        }
+                        tracing::warn!(consumer = %consumer, error = %e, "settle failed; retrying");
+                        tokio::time::sleep(wait).await;
+                        wait = (wait * 2).min(MAX_RETRY_WAIT);
+                    }
+                }
+            }
+        })
+    }
+
+    /// A settle came back: record it and tell the observer.
+    fn settled(&mut self, jobs: Vec<Ran>, settled: Settled) {
+        let settled_us = clock::now_us();
+        let max_attempts = self.queue.options().max_attempts;
+        let records: Vec<SettledJob<'_>> = jobs
+            .iter()
+            .map(|ran| {
+                let job = ran.claimed.job.as_ref().ok();
+                let last = job.is_none_or(|j| j.attempt + 1 >= j.max_attempts.unwrap_or(max_attempts).max(1));
+                let settlement = match &ran.outcome {
+                    Outcome::Cancelled => Settlement::Cancelled,
+                    _ if ran.started_us == 0 => Settlement::Refused,
+                    Outcome::Completed | Outcome::Returned(_) => Settlement::Completed,
+                    Outcome::Dead(_) => Settlement::Dead,
+                    Outcome::Failed(_) | Outcome::RetryAfter(..) if last => Settlement::Dead,
+                    Outcome::Failed(_) | Outcome::RetryAfter(..) => Settlement::Retried,
+                };
+                SettledJob {
+                    name: job.map_or("", |j| j.name.as_str()),
+                    headers: job.and_then(|j| j.headers.as_deref()),
+                    seq: job.and_then(|j| j.seq),
+                    attempt: job.map_or(0, |j| j.attempt),
+                    enqueued_us: ran.claimed.enqueued_us(),
+                    started_us: ran.started_us,
+                    finished_us: ran.finished_us,
+                    settlement,
+                }
+            })
+            .collect();
+        record(&mut self.tally, &records, settled, settled_us);
+        if let Some(o) = &mut self.observer {
+            o.settled(&SettledBatch { jobs: &records, settled, settled_us });
+        }
+    }
+}
+
+/// Marks the tracked jobs of a claim active (one round trip, only when the claim has any) and
+/// answers, for each job, whether it was cancelled meanwhile.
+async fn mark_active(queue: &Queue, consumer: &str, jobs: Vec<Claimed>) -> crate::Result<Vec<(Claimed, bool)>> {
+    let tracked: Vec<(usize, JobId)> = jobs
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.job.as_ref().is_ok_and(|j| j.keep_ms.is_some()))
+        .map(|(i, c)| (i, c.job_id()))
+        .collect();
+    let mut cancelled = vec![false; jobs.len()];
+    if !tracked.is_empty() {
+        let ask: Vec<(u16, &JobId, u16)> = tracked
+            .iter()
+            .map(|(i, id)| (jobs[*i].partition, id, jobs[*i].job.as_ref().map_or(0, |j| j.attempt)))
+            .collect();
+        for ((i, _), was) in tracked.iter().zip(queue.mark_active(consumer, &ask).await?) {
+            cancelled[*i] = was;
+        }
+    }
+    Ok(jobs.into_iter().zip(cancelled).collect())
+}
+
+/// The worker's own figures: every job, latency from its enqueue time.
+fn record(tally: &mut Tally, jobs: &[SettledJob<'_>], settled: Settled, settled_us: u64) {
+    let s = &mut tally.stats;
+    s.completed += settled.completed;
+    s.retried += settled.retried;
+    s.dead += settled.dead;
+    s.duplicates += settled.duplicates;
+    for job in jobs {
+        if job.started_us == 0 {
+            continue;
+        }
+        s.started += 1;
+        s.enqueue_to_start.record_us(job.started_us.saturating_sub(job.enqueued_us));
+        s.start_to_complete.record_us(job.finished_us.saturating_sub(job.started_us));
+        if job.settlement == Settlement::Completed {
+            s.end_to_end.record_us(settled_us.saturating_sub(job.enqueued_us));
+        }
+    }
+    tally.jobs += jobs.len() as u64;
+}
