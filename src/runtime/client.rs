@@ -23,7 +23,7 @@
 
 use crate::runtime::error::{Error, Result};
 use crate::runtime::handler::JobType;
-use crate::runtime::queue::{Cancelled, Enqueued, Envelope, JobId, NewJob, Queue, Status};
+use crate::runtime::queue::{BatchReport, Cancelled, Enqueued, Envelope, JobId, NewJob, Queue, Status};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Per-job options of an enqueue call. Unset options fall back to the job type's
@@ -258,6 +258,13 @@ impl Client {
         self.queue.cancel(id).await
     }
 
+    /// An audited batch of this queue: jobs enqueued through it are numbered 0, 1, 2, ... and
+    /// settling each sets its bit, so the batch can say at any time how many finished, which
+    /// never did, and which ran twice (an import of N rows, a nightly fan-out).
+    pub fn audited_batch(&self, name: impl Into<String>) -> AuditedBatch {
+        AuditedBatch { client: self.clone(), name: name.into() }
+    }
+
     /// Follows the events of tracked jobs (completed, failed, dead, cancelled), from now on.
     pub fn events(&self) -> Events {
         Events { queue: self.queue.clone(), conn: None, cursor: "$".into() }
@@ -265,6 +272,75 @@ impl Client {
 
     fn now_us(&self) -> u64 {
         self.queue.clock().now_us()
+    }
+}
+
+/// Jobs enqueued under an exact-delivery audit (see [`Client::audited_batch`]). Its numbers are
+/// handed out before the jobs are sent: a call that fails leaves its numbers unfinished, which is
+/// what happened (the caller decides whether to send those jobs again).
+///
+/// ```no_run
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(Serialize, Deserialize)] struct ImportRow { line: u64 }
+/// # impl conveyor::JobType for ImportRow { const NAME: &'static str = "import.row"; }
+/// # async fn example(client: conveyor::Client, rows: Vec<ImportRow>) -> conveyor::Result<()> {
+/// let import = client.audited_batch("import-2026-12-01");
+/// import.enqueue(&rows).await?;          // rows[i] is job i of the batch
+/// let report = import.report(100).await?;
+/// println!("{} of {} finished; never finished: {:?}; ran twice: {:?}",
+///     report.finished, report.enqueued, report.unfinished, report.ran_twice);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct AuditedBatch {
+    client: Client,
+    name: String,
+}
+
+impl AuditedBatch {
+    /// Enqueues `jobs` as the batch's next numbers, in order, in one pipelined round trip;
+    /// returns their ids.
+    pub async fn enqueue<J: JobType>(&self, jobs: &[J]) -> Result<Vec<JobId>> {
+        let with_defaults = jobs.iter().map(|job| Ok((encode(job)?, J::defaults())));
+        let sent = self.send::<J>(with_defaults.collect::<Result<Vec<_>>>()?).await?;
+        Ok(sent.into_iter().map(Enqueued::into_id).collect())
+    }
+
+    /// [`AuditedBatch::enqueue`] with per-job options.
+    pub async fn enqueue_with<J: JobType>(
+        &self,
+        jobs: impl IntoIterator<Item = (J, Enqueue)>,
+    ) -> Result<Vec<Enqueued>> {
+        let encoded = jobs.into_iter().map(|(job, options)| Ok((encode(&job)?, options.or(J::defaults()))));
+        self.send::<J>(encoded.collect::<Result<Vec<_>>>()?).await
+    }
+
+    async fn send<J: JobType>(&self, jobs: Vec<(Vec<u8>, Enqueue)>) -> Result<Vec<Enqueued>> {
+        let queue = &self.client.queue;
+        let first = queue.reserve_seqs(&self.name, jobs.len() as u64).await?;
+        let now = self.client.now_us();
+        let new = jobs
+            .into_iter()
+            .enumerate()
+            .map(|(i, (payload, options))| {
+                let mut job = options.build(J::NAME, payload, now);
+                job.envelope.seq = Some((first + i as u64) as u32);
+                job.envelope.batch = Some(self.name.clone());
+                job
+            })
+            .collect();
+        queue.enqueue_jobs(new).await
+    }
+
+    /// How many of the batch's jobs finished, and (up to `limit` each) which never did and
+    /// which ran twice, by number.
+    pub async fn report(&self, limit: usize) -> Result<BatchReport> {
+        self.client.queue.batch_report(&self.name, limit).await
+    }
+
+    /// Deletes the batch's audit (its jobs are untouched).
+    pub async fn forget(&self) -> Result<()> {
+        self.client.queue.forget_batch(&self.name).await
     }
 }
 

@@ -271,3 +271,67 @@ async fn a_subscriber_sees_every_event_of_ten_thousand_tracked_jobs() {
     let dead = seen.values().filter(|k| *k == "dead").count();
     assert_eq!((dead, seen.len() - dead), (1_000, 9_000), "one job in ten failed for good");
 }
+
+#[actix_rt::test]
+async fn an_audited_batch_says_how_many_finished_which_never_did_and_which_ran_twice() {
+    let queue = queue("track-audited").await;
+    let client = Client::new(queue.clone());
+    let import = client.audited_batch("import-7");
+    let rows: Vec<Task> = (0..10).map(|i| task(Act::Answer(i.to_string()))).collect();
+    let ids = import.enqueue(&rows).await.unwrap();
+    assert_eq!(ids.len(), 10);
+    let more = import.enqueue(&rows[..2]).await.unwrap();
+    assert_eq!(more.len(), 2, "a second call numbers on: 10 and 11");
+
+    // A worker of our own: settle all but jobs 3 and 11, and job 5 twice.
+    let mut conn = queue.redis().blocking_connection().await.unwrap();
+    let claimed = queue.claim(&mut conn, "w", 100, Duration::from_millis(50)).await.unwrap();
+    assert_eq!(claimed.len(), 12);
+    let seq = |c: &conveyor::queue::Claimed| c.job.as_ref().unwrap().seq.unwrap();
+    let settle: Vec<_> = claimed
+        .iter()
+        .filter(|c| ![3, 11].contains(&seq(c)))
+        .map(|c| (c.clone(), conveyor::queue::Outcome::Completed))
+        .collect();
+    queue.settle(&settle).await.unwrap();
+    let again: Vec<_> = settle.iter().filter(|(c, _)| seq(c) == 5).cloned().collect();
+    let twice = queue.settle(&again).await.unwrap();
+    assert_eq!(twice.duplicates, 1);
+
+    let report = import.report(100).await.unwrap();
+    assert_eq!((report.enqueued, report.finished), (12, 10), "{report:?}");
+    assert_eq!(report.unfinished, [3, 11], "which never finished, by number");
+    assert_eq!(report.ran_twice, [5], "which ran twice, by number");
+    assert_eq!(queue.audited_done().await.unwrap(), 0, "the queue's own audit is apart from the batch's");
+    assert!(client.audited_batch("").report(10).await.is_err(), "an empty name is refused");
+    import.forget().await.unwrap();
+    assert_eq!(import.report(10).await.unwrap().enqueued, 0);
+}
+
+#[actix_rt::test]
+async fn a_tracked_job_held_by_a_dead_worker_is_waiting_again_after_the_reclaim_then_dead_when_it_keeps_dying() {
+    let lease = Duration::from_millis(300);
+    let options = QueueOptions { lease, max_reclaims: 1, ..QueueOptions::default() };
+    let queue = support::queue("track-reclaim", options).await;
+    let client = Client::new(queue.clone());
+    let id = client.enqueue_with(&task(Act::Answer("x".into())), Enqueue::new().track()).await.unwrap().into_id();
+    for round in 0..2 {
+        // A worker claims it, marks it active, and dies.
+        let mut conn = queue.redis().blocking_connection().await.unwrap();
+        let held = queue.claim(&mut conn, "doomed", 10, Duration::from_millis(50)).await.unwrap();
+        assert_eq!(held.len(), 1, "round {round}");
+        queue.mark_active("doomed", &[(held[0].partition, &held[0].job_id(), 0)]).await.unwrap();
+        assert!(matches!(status_until(&client, id.as_str(), |_| true).await, JobState::Active { .. }));
+        tokio::time::sleep(lease + Duration::from_millis(100)).await;
+        queue.reclaim("0-0", 100).await.unwrap();
+        let state = status_until(&client, id.as_str(), |_| true).await;
+        if round == 0 {
+            assert_eq!(state, JobState::Waiting, "given back to the queue");
+        } else {
+            assert!(
+                matches!(&state, JobState::Dead { reason } if reason.contains("lease expired 2 times")),
+                "{state:?}"
+            );
+        }
+    }
+}

@@ -41,7 +41,7 @@ mod slot;
 pub mod track;
 mod unique;
 
-pub use audit::Audit;
+pub use audit::{Audit, BatchReport};
 pub use backoff::Backoff;
 pub use claim::{Claimed, Poison};
 pub use enqueue::{Enqueued, NewJob};
