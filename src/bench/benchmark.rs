@@ -90,8 +90,22 @@ pub struct BenchResult {
     pub payload_bytes: usize,
     /// End to end with an application-like job type: a serde struct from 100 bytes of JSON.
     pub serde_job: SerdeJob,
+    /// End to end with tracked jobs (a status hash and events per job).
+    pub tracked: TrackedJobs,
     /// Jobs/s with 1 and with 2 worker processes (sleep-1ms jobs); `None` when skipped.
     pub scaling: Option<Scaling>,
+}
+
+/// The figures of tracked jobs.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrackedJobs {
+    /// Noop jobs/s end to end, tracked, 10 workers, closed loop.
+    pub end_to_end_per_second: f64,
+    /// Jobs lost (the audit).
+    pub lost: u64,
+    /// Redis `used_memory` per finished tracked job while its status is retained (the hash and
+    /// its events); it goes when the retention passes.
+    pub redis_bytes_per_finished_job: f64,
 }
 
 /// The end-to-end figures of an application-like job type (`bench.json`), beside noop's.
@@ -172,6 +186,26 @@ pub async fn run(redis: &Redis, size: BenchSize, progress: impl Fn(&str)) -> Res
         redis_bytes_per_queued_job: 0.0,
     };
 
+    progress("end to end: 10 workers, tracked noop jobs (status and events kept), closed loop");
+    let before = memory::used_memory(redis).await;
+    let tracked_jobs = size.jobs / 5;
+    let tracked_run = run_text(
+        redis,
+        &format!(
+            "name = \"bench-tracked\"\n[producer]\njobs = {tracked_jobs}\nbatch = 500\n[workers]\ncount = 10\nbatch = 200\n\
+             [[jobs]]\nkind = \"noop\"\npayload_bytes = {PAYLOAD}\ntrack = true\n[phases]\nwarmup = \"1s\"\n"
+        ),
+    )
+    .await?;
+    let retained = memory::used_memory(redis).await.saturating_sub(before);
+    let tracked = TrackedJobs {
+        end_to_end_per_second: tracked_run.throughput.jobs_per_second,
+        lost: tracked_run.counts.lost,
+        redis_bytes_per_finished_job: retained as f64 / tracked_run.counts.produced.max(1) as f64,
+    };
+    // The statuses expire after their retention; the run's keys go now.
+    Queue::new(redis.clone(), "bench-bench-tracked", QueueOptions::default(), clock::system()).reset().await?;
+
     let mut latency = Vec::new();
     for rate in [1_000.0, (end_to_end_per_second / 2.0).round()] {
         let window = size.latency_window.max(Duration::from_secs_f64(size.latency_jobs as f64 / rate));
@@ -244,6 +278,7 @@ pub async fn run(redis: &Redis, size: BenchSize, progress: impl Fn(&str)) -> Res
         redis_bytes_per_queued_job,
         payload_bytes: PAYLOAD,
         serde_job,
+        tracked,
         scaling,
     })
 }
@@ -335,6 +370,7 @@ async fn enqueue_only(redis: &Redis, jobs: u64) -> Result<f64> {
             name: JobKind::Noop.name().into(),
             payload: JobKind::Noop.payload(PAYLOAD),
             cumulative_weight: 1,
+            keep_ms: None,
         }],
     };
     let started = Instant::now();
@@ -435,6 +471,11 @@ impl BenchResult {
             s,
             "  Redis bytes per queued job           {:>10.0} B ({}-byte payload)",
             self.redis_bytes_per_queued_job, self.payload_bytes
+        );
+        let _ = writeln!(
+            s,
+            "  tracked jobs end to end (10 workers) {:>10.0} jobs/s; Redis keeps {:.0} B per finished job until its retention passes; lost {}",
+            self.tracked.end_to_end_per_second, self.tracked.redis_bytes_per_finished_job, self.tracked.lost
         );
         let _ = writeln!(
             s,

@@ -169,6 +169,7 @@ impl Enqueue {
             due_ms: due_ms.filter(|&due| due > now_us / 1000),
             unique: self.unique,
             partition_key: self.key,
+            fresh_id: false,
         }
     }
 }

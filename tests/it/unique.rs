@@ -71,3 +71,25 @@ async fn empty_or_huge_keys_and_a_zero_ttl_are_refused() {
     }
     assert_eq!(queue.depth().await.unwrap().waiting, 0);
 }
+
+#[tokio::test]
+async fn a_redis_that_forgot_the_enqueue_script_is_sent_its_text() {
+    let queue = support::queue("unique-noscript", QueueOptions::default()).await;
+    assert!(matches!(queue.enqueue_unique(&job(0), "a", HOUR).await.unwrap(), Enqueued::Added(_)));
+    // SCRIPT FLUSH on a Redis of the test's own (the shared one serves other tests' scripts).
+    let server = support::own_server(&[]);
+    let redis = conveyor::connection::Redis::connect(&server.url()).await.unwrap();
+    let own = conveyor::Queue::new(redis.clone(), "noscript", QueueOptions::default(), conveyor::clock::system());
+    own.ensure_group().await.unwrap();
+    assert!(matches!(own.enqueue_unique(&job(0), "a", HOUR).await.unwrap(), Enqueued::Added(_)));
+    redis.with_conn(async |c| redis::cmd("SCRIPT").arg("FLUSH").query_async::<()>(c).await).await.unwrap();
+    assert!(
+        matches!(own.enqueue_unique(&job(1), "b", HOUR).await.unwrap(), Enqueued::Added(_)),
+        "loaded and sent again"
+    );
+    assert!(
+        matches!(own.enqueue_unique(&job(2), "b", HOUR).await.unwrap(), Enqueued::Duplicate(_)),
+        "and known by hash again"
+    );
+    assert_eq!(own.depth().await.unwrap().waiting, 2, "each job once");
+}

@@ -11,7 +11,7 @@ use super::reporter::BenchStamp;
 use crate::bench::scenario::Schedule;
 use crate::bench::stats::ProducerStats;
 use crate::runtime::clock;
-use crate::runtime::queue::{Envelope, Queue};
+use crate::runtime::queue::{Envelope, NewJob, Queue};
 use crate::runtime::worker::lifecycle::{Join, Lifecycle, Stop};
 use actix::prelude::*;
 use rand::Rng;
@@ -56,6 +56,8 @@ pub struct MixEntry {
     pub payload: Vec<u8>,
     /// The sum of the weights of this entry and every entry before it.
     pub cumulative_weight: u32,
+    /// Tracked jobs: how long their status is kept (ms); `None`: untracked.
+    pub keep_ms: Option<u64>,
 }
 
 pub struct Producer {
@@ -166,6 +168,7 @@ async fn produce(queue: Queue, plan: ProducerPlan, collector: Recipient<Producer
                 // Below 2^32 (validation bounds a scenario's jobs); beyond, a job is unaudited.
                 seq: u32::try_from(plan.index + plan.producers * j).ok(),
                 headers: Some(stamps[usize::from(warmup)].clone()),
+                keep_ms: entry.keep_ms,
                 ..Envelope::default()
             });
             warm.push(warmup);
@@ -174,7 +177,14 @@ async fn produce(queue: Queue, plan: ProducerPlan, collector: Recipient<Producer
         // half-applied then shows up as duplicates in the audit, never as lost jobs.
         loop {
             let call = Instant::now();
-            match queue.enqueue_batch(&batch).await {
+            // Tracked jobs go through the enqueue script (their status hash); others are XADDs.
+            let sent = if batch.iter().any(|j| j.keep_ms.is_some()) {
+                let jobs = batch.iter().map(|e| NewJob { envelope: e.clone(), ..NewJob::default() }).collect();
+                queue.enqueue_jobs(jobs).await.map(drop)
+            } else {
+                queue.enqueue_batch(&batch).await.map(drop)
+            };
+            match sent {
                 Ok(_) => {
                     enqueue_call.record(call.elapsed());
                     stats.enqueue_call.record_us(call.elapsed().as_micros() as u64);

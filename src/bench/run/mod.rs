@@ -317,7 +317,8 @@ fn producer_plans(scenario: &Scenario, run: u32) -> Result<Vec<ProducerPlan>> {
         .map(|spec| {
             cumulative += spec.weight;
             let (name, payload) = spec.job();
-            MixEntry { name, payload, cumulative_weight: cumulative }
+            let keep_ms = spec.track.then(|| crate::runtime::queue::track::DEFAULT_KEEP.as_millis() as u64);
+            MixEntry { name, payload, cumulative_weight: cumulative, keep_ms }
         })
         .collect();
     Ok((0..n)

@@ -268,6 +268,9 @@ pub struct JobSpec {
     /// Bytes of payload each job carries.
     #[serde(default)]
     pub payload_bytes: usize,
+    /// Tracked jobs: each keeps a status (and its events) for the default retention.
+    #[serde(default)]
+    pub track: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -309,6 +312,7 @@ fn default_jobs() -> Vec<JobSpec> {
         probability: None,
         weight: 1,
         payload_bytes: 0,
+        track: false,
     }]
 }
 

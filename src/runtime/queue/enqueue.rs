@@ -26,6 +26,9 @@ pub struct NewJob {
     pub unique: Option<(String, Duration)>,
     /// Partition key: jobs with the same key stay in one partition, in order.
     pub partition_key: Option<String>,
+    /// The envelope's id was made for this job just now (a UUID): no other job can hold it, so a
+    /// tracked job needs no check that its id is free.
+    pub fresh_id: bool,
 }
 
 /// What enqueueing one job did.
@@ -115,6 +118,7 @@ impl Queue {
             // partition key), where a lookup by id finds it first.
             if job.envelope.keep_ms.is_some() && job.envelope.id.is_none() {
                 job.envelope.id = Some(JobId::generate().into());
+                job.fresh_id = true;
             }
             let p = match (&job.partition_key, &job.unique, &job.envelope.id) {
                 (Some(key), _, _) | (None, Some((key, _)), _) => partition::of_key(key, n),
@@ -148,7 +152,8 @@ impl Queue {
         enum Reply {
             Entry,
             Known(JobId),
-            Script,
+            /// The script's arguments, to send again if Redis does not know the script.
+            Script(Vec<Vec<u8>>),
         }
         let now_ms = self.clock.now_ms();
         let mut replies = Vec::with_capacity(jobs.len());
@@ -163,6 +168,27 @@ impl Queue {
             }
             let unique = &job.unique;
             match job.due_ms {
+                // A tracked job with an id of its own making: its entry (or delayed member) and
+                // its status, three plain commands, no script.
+                due if tracked && unique.is_none() && job.fresh_id => {
+                    let id = made_id.expect("set for tracked jobs");
+                    let key = keys.job(id.as_str());
+                    let due_at = due.unwrap_or(0);
+                    match due {
+                        Some(due) => pipe.cmd("ZADD").arg(&delayed).arg(due).arg(envelope.pack()).ignore(),
+                        None => {
+                            pipe.cmd("XADD").arg(&ready).arg("*");
+                            envelope.write_to_pipe(&mut pipe);
+                            pipe.ignore()
+                        }
+                    };
+                    let state = if due.is_some() { "delayed" } else { "waiting" };
+                    pipe.cmd("HSET").arg(&key).arg("state").arg(state).arg("name").arg(&envelope.name);
+                    pipe.arg("attempt").arg(0).arg("enqueued_at").arg(now_ms).arg("due_at").arg(due_at).ignore();
+                    let pending_ttl = due_at.saturating_sub(now_ms) + super::track::PENDING_TTL.as_millis() as u64;
+                    pipe.cmd("PEXPIRE").arg(&key).arg(pending_ttl).ignore();
+                    replies.push(Reply::Known(id));
+                }
                 due if unique.is_some() || tracked => {
                     let id = envelope.id.clone().unwrap_or_default();
                     let (unique_key, unique_ttl) = match unique {
@@ -171,24 +197,33 @@ impl Queue {
                     };
                     let due = due.unwrap_or(0);
                     let pending_ttl = due.saturating_sub(now_ms) + super::track::PENDING_TTL.as_millis() as u64;
-                    let mut call = redis::cmd("EVAL");
-                    call.arg(scripts::ENQUEUE_JOB_SOURCE)
-                        .arg(4)
-                        .arg(&ready)
-                        .arg(&delayed)
-                        .arg(keys.job(&id))
-                        .arg(unique_key);
-                    call.arg(if unique.is_some() { "u" } else { "" }).arg(unique_ttl);
-                    call.arg(if tracked { "t" } else { "" }).arg(pending_ttl);
-                    call.arg(due).arg(now_ms).arg(&envelope.name).arg(JobId::suffix(p)).arg(&id);
+                    let mut args: Vec<Vec<u8>> = Vec::with_capacity(24);
+                    push(&mut args, 4);
+                    push(&mut args, &ready);
+                    push(&mut args, &delayed);
+                    push(&mut args, keys.job(&id));
+                    push(&mut args, &unique_key);
+                    push(&mut args, if unique.is_some() { "u" } else { "" });
+                    push(&mut args, unique_ttl);
+                    push(&mut args, if tracked { "t" } else { "" });
+                    push(&mut args, pending_ttl);
+                    push(&mut args, due);
+                    push(&mut args, now_ms);
+                    push(&mut args, &envelope.name);
+                    push(&mut args, JobId::suffix(p));
+                    push(&mut args, &id);
                     if due > 0 {
-                        call.arg(envelope.pack());
+                        push(&mut args, envelope.pack());
                     } else {
-                        call.arg("");
-                        envelope.write_to(&mut call);
+                        push(&mut args, "");
+                        for (name, value) in envelope.fields() {
+                            push(&mut args, name);
+                            push(&mut args, value.as_bytes());
+                        }
                     }
-                    pipe.add_command(call);
-                    replies.push(Reply::Script);
+                    // By hash: the script's text is not sent with every job.
+                    pipe.cmd("EVALSHA").arg(scripts::ENQUEUE_JOB.get_hash()).arg(&args);
+                    replies.push(Reply::Script(args));
                 }
                 Some(due) => {
                     pipe.cmd("ZADD").arg(&delayed).arg(due).arg(envelope.pack()).ignore();
@@ -201,20 +236,45 @@ impl Queue {
                 }
             }
         }
-        let values: Vec<Value> = self.redis.with_conn(async |c| pipe.query_async(c).await).await?;
+        pipe.ignore_errors();
+        let values: Vec<redis::RedisResult<Value>> = self.redis.with_conn(async |c| pipe.query_async(c).await).await?;
         let mut values = values.into_iter();
+        // Each reply's answer (none for commands whose reply is ignored).
+        let mut answers: Vec<Option<redis::RedisResult<Value>>> =
+            replies.iter().map(|r| if matches!(r, Reply::Known(_)) { None } else { values.next() }).collect();
+        // Redis did not know the script (restarted, flushed): those EVALSHAs did nothing. Load
+        // it once, and send just those jobs again, in one pipeline.
+        let no_script = |a: &Option<redis::RedisResult<Value>>| matches!(a, Some(Err(e)) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript));
+        let again: Vec<usize> = (0..answers.len()).filter(|&i| no_script(&answers[i])).collect();
+        if !again.is_empty() {
+            let mut retry = redis::pipe();
+            for &i in &again {
+                if let Reply::Script(args) = &replies[i] {
+                    retry.cmd("EVALSHA").arg(scripts::ENQUEUE_JOB.get_hash()).arg(args);
+                }
+            }
+            let redone: Vec<Value> = self
+                .redis
+                .with_conn(async |c| {
+                    scripts::ENQUEUE_JOB.prepare_invoke().load_async(c).await?;
+                    retry.query_async(c).await
+                })
+                .await?;
+            for (i, v) in again.into_iter().zip(redone) {
+                answers[i] = Some(Ok(v));
+            }
+        }
         let mut out = Vec::with_capacity(replies.len());
-        for reply in replies {
+        for (reply, answer) in replies.into_iter().zip(answers) {
+            let value = answer.transpose()?.unwrap_or(Value::Nil);
             out.push(match reply {
                 Reply::Known(id) => Enqueued::Added(id),
                 Reply::Entry => {
-                    let id: String = redis::from_redis_value(values.next().unwrap_or(Value::Nil))
-                        .map_err(redis::RedisError::from)?;
+                    let id: String = redis::from_redis_value(value).map_err(redis::RedisError::from)?;
                     Enqueued::Added(JobId::of_entry(&id, p))
                 }
-                Reply::Script => {
-                    let (added, id): (u8, String) = redis::from_redis_value(values.next().unwrap_or(Value::Nil))
-                        .map_err(redis::RedisError::from)?;
+                Reply::Script(_) => {
+                    let (added, id): (u8, String) = redis::from_redis_value(value).map_err(redis::RedisError::from)?;
                     let id = JobId::from_string(id);
                     if added == 1 { Enqueued::Added(id) } else { Enqueued::Duplicate(id) }
                 }
@@ -237,4 +297,9 @@ impl Queue {
             if answered { self.health.answered(usize::from(p)) } else { self.health.failed(usize::from(p)) }
         }
     }
+}
+
+/// Appends `a` to a command's arguments.
+fn push(args: &mut Vec<Vec<u8>>, a: impl redis::ToRedisArgs) {
+    a.write_redis_args(args);
 }

@@ -226,8 +226,12 @@ return redis.call('XTRIM', KEYS[1], 'MINID', keep_from)
 });
 
 /// Used by [`Queue::enqueue_jobs`](super::Queue::enqueue_jobs) for a job that is tracked or
-/// under an idempotency key (a plain job is one `XADD`); sent as `EVAL` inside the batch's
-/// pipeline, since a pipeline cannot load a missing script and go on.
+/// under an idempotency key (a plain job is one `XADD`): sent by hash (`EVALSHA`) inside the
+/// batch's pipeline; when Redis does not know the script, it is loaded and the jobs it refused are
+/// sent again.
+pub static ENQUEUE_JOB: LazyLock<Script> = LazyLock::new(|| Script::new(ENQUEUE_JOB_SOURCE));
+
+/// The text of [`ENQUEUE_JOB`].
 pub const ENQUEUE_JOB_SOURCE: &str = r#"
 -- enqueue_job: add one job that is tracked, under an idempotency key, or both.
 -- KEYS[1] ready stream  KEYS[2] delayed zset  KEYS[3] the job's status hash
