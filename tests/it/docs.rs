@@ -111,6 +111,16 @@ fn command_words(line: &str) -> Option<Vec<String>> {
         "conveyor" => words,
         "cargo" if words.get(1).map(String::as_str) == Some("run") => {
             let rest = words.iter().position(|w| w == "--").map_or(&[][..], |i| &words[i + 1..]);
+            // An example: it must exist; `myapp` embeds conveyor's command line, the others
+            // have arguments of their own (tests/it/examples.rs runs them).
+            if let Some(i) = words.iter().position(|w| w == "--example") {
+                let name = words.get(i + 1)?;
+                let file = repo().join("examples").join(format!("{name}.rs"));
+                assert!(file.exists(), "`cargo run --example {name}`: there is no {}", file.display());
+                if name != "myapp" {
+                    return None;
+                }
+            }
             std::iter::once("conveyor".to_owned()).chain(rest.iter().cloned()).collect()
         }
         p if p == "local-cluster" || p.ends_with("/local-cluster") => {
