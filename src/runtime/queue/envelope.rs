@@ -170,18 +170,21 @@ impl Envelope {
         f
     }
 
-    /// Every field to write, as `(name, value)` in wire order: `n`, `d`, then `m`, `id`, `r`
-    /// when set.
+    /// Every field to write, as `(name, value)` in wire order: `n`, then `d` on its own or —
+    /// when the job has optional fields — packed last into `m` with them (two fields in all,
+    /// not three), then `id`, `r` when set.
     pub fn fields(&self) -> Vec<(&'static str, FieldValue<'_>)> {
-        let mut f = Vec::with_capacity(5);
+        let mut f = Vec::with_capacity(4);
         f.push((field::NAME, FieldValue::Bytes(self.name.as_bytes())));
-        f.push((field::PAYLOAD, FieldValue::Bytes(&self.payload)));
         let more = self.more();
-        if !more.is_empty() {
-            f.push((
-                field::MORE,
-                FieldValue::Owned(pack_fields(more.iter().map(|(k, v)| (k.as_bytes(), v.as_slice())))),
-            ));
+        if more.is_empty() {
+            f.push((field::PAYLOAD, FieldValue::Bytes(&self.payload)));
+        } else {
+            let packed = more
+                .iter()
+                .map(|(k, v)| (k.as_bytes(), v.as_slice()))
+                .chain(std::iter::once((field::PAYLOAD.as_bytes(), self.payload.as_slice())));
+            f.push((field::MORE, FieldValue::Owned(pack_fields(packed))));
         }
         if let Some(id) = &self.id {
             f.push((field::ID, FieldValue::Bytes(id.as_bytes())));
@@ -313,6 +316,7 @@ fn scan<'a>(fields: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> Result<Found,
                     match optional(&mut job, &value[k], &value[v])? {
                         Some(Bytes::Headers) => headers = Some(slot),
                         Some(Bytes::Batch) => batch = Some(slot),
+                        Some(Bytes::Payload) => payload = Some(slot),
                         None => {}
                     }
                 }
@@ -325,7 +329,7 @@ fn scan<'a>(fields: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> Result<Found,
             other => match optional(&mut job, other, value)? {
                 Some(Bytes::Headers) => headers = Some(Slot { field: i, within: None }),
                 Some(Bytes::Batch) => batch = Some(Slot { field: i, within: None }),
-                None => {}
+                Some(Bytes::Payload) | None => {}
             },
         }
     }
@@ -348,6 +352,8 @@ fn scan<'a>(fields: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> Result<Found,
 enum Bytes {
     Headers,
     Batch,
+    /// `d` inside `m` (where conveyor puts it when a job has optional fields).
+    Payload,
 }
 
 /// Decodes one of the optional fields that may also travel in `m` into `job`; for a byte value,
@@ -360,6 +366,7 @@ fn optional(job: &mut Envelope, key: &[u8], value: &[u8]) -> Result<Option<Bytes
             job.seq = Some(u32::try_from(s).map_err(|_| malformed(field::SEQ, "a number below 2^32"))?);
         }
         b"h" => return Ok(Some(Bytes::Headers)),
+        b"d" => return Ok(Some(Bytes::Payload)),
         b"b" => {
             std::str::from_utf8(value).map_err(|_| malformed(field::BATCH, "UTF-8 text"))?;
             return Ok(Some(Bytes::Batch));
@@ -576,8 +583,8 @@ mod tests {
             headers: Some(b"h".to_vec()),
             ..Envelope::new("x", b"".to_vec())
         };
-        assert_eq!(names(&stamped), ["n", "d", "m"]);
-        assert_eq!(names(&full()), ["n", "d", "m", "id", "r"], "id and r stand on their own");
+        assert_eq!(names(&stamped), ["n", "m"], "the payload travels in m with the optional fields");
+        assert_eq!(names(&full()), ["n", "m", "id", "r"], "id and r stand on their own");
     }
 
     #[test]
@@ -671,13 +678,13 @@ mod tests {
         assert_eq!(every, expected);
         assert_eq!(decode(&as_pairs(&expected)).unwrap(), expected, "conveyor's own packed form reads the same");
 
-        let more = documented_hex("94 a1 74");
+        let more = documented_hex("96 a1 74");
         let stamped = Envelope {
             enqueued_us: Some(1_733_080_000_000_123),
             seq: Some(42),
             ..Envelope::new("email.send", b"{}".to_vec())
         };
-        assert_eq!(as_pairs(&stamped)[2], (b"m".to_vec(), more), "test vector 3 is what conveyor writes");
+        assert_eq!(as_pairs(&stamped)[1], (b"m".to_vec(), more), "test vector 3 is what conveyor writes");
     }
 
     #[test]
