@@ -85,7 +85,7 @@ impl Queue {
         }
         let ids: Vec<String> = self.redis.with_conn(async |c| pipe.query_async(c).await).await?;
         crate::runtime::telemetry::jobs_enqueued(self.name(), ids.len() as u64);
-        Ok(ids.iter().map(|id| JobId::of_entry(id, p)).collect())
+        Ok(ids.into_iter().map(|id| JobId::from_entry(id, p)).collect())
     }
 
     /// Adds `job` to the partition that `key` maps to: jobs with the same key stay in one

@@ -136,38 +136,47 @@ impl Envelope {
         Self { name: name.into(), payload: payload.into(), ..Self::default() }
     }
 
-    /// The optional fields that travel packed in `m`, as `(name, value)`.
-    fn more(&self) -> Vec<(&'static str, Vec<u8>)> {
-        let mut f = Vec::new();
-        let int = |n: u64| n.to_string().into_bytes();
-        if let Some(t) = self.enqueued_us {
-            f.push((field::ENQUEUED, int(t)));
+    /// The optional fields and the payload packed as the value of `m` (see [`pack_fields`]),
+    /// written straight into one buffer; `None` when the job has no optional field (the payload
+    /// then travels as `d`).
+    fn packed_more(&self) -> Option<Vec<u8>> {
+        let ints = [
+            (field::ENQUEUED, self.enqueued_us),
+            (field::SEQ, self.seq.map(u64::from)),
+            (field::ATTEMPT, (self.attempt > 0).then_some(u64::from(self.attempt))),
+            (field::MAX_ATTEMPTS, self.max_attempts.map(u64::from)),
+            (field::TIMEOUT, self.timeout_ms),
+            (field::DEADLINE, self.deadline_ms),
+            (field::KEEP, self.keep_ms),
+        ];
+        let bytes =
+            [(field::HEADERS, self.headers.as_deref()), (field::BATCH, self.batch.as_deref().map(str::as_bytes))];
+        let set = ints.iter().filter(|(_, v)| v.is_some()).count() + bytes.iter().filter(|(_, v)| v.is_some()).count();
+        if set == 0 {
+            return None;
         }
-        if let Some(s) = self.seq {
-            f.push((field::SEQ, int(u64::from(s))));
+        let mut out = Vec::with_capacity(16 + set * 24 + self.payload.len());
+        let put = |out: &mut Vec<u8>, s: &[u8]| {
+            rmp::encode::write_str_len(out, s.len() as u32).expect("writing to a Vec cannot fail");
+            out.extend_from_slice(s);
+        };
+        rmp::encode::write_array_len(&mut out, ((set + 1) * 2) as u32).expect("writing to a Vec cannot fail");
+        let mut digits = [0u8; 20];
+        for (name, value) in ints {
+            if let Some(n) = value {
+                put(&mut out, name.as_bytes());
+                put(&mut out, decimal(n, &mut digits));
+            }
         }
-        if let Some(h) = &self.headers {
-            f.push((field::HEADERS, h.clone()));
+        for (name, value) in bytes {
+            if let Some(v) = value {
+                put(&mut out, name.as_bytes());
+                put(&mut out, v);
+            }
         }
-        if self.attempt > 0 {
-            f.push((field::ATTEMPT, int(u64::from(self.attempt))));
-        }
-        if let Some(m) = self.max_attempts {
-            f.push((field::MAX_ATTEMPTS, int(u64::from(m))));
-        }
-        if let Some(t) = self.timeout_ms {
-            f.push((field::TIMEOUT, int(t)));
-        }
-        if let Some(d) = self.deadline_ms {
-            f.push((field::DEADLINE, int(d)));
-        }
-        if let Some(k) = self.keep_ms {
-            f.push((field::KEEP, int(k)));
-        }
-        if let Some(b) = &self.batch {
-            f.push((field::BATCH, b.as_bytes().to_vec()));
-        }
-        f
+        put(&mut out, field::PAYLOAD.as_bytes());
+        put(&mut out, &self.payload);
+        Some(out)
     }
 
     /// Every field to write, as `(name, value)` in wire order: `n`, then `d` on its own or —
@@ -176,15 +185,9 @@ impl Envelope {
     pub fn fields(&self) -> Vec<(&'static str, FieldValue<'_>)> {
         let mut f = Vec::with_capacity(4);
         f.push((field::NAME, FieldValue::Bytes(self.name.as_bytes())));
-        let more = self.more();
-        if more.is_empty() {
-            f.push((field::PAYLOAD, FieldValue::Bytes(&self.payload)));
-        } else {
-            let packed = more
-                .iter()
-                .map(|(k, v)| (k.as_bytes(), v.as_slice()))
-                .chain(std::iter::once((field::PAYLOAD.as_bytes(), self.payload.as_slice())));
-            f.push((field::MORE, FieldValue::Owned(pack_fields(packed))));
+        match self.packed_more() {
+            None => f.push((field::PAYLOAD, FieldValue::Bytes(&self.payload))),
+            Some(more) => f.push((field::MORE, FieldValue::Owned(more))),
         }
         if let Some(id) = &self.id {
             f.push((field::ID, FieldValue::Bytes(id.as_bytes())));
@@ -454,6 +457,19 @@ pub fn unpack_fields(bytes: &[u8]) -> Result<Fields, DecodeError> {
     Packed::new(bytes)?.map(|pair| pair.map(|(k, v)| (bytes[k].to_vec(), bytes[v].to_vec()))).collect()
 }
 
+/// `n` in decimal, in `buf`.
+fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[i..];
+        }
+    }
+}
+
 fn malformed(field: &'static str, expected: &'static str) -> DecodeError {
     DecodeError::Malformed { field, expected }
 }
@@ -480,6 +496,14 @@ impl JobId {
     /// The id of the job first held by entry `entry_id` of partition `partition`.
     pub fn of_entry(entry_id: &str, partition: u16) -> Self {
         Self(format!("{entry_id}{}", Self::suffix(partition)))
+    }
+
+    /// [`JobId::of_entry`], taking the entry id's string (no copy in partition 0).
+    pub fn from_entry(mut entry_id: String, partition: u16) -> Self {
+        if partition > 0 {
+            entry_id.push_str(&Self::suffix(partition));
+        }
+        Self(entry_id)
     }
 
     /// A new id for a job that has no entry yet: a UUID v7 (time-ordered, random below).
