@@ -58,7 +58,7 @@ async fn batches_spread_over_partitions_and_claims_serve_them_all() {
         .collect();
     let settled = queue.settle(&batch).await.unwrap();
     assert_eq!(settled, Settled { completed: 54, retried: 6, dead: 0, cancelled: 0, duplicates: 0 });
-    assert_eq!(queue.depth().await.unwrap(), Depth { delayed: 6, ..Depth::default() });
+    assert_eq!(queue.depth().await.unwrap(), Depth { retrying: 6, ..Depth::default() });
     assert_eq!(queue.audited_done().await.unwrap(), 54);
     let missing = queue.missing(60, 100).await.unwrap();
     assert_eq!(missing, (0..6).map(|b| b * 10).collect::<Vec<_>>(), "the bitmaps are read together");

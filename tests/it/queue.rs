@@ -152,19 +152,19 @@ async fn failed_job_retries_with_backoff_then_dies_after_its_last_attempt() {
         let now_ms = clock_now_ms(&clock);
         let settled = queue.settle(&with_outcome(claimed, Outcome::Failed("boom".into()))).await.unwrap();
         assert_eq!(settled, Settled { retried: 1, ..Settled::default() }, "attempt {attempt}");
-        assert_eq!(queue.depth().await.unwrap(), Depth { delayed: 1, ..Depth::default() }, "attempt {attempt}");
+        assert_eq!(queue.depth().await.unwrap(), Depth { retrying: 1, ..Depth::default() }, "attempt {attempt}");
         assert_eq!(queue.audited_done().await.unwrap(), 0, "a retried job is not finished");
 
         // The retry is the same job with its attempt incremented and its id kept, due after
         // the backoff.
         let next = Envelope { attempt: attempt + 1, id: Some(id.to_string()), ..held };
-        let delayed = queue.keys().delayed();
+        let retrying = queue.keys().retrying();
         let due: Option<f64> = queue
             .redis()
-            .with_conn(async |c| redis::cmd("ZSCORE").arg(&delayed).arg(next.pack()).query_async(c).await)
+            .with_conn(async |c| redis::cmd("ZSCORE").arg(&retrying).arg(next.pack()).query_async(c).await)
             .await
             .unwrap();
-        let due = due.expect("the next attempt is in the delayed set") as u64;
+        let due = due.expect("the next attempt is in the retrying set") as u64;
         let full = (base * 2u32.pow(u32::from(attempt))).as_millis() as u64;
         assert!(
             (now_ms + full / 2..=now_ms + full).contains(&due),
@@ -402,7 +402,7 @@ async fn depth_counts_each_state() {
     queue.schedule(&job(6), later).await.unwrap();
     queue.schedule(&job(7), later).await.unwrap();
 
-    assert_eq!(queue.depth().await.unwrap(), Depth { waiting: 3, in_flight: 2, delayed: 2, dead: 1 });
+    assert_eq!(queue.depth().await.unwrap(), Depth { waiting: 3, in_flight: 2, delayed: 2, retrying: 0, dead: 1 });
 }
 
 #[tokio::test]
@@ -441,7 +441,7 @@ async fn reset_removes_every_key_of_its_queue_and_no_other() {
     assert_eq!(leftover, Vec::<String>::new());
     for queue in [&longer, &same_name] {
         assert_eq!(exists(queue, &every_key(queue)).await, 6, "{:?} lost keys", queue.keys().ready());
-        assert_eq!(queue.depth().await.unwrap(), Depth { waiting: 0, in_flight: 0, delayed: 1, dead: 1 });
+        assert_eq!(queue.depth().await.unwrap(), Depth { waiting: 0, in_flight: 0, delayed: 1, retrying: 0, dead: 1 });
         assert_eq!(queue.audited_done().await.unwrap(), 2, "one completed, one dead");
     }
 }

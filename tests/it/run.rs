@@ -23,7 +23,7 @@ fn assert_exact_delivery(r: &RunResult) {
     assert_eq!(c.lost, 0, "lost jobs: {c:?}");
     assert_eq!(c.duplicates, 0, "duplicates: {c:?}");
     assert_eq!(c.finished, c.produced, "{c:?}");
-    assert_eq!(r.remaining.waiting + r.remaining.in_flight + r.remaining.delayed, 0, "{:?}", r.remaining);
+    assert_eq!(r.remaining.unfinished(), 0, "{:?}", r.remaining);
 }
 
 #[actix_rt::test]

@@ -177,7 +177,7 @@ async fn typed_errors_retry_retry_later_or_kill_and_a_panic_is_a_failed_attempt(
     assert_eq!((first.id.clone(), second.id.clone(), second.attempt), (later.clone(), later, 1));
     println!("retry_after(300ms): the next attempt began after {:?}", began.elapsed());
 
-    let d = depth_until(&queue, |d| d.dead == 2 && d.delayed + d.waiting + d.in_flight == 0).await;
+    let d = depth_until(&queue, |d| d.dead == 2 && d.unfinished() == 0).await;
     assert_eq!(d, Depth { dead: 2, ..Depth::default() });
     let dead = queue.dead_letters(10).await.unwrap();
     let reason_of = |id: &JobId| {

@@ -22,6 +22,7 @@ pub struct Sample {
     pub jobs_per_second: Option<f64>,
     pub waiting: u64,
     pub in_flight: u64,
+    /// Delayed or retrying.
     pub delayed: u64,
     pub dead: u64,
     /// Resident set size of this process.

@@ -209,7 +209,7 @@ pub async fn run_scenario(
             let produced = collector.send(TakeCounts).await?.produced;
             match queue.finished_at_least(produced).await {
                 Ok(true) => match queue.depth().await {
-                    Ok(d) if d.waiting + d.in_flight + d.delayed == 0 => break,
+                    Ok(d) if d.unfinished() == 0 => break,
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "reading the queue depth failed; retrying"),
                 },
@@ -392,7 +392,7 @@ fn build_result(i: BuildInput<'_>) -> RunResult {
     let window_us = w.last_complete_us.saturating_sub(measure_start);
     let window_seconds = window_us as f64 / 1e6;
     let jobs_per_second = if window_seconds > 0.0 { w.measured_completed as f64 / window_seconds } else { 0.0 };
-    let in_redis = i.remaining.waiting + i.remaining.in_flight + i.remaining.delayed;
+    let in_redis = i.remaining.unfinished();
     let not_finished = p.produced.saturating_sub(i.finished);
     let unfinished = not_finished.min(in_redis);
     let worker_count = (i.local_workers + i.remote_processes).max(1);

@@ -129,7 +129,7 @@ impl Sampler {
             jobs_per_second,
             waiting: depth.waiting,
             in_flight: depth.in_flight,
-            delayed: depth.delayed,
+            delayed: depth.delayed + depth.retrying,
             dead: depth.dead,
             rss_bytes: crate::runtime::process::process_rss_bytes(),
             redis_used_memory_bytes: used_memory(redis).await,

@@ -16,10 +16,19 @@ pub struct Depth {
     pub waiting: u64,
     /// Handed to a worker and not yet settled.
     pub in_flight: u64,
-    /// Waiting for their due time (delayed jobs and retries).
+    /// Waiting for their due time (delayed jobs).
     pub delayed: u64,
+    /// Failed, waiting for their next attempt.
+    pub retrying: u64,
     /// In the dead letters.
     pub dead: u64,
+}
+
+impl Depth {
+    /// Jobs not finished yet: waiting, in flight, delayed or retrying.
+    pub fn unfinished(&self) -> u64 {
+        self.waiting + self.in_flight + self.delayed + self.retrying
+    }
 }
 
 /// One entry of the dead letters.
@@ -41,13 +50,14 @@ impl Queue {
             waiting: a.waiting + b.waiting,
             in_flight: a.in_flight + b.in_flight,
             delayed: a.delayed + b.delayed,
+            retrying: a.retrying + b.retrying,
             dead: a.dead + b.dead,
         }))
     }
 
     async fn depth_in(&self, keys: &QueueKeys) -> Result<Depth> {
-        let (ready, delayed, dead) = (keys.ready(), keys.delayed(), keys.dead());
-        let (len, groups, delayed_n, dead_n): (u64, Value, u64, u64) = self
+        let (ready, delayed, retrying, dead) = (keys.ready(), keys.delayed(), keys.retrying(), keys.dead());
+        let (len, groups, delayed_n, retrying_n, dead_n): (u64, Value, u64, u64, u64) = self
             .redis
             .with_conn(async |c| {
                 redis::pipe()
@@ -58,6 +68,8 @@ impl Queue {
                     .arg(&ready)
                     .cmd("ZCARD")
                     .arg(&delayed)
+                    .cmd("ZCARD")
+                    .arg(&retrying)
                     .cmd("XLEN")
                     .arg(&dead)
                     .query_async(c)
@@ -70,7 +82,7 @@ impl Queue {
         // overstates what waits; the group's lag (Redis 7: entries added but not yet read) is
         // exact. Redis 6.2 has no lag: the length less what is pending is the bound left.
         let waiting = group.lag.unwrap_or_else(|| len.saturating_sub(group.pending));
-        Ok(Depth { waiting, in_flight: group.pending, delayed: delayed_n, dead: dead_n })
+        Ok(Depth { waiting, in_flight: group.pending, delayed: delayed_n, retrying: retrying_n, dead: dead_n })
     }
 
     /// How long the oldest job not yet handed to a worker has waited (zero when none waits):

@@ -6,7 +6,8 @@
 //! | key                          | type        | holds                                            |
 //! |------------------------------|-------------|--------------------------------------------------|
 //! | `{conveyor:q}:ready`         | stream      | jobs waiting or running (payload inline); consumer group `workers` tracks who holds what |
-//! | `{conveyor:q}:delayed`       | sorted set  | delayed and retrying jobs, scored by due time (ms) |
+//! | `{conveyor:q}:delayed`       | sorted set  | delayed jobs, scored by due time (ms)             |
+//! | `{conveyor:q}:retrying`      | sorted set  | failed jobs waiting for their next attempt, scored by due time (ms) |
 //! | `{conveyor:q}:dead`          | stream      | dead letters: the job and the reason              |
 //! | `{conveyor:q}:audit:done`    | bitmap      | bit `seq` set when job `seq` completed or died (exact-delivery audit) |
 //! | `{conveyor:q}:run`           | string      | number of the latest benchmark run on this queue  |
@@ -81,9 +82,14 @@ impl QueueKeys {
         format!("{}:ready", self.tag)
     }
 
-    /// The sorted set of delayed and retrying jobs.
+    /// The sorted set of delayed jobs.
     pub fn delayed(&self) -> String {
         format!("{}:delayed", self.tag)
+    }
+
+    /// The sorted set of failed jobs waiting for their next attempt.
+    pub fn retrying(&self) -> String {
+        format!("{}:retrying", self.tag)
     }
 
     /// The stream of dead letters.
@@ -168,6 +174,7 @@ mod tests {
         for key in [
             k.ready(),
             k.delayed(),
+            k.retrying(),
             k.dead(),
             k.audit_done(),
             k.run(),

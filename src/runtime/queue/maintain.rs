@@ -47,10 +47,19 @@ impl Queue {
 
     async fn promote_due_in(&self, keys: &QueueKeys, limit: usize) -> Result<u64> {
         let (delayed, ready, dead, now) = (keys.delayed(), keys.ready(), keys.dead(), self.clock.now_ms());
+        let retrying = keys.retrying();
         let limit = limit.min(1000);
         self.redis
             .with_conn(async |c| {
-                scripts::PROMOTE.key(&delayed).key(&ready).key(&dead).arg(now).arg(limit).invoke_async(c).await
+                scripts::PROMOTE
+                    .key(&delayed)
+                    .key(&ready)
+                    .key(&dead)
+                    .key(&retrying)
+                    .arg(now)
+                    .arg(limit)
+                    .invoke_async(c)
+                    .await
             })
             .await
     }

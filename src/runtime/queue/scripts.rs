@@ -10,29 +10,31 @@ pub static PROMOTE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
 -- promote: move delayed and retrying jobs whose due time has come into the ready stream.
--- KEYS[1] delayed zset  KEYS[2] ready stream  KEYS[3] dead stream
--- ARGV[1] now (ms)  ARGV[2] most jobs to move (<= 1000)
+-- KEYS[1] delayed zset  KEYS[2] ready stream  KEYS[3] dead stream  KEYS[4] retrying zset
+-- ARGV[1] now (ms)  ARGV[2] most jobs to move from each set (<= 1000)
 -- Each member is a packed envelope: a MessagePack array of str, field name, value, ...; it
 -- becomes the fields of one XADD. A member that does not unpack into fields (written by hand,
 -- or corrupt) goes to the dead stream as it is (field 'packed'), so it never blocks the others.
 -- Returns the number of jobs moved to the ready stream. Jobs keep their order of due time.
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
 local moved = 0
-for _, member in ipairs(due) do
-  local ok, fields = pcall(cmsgpack.unpack, member)
-  local added = false
-  if ok and type(fields) == 'table' and #fields >= 2 and #fields % 2 == 0 then
-    local reply = redis.pcall('XADD', KEYS[2], '*', unpack(fields))
-    added = type(reply) ~= 'table' or reply.err == nil
+for _, set in ipairs({KEYS[1], KEYS[4]}) do
+  local due = redis.call('ZRANGEBYSCORE', set, '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+  for _, member in ipairs(due) do
+    local ok, fields = pcall(cmsgpack.unpack, member)
+    local added = false
+    if ok and type(fields) == 'table' and #fields >= 2 and #fields % 2 == 0 then
+      local reply = redis.pcall('XADD', KEYS[2], '*', unpack(fields))
+      added = type(reply) ~= 'table' or reply.err == nil
+    end
+    if added then
+      moved = moved + 1
+    else
+      redis.call('XADD', KEYS[3], '*', 'packed', member, 'e', 'delayed member is not a packed envelope')
+    end
   end
-  if added then
-    moved = moved + 1
-  else
-    redis.call('XADD', KEYS[3], '*', 'packed', member, 'e', 'delayed member is not a packed envelope')
+  if #due > 0 then
+    redis.call('ZREM', set, unpack(due))
   end
-end
-if #due > 0 then
-  redis.call('ZREM', KEYS[1], unpack(due))
 end
 return moved
 "#,

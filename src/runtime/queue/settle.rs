@@ -91,7 +91,7 @@ impl Queue {
             return Ok(Settled::default());
         }
         let keys = self.partition(p)?;
-        let (ready, delayed, dead) = (keys.ready(), keys.delayed(), keys.dead());
+        let (ready, retrying, dead) = (keys.ready(), keys.retrying(), keys.dead());
         let now_ms = self.clock.now_ms();
         let mut rng = rand::rng();
         let mut settled = Settled::default();
@@ -132,7 +132,7 @@ impl Queue {
                     };
                     let due = now_ms + wait.as_millis() as u64;
                     let next = Envelope { attempt: job.attempt + 1, id: Some(claimed.job_id().into()), ..job.clone() };
-                    pipe.cmd("ZADD").arg(&delayed).arg(due).arg(next.pack()).ignore();
+                    pipe.cmd("ZADD").arg(&retrying).arg(due).arg(next.pack()).ignore();
                     settled.retried += 1;
                     (false, Tracked::Retrying { due, error: reason })
                 }

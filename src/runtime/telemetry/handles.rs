@@ -161,6 +161,7 @@ pub struct SchedulerMetrics {
     waiting: Gauge,
     in_flight: Gauge,
     delayed: Gauge,
+    retrying: Gauge,
     dead_letters: Gauge,
     oldest_waiting_age: Gauge,
     promoted: Counter,
@@ -180,6 +181,7 @@ impl SchedulerMetrics {
             waiting: gauge!(QUEUE_DEPTH, "queue" => q(), "state" => "waiting"),
             in_flight: gauge!(QUEUE_DEPTH, "queue" => q(), "state" => "in_flight"),
             delayed: gauge!(QUEUE_DEPTH, "queue" => q(), "state" => "delayed"),
+            retrying: gauge!(QUEUE_DEPTH, "queue" => q(), "state" => "retrying"),
             dead_letters: gauge!(QUEUE_DEPTH, "queue" => q(), "state" => "dead"),
             oldest_waiting_age: gauge!(OLDEST_WAITING_AGE, "queue" => q()),
             promoted: counter!(JOBS_PROMOTED, "queue" => q()),
@@ -216,6 +218,7 @@ impl SchedulerMetrics {
         self.waiting.set(depth.waiting as f64);
         self.in_flight.set(depth.in_flight as f64);
         self.delayed.set(depth.delayed as f64);
+        self.retrying.set(depth.retrying as f64);
         self.dead_letters.set(depth.dead as f64);
         if let Some(age) = oldest_waiting_age {
             self.oldest_waiting_age.set(age.as_secs_f64());
