@@ -67,6 +67,7 @@ pub mod cli;
 pub mod runtime;
 pub mod testkit;
 
+pub use runtime::admin::Admin;
 pub use runtime::client::{AuditedBatch, Client, Enqueue, Events};
 pub use runtime::error::{Error, Result};
 pub use runtime::handler::{JobContext, JobError, JobOutput, JobType, Json, Registry};

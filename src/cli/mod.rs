@@ -5,6 +5,7 @@
 //! (a target missed, a job lost) or `compare` found a regression; 2 an error (bad input, Redis
 //! unreachable), in which case nothing is written.
 
+mod admin;
 pub mod settings;
 use crate::bench::load::{Collector, Publisher, StatsReporter, TakeSnapshot};
 use crate::bench::run::RunBook;
@@ -94,6 +95,8 @@ enum Command {
         #[arg(long, default_value_t = 500)]
         batch: usize,
     },
+    #[command(flatten)]
+    Admin(admin::AdminCommand),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -235,6 +238,7 @@ fn init_tracing() {
 
 fn dispatch(command: Command, registry: Arc<Registry>) -> Result<ExitCode> {
     match command {
+        Command::Admin(command) => admin::run(command),
         Command::Run(args) => run_command(args, true, registry),
         Command::Produce(args) => run_command(args, false, registry),
         Command::Worker(args) => worker_command(args, registry),
@@ -261,14 +265,8 @@ fn resolve_redis(args: &RedisArgs) -> Result<(Endpoint, Option<RedisServer>)> {
     resolve_redis_with(args, private_server())
 }
 
-/// A private server started here, on the main thread, dies with this process even when it is
-/// killed with SIGKILL, instead of running on as an orphan.
-fn private_server() -> ServerOptions {
-    ServerOptions { die_with_thread: true, ..ServerOptions::default() }
-}
-
-/// [`resolve_redis`], starting a private server (if one is needed) with `server_options`.
-fn resolve_redis_with(args: &RedisArgs, server_options: ServerOptions) -> Result<(Endpoint, Option<RedisServer>)> {
+/// The Redis that flags, environment and settings name, if they name one.
+fn configured_redis(args: &RedisArgs) -> Result<Option<Endpoint>> {
     let settings = Settings::load(args.config.as_deref())?;
     if let Some(url) = &args.redis_url {
         crate::cli::settings::check_redis_url(url).map_err(|e| Error::Usage(format!("--redis-url: {e}")))?;
@@ -279,8 +277,19 @@ fn resolve_redis_with(args: &RedisArgs, server_options: ServerOptions) -> Result
         cert: args.tls_cert_file.clone().or(settings.tls_cert_file),
         key: args.tls_key_file.clone().or(settings.tls_key_file),
     };
-    match url {
-        Some(url) => Ok((Endpoint { url, tls }, None)),
+    Ok(url.map(|url| Endpoint { url, tls }))
+}
+
+/// A private server started here, on the main thread, dies with this process even when it is
+/// killed with SIGKILL, instead of running on as an orphan.
+fn private_server() -> ServerOptions {
+    ServerOptions { die_with_thread: true, ..ServerOptions::default() }
+}
+
+/// [`resolve_redis`], starting a private server (if one is needed) with `server_options`.
+fn resolve_redis_with(args: &RedisArgs, server_options: ServerOptions) -> Result<(Endpoint, Option<RedisServer>)> {
+    match configured_redis(args)? {
+        Some(endpoint) => Ok((endpoint, None)),
         None => {
             let server = RedisServer::start(server_options)?;
             tracing::info!(url = %server.url(), "started a private redis-server (no Redis URL configured)");

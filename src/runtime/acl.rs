@@ -31,11 +31,16 @@ pub const COMMANDS: &[&str] = &[
     "xpending",
     "xrange",
     "xinfo|groups",
-    // delayed jobs
+    "xdel",
+    "xread",
+    "xrevrange",
+    // delayed and retrying jobs, cancellations, live workers
     "zadd",
     "zcard",
+    "zrange",
     "zrangebyscore",
     "zrem",
+    "zremrangebyscore",
     // audit bitmap, run counter, idempotency keys, published statistics
     "get",
     "set",
@@ -43,9 +48,20 @@ pub const COMMANDS: &[&str] = &[
     "setbit",
     "bitfield",
     "bitcount",
+    "incrby",
     "hset",
+    "hsetnx",
+    "hget",
+    "hdel",
+    "hincrby",
     "hgetall",
     "expire",
+    "pexpire",
+    "exists",
+    "type",
+    // the set of queues (operators find them there)
+    "sadd",
+    "smembers",
     // resetting a queue
     "scan",
     "unlink",

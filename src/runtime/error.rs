@@ -74,6 +74,17 @@ pub enum Error {
         message: String,
     },
 
+    /// A queue or a job that does not exist.
+    #[error("no {what} {name:?}{hint}")]
+    NotFound {
+        /// `queue` or `job`.
+        what: &'static str,
+        /// What was asked for.
+        name: String,
+        /// More to say (where it was looked for), or nothing.
+        hint: String,
+    },
+
     /// A job's payload could not be encoded.
     #[error("job type \"{job_type}\": cannot encode the payload: {message}")]
     Encode {

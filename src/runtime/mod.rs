@@ -9,6 +9,7 @@
 //!   time and this process are measured.
 
 pub mod acl;
+pub mod admin;
 pub mod client;
 pub mod clock;
 pub mod connection;

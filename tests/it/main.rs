@@ -2,6 +2,7 @@
 //! against a real redis-server started by `support`, in a key namespace of its own, so tests
 //! run in parallel.
 
+mod admin;
 mod support;
 
 mod bad_input;

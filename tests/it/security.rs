@@ -5,7 +5,7 @@
 
 use crate::support;
 use conveyor::connection::{Redis, TlsFiles};
-use conveyor::queue::{Enqueued, Outcome, QueueOptions};
+use conveyor::queue::{Enqueued, JobsIn, Outcome, QueueOptions};
 use conveyor::runtime::acl;
 use conveyor::runtime::eviction;
 use std::io::{Read, Write};
@@ -194,6 +194,55 @@ async fn an_acl_user_with_exactly_the_documented_permissions_runs_everything() {
     queue.depth().await.unwrap();
     queue.dead_letters(10).await.unwrap();
     queue.oldest_waiting_age().await.unwrap();
+    // Tracked jobs, cancellation, events, audited batches and the operator's commands.
+    let client = conveyor::Client::new(queue.clone());
+    let tracked = client.enqueue_raw("x", b"{}".to_vec(), conveyor::Enqueue::new().track()).await.unwrap().into_id();
+    let own = client.enqueue_raw("x", b"{}".to_vec(), conveyor::Enqueue::new().id("own")).await.unwrap().into_id();
+    assert!(matches!(client.status(tracked.as_str()).await.unwrap(), conveyor::queue::Status::Found(_)));
+    client.cancel(own.as_str()).await.unwrap();
+    queue.cancelled_since(0).await.unwrap();
+    queue.trim_cancelled().await.unwrap();
+    let claimed = queue.claim(&mut conn, "w", 10, Duration::from_millis(10)).await.unwrap();
+    let marks: Vec<_> = claimed.iter().map(|c| (c.partition, c.job_id(), 0u16)).collect();
+    let marks: Vec<_> = marks.iter().map(|(p, id, a)| (*p, id, *a)).collect();
+    queue.mark_active("w", &marks).await.unwrap();
+    let batch: Vec<_> = claimed.into_iter().map(|c| (c, Outcome::Dead("x".into()))).collect();
+    queue.settle(&batch).await.unwrap();
+    let mut events = client.events().from_oldest();
+    assert!(!events.next(Duration::from_millis(10)).await.unwrap().is_empty());
+    let batch = client.audited_batch("b");
+    batch.enqueue(&[conveyor::bench::jobs::Noop]).await.unwrap();
+    batch.report(10).await.unwrap();
+    batch.forget().await.unwrap();
+    let admin = conveyor::Admin::new(redis.clone(), "conveyor");
+    admin.queues().await.unwrap();
+    for state in [JobsIn::Waiting, JobsIn::Active, JobsIn::Delayed, JobsIn::Retrying, JobsIn::Dead] {
+        admin.jobs(queue.name(), state, 10, None).await.unwrap();
+    }
+    admin.job(Some(queue.name()), tracked.as_str()).await.unwrap();
+    admin.retry_dead(queue.name(), &conveyor::queue::Pick::All).await.unwrap();
+    admin.delete_dead(queue.name(), &conveyor::queue::Pick::All).await.unwrap();
+    for state in [JobsIn::Waiting, JobsIn::Delayed, JobsIn::Retrying, JobsIn::Dead] {
+        admin.purge(queue.name(), state).await.unwrap();
+    }
+    admin.pause(queue.name()).await.unwrap();
+    admin.resume(queue.name()).await.unwrap();
+    let record = conveyor::queue::WorkerRecord {
+        instance: "i".into(),
+        host: "h".into(),
+        pid: 1,
+        queue: queue.name().into(),
+        workers: 1,
+        concurrency: 1,
+        busy: 0,
+        started_ms: 0,
+        seen_ms: conveyor::clock::now_us() / 1000,
+        version: "v".into(),
+    };
+    queue.heartbeat(&record).await.unwrap();
+    assert_eq!(admin.workers(Some(queue.name())).await.unwrap().len(), 1);
+    queue.forget_worker("i").await.unwrap();
+    queue.rates().await.unwrap();
     queue.reset().await.unwrap();
 
     // The CLI roles, as this user: a whole run, and producers with a worker process.

@@ -158,11 +158,11 @@ impl Queue {
 
 /// What `XINFO GROUPS` says of conveyor's consumer group on one stream.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-struct GroupInfo {
+pub(super) struct GroupInfo {
     /// Entries handed to a worker and not yet acknowledged.
     pending: u64,
     /// The id of the last entry handed to a worker.
-    last_delivered: Option<String>,
+    pub(super) last_delivered: Option<String>,
     /// Entries added and not yet handed to a worker; Redis 7 and later, and only while Redis
     /// can count it (no entry deleted past the group's position).
     lag: Option<u64>,
@@ -171,7 +171,7 @@ struct GroupInfo {
 impl GroupInfo {
     /// Conveyor's group in an `XINFO GROUPS` reply: each group is a flat `[name, value, ...]`
     /// list (RESP2) or a map (RESP3). `None` when the group is not there.
-    fn of(groups: &Value) -> Option<Self> {
+    pub(super) fn of(groups: &Value) -> Option<Self> {
         let Value::Array(groups) = groups else { return None };
         groups.iter().find_map(|g| {
             let fields: Vec<(Option<String>, &Value)> = match g {

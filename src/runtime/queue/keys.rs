@@ -19,6 +19,11 @@
 //! | `{conveyor:q}:audit:b:<name>` | bitmap     | audited batch `<name>`: bit `seq` set when its job `seq` finished |
 //! | `{conveyor:q}:audit:b:<name>:twice` | bitmap | audited batch `<name>`: bit `seq` set when its job `seq` finished again |
 //! | `{conveyor:q}:audit:b:<name>:size` | string | audited batch `<name>`: how many sequence numbers were handed out |
+//! | `{conveyor:q}:meta`          | hash        | what the queue is: its partitions (written by the first worker or client that creates it) |
+//! | `{conveyor:q}:paused`        | string      | present while the queue is paused |
+//! | `{conveyor:q}:workers`       | sorted set  | live worker processes by instance name, scored by when their heartbeat expires (ms) |
+//! | `{conveyor:q}:worker:<instance>` | string  | a worker process's heartbeat record (JSON); expires unless renewed |
+//! | `{conveyor:q}:rate:<minute>` | hash        | jobs completed (`c<second>`) and failed (`f<second>`) in each second of a minute; expires after 3 minutes |
 //!
 //! A queue of N partitions (`partitions = N`) has N such sets of keys: partition 0 keeps the tag
 //! `{conveyor:q}` (so one partition is exactly the unpartitioned layout), partition p > 0 has the
@@ -44,6 +49,12 @@ pub struct QueueKeys {
 
 /// The consumer group every worker of a queue joins.
 pub const GROUP: &str = "workers";
+
+/// The set of every queue's name under `prefix` (a tag of its own, matched by the ACL's
+/// `{prefix:*` key pattern).
+pub fn queues_key(prefix: &str) -> String {
+    format!("{{{prefix}:}}:queues")
+}
 
 impl QueueKeys {
     /// The keys of queue `queue` under `prefix` (partition 0).
@@ -156,6 +167,31 @@ impl QueueKeys {
         format!("{}:audit:b:{batch}:size", self.tag)
     }
 
+    /// What the queue is (its partitions).
+    pub fn meta(&self) -> String {
+        format!("{}:meta", self.tag)
+    }
+
+    /// Present while the queue is paused.
+    pub fn paused(&self) -> String {
+        format!("{}:paused", self.tag)
+    }
+
+    /// Live worker processes, scored by when their heartbeat expires.
+    pub fn workers(&self) -> String {
+        format!("{}:workers", self.tag)
+    }
+
+    /// The heartbeat record of worker process `instance`.
+    pub fn worker(&self, instance: &str) -> String {
+        format!("{}:worker:{instance}", self.tag)
+    }
+
+    /// Completions and failures per second during minute `minute` (since the epoch).
+    pub fn rate(&self, minute: u64) -> String {
+        format!("{}:rate:{minute}", self.tag)
+    }
+
     /// Pattern matching every key of the queue (for `reset`).
     pub fn pattern(&self) -> String {
         // The tag contains `{` `}` which are not glob characters; `[`, `*`, `?` in queue names
@@ -186,6 +222,11 @@ mod tests {
             k.audit_of(Some("{z}")),
             k.audit_twice("b"),
             k.audit_size("b"),
+            k.meta(),
+            k.paused(),
+            k.workers(),
+            k.worker("{w}"),
+            k.rate(7),
         ] {
             assert!(key.starts_with("{conveyor:emails}:"), "{key}");
         }

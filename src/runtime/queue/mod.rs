@@ -34,6 +34,7 @@ pub mod envelope;
 mod inspect;
 mod keys;
 mod maintain;
+pub mod manage;
 pub mod partition;
 mod scripts;
 mod settle;
@@ -49,6 +50,7 @@ pub use envelope::{DecodeError, Envelope, JobId, SEQ_LIMIT};
 pub use inspect::{DeadLetter, Depth};
 pub use keys::{GROUP, QueueKeys};
 pub use maintain::Reclaimed;
+pub use manage::{DeadDone, JobSummary, JobsIn, Page, Pick, Rates, WorkerRecord};
 pub use settle::{Outcome, Settled};
 pub use track::{Cancelled, Event, JobInfo, JobState, Status};
 pub use unique::MAX_KEY_BYTES;
@@ -181,7 +183,7 @@ impl Queue {
         for keys in self.partitions.iter() {
             self.ensure_group_in(keys).await?;
         }
-        Ok(())
+        self.record_meta().await
     }
 
     async fn ensure_group_in(&self, keys: &QueueKeys) -> Result<()> {

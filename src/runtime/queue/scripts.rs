@@ -195,6 +195,54 @@ return out
     )
 });
 
+/// Used by [`Queue::purge`](super::Queue::purge) of waiting jobs.
+pub static PURGE_WAITING: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+-- purge_waiting: remove every job no worker has been handed yet, and nothing else: the entries
+-- after the group's last-delivered id (in one script, so no claim slips between the read and
+-- the removal). Entries a worker holds stay.
+-- KEYS[1] ready stream  ARGV[1] group
+-- Returns how many entries were removed.
+local ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', KEYS[1])
+if not ok then return 0 end
+local from = '-'
+for _, group in ipairs(groups) do
+  local fields = {}
+  for i = 1, #group, 2 do fields[group[i]] = group[i + 1] end
+  if fields['name'] == ARGV[1] then from = '(' .. fields['last-delivered-id'] end
+end
+local removed = 0
+while true do
+  local entries = redis.call('XRANGE', KEYS[1], from, '+', 'COUNT', 1000)
+  if #entries == 0 then break end
+  local ids = {}
+  for i, e in ipairs(entries) do ids[i] = e[1] end
+  removed = removed + redis.call('XDEL', KEYS[1], unpack(ids))
+  from = '(' .. ids[#ids]
+end
+return removed
+"#,
+    )
+});
+
+/// Used by [`Queue::purge`](super::Queue::purge) of delayed, retrying and dead jobs.
+pub static PURGE_KEY: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+-- purge_key: remove a sorted set of delayed or retrying jobs, or the dead-letter stream, and say
+-- how many jobs it held (in one script: a job added meanwhile is counted or stays).
+-- KEYS[1] the key
+-- Returns how many jobs went.
+local kind = redis.call('TYPE', KEYS[1])['ok']
+local n = 0
+if kind == 'zset' then n = redis.call('ZCARD', KEYS[1]) elseif kind == 'stream' then n = redis.call('XLEN', KEYS[1]) end
+redis.call('DEL', KEYS[1])
+return n
+"#,
+    )
+});
+
 /// Used by [`Queue::trim`](super::Queue::trim).
 pub static TRIM: LazyLock<Script> = LazyLock::new(|| {
     Script::new(

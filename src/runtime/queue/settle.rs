@@ -172,6 +172,20 @@ impl Queue {
             }
             pipe.add_command(bits);
         }
+        // Completions and failed attempts of this second, for the rates operators see.
+        let (done, failed) = (settled.completed, settled.retried + settled.dead);
+        if done + failed > 0 {
+            let now_s = now_ms / 1000;
+            let key = keys.rate(now_s / 60);
+            let second = now_s % 60;
+            if done > 0 {
+                pipe.cmd("HINCRBY").arg(&key).arg(format!("c{second}")).arg(done).ignore();
+            }
+            if failed > 0 {
+                pipe.cmd("HINCRBY").arg(&key).arg(format!("f{second}")).arg(failed).ignore();
+            }
+            pipe.cmd("EXPIRE").arg(&key).arg(180).ignore();
+        }
         let reply: Value = self.redis.with_conn(async |c| pipe.query_async(c).await).await?;
         // The BITFIELD replies, in order: each bit's value before it was set.
         let replies = match reply {

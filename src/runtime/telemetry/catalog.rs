@@ -41,6 +41,8 @@ pub const OLDEST_WAITING_AGE: &str = "conveyor_queue_oldest_waiting_age_seconds"
 pub const JOBS_IN_FLIGHT: &str = "conveyor_jobs_in_flight";
 pub const WORKERS: &str = "conveyor_workers";
 pub const SCHEDULE_LAG: &str = "conveyor_producer_schedule_lag_seconds";
+pub const QUEUE_PAUSED: &str = "conveyor_queue_paused";
+pub const WORKER_PROCESSES: &str = "conveyor_worker_processes";
 pub const BUILD_INFO: &str = "conveyor_build_info";
 pub const SCENARIO_INFO: &str = "conveyor_scenario_info";
 
@@ -107,6 +109,12 @@ pub fn describe() {
         "Age of the oldest job waiting to be claimed (0 when none waits). Sampled every second."
     );
     describe_gauge!(JOBS_IN_FLIGHT, Unit::Count, "Jobs held by this process's workers right now.");
+    describe_gauge!(QUEUE_PAUSED, "1 while the queue is paused (its workers claim nothing), else 0.");
+    describe_gauge!(
+        WORKER_PROCESSES,
+        Unit::Count,
+        "Worker processes whose heartbeat holds, as this process's scheduler last counted them."
+    );
     describe_gauge!(
         WORKERS,
         Unit::Count,

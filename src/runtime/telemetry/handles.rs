@@ -98,6 +98,16 @@ impl JobMetrics {
     }
 }
 
+/// Says whether `queue` is paused.
+pub fn queue_paused(queue: &str, paused: bool) {
+    gauge!(QUEUE_PAUSED, "queue" => queue.to_owned()).set(if paused { 1.0 } else { 0.0 });
+}
+
+/// How many worker processes of `queue` are alive.
+pub fn worker_processes(queue: &str, n: usize) {
+    gauge!(WORKER_PROCESSES, "queue" => queue.to_owned()).set(n as f64);
+}
+
 /// The gauge of how far behind its plan a paced producer of `queue` sends (seconds).
 pub fn schedule_lag(queue: &str) -> Gauge {
     gauge!(SCHEDULE_LAG, "queue" => queue.to_owned())

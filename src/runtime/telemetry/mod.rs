@@ -26,7 +26,8 @@ mod server;
 
 pub use catalog::{BUCKETS, describe};
 pub use handles::{
-    JobMetrics, JobTally, SchedulerMetrics, WorkerMetrics, jobs_enqueued, redis_error, redis_operation, schedule_lag,
+    JobMetrics, JobTally, SchedulerMetrics, WorkerMetrics, jobs_enqueued, queue_paused, redis_error, redis_operation,
+    schedule_lag, worker_processes,
 };
 
 use histograms::JobHistograms;

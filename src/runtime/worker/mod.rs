@@ -6,9 +6,9 @@
 //! - [`Scheduler`] promotes due delayed jobs, reclaims expired leases, trims the stream and
 //!   samples queue depth.
 //! - [`WorkerPool`] starts and stops the workers of a queue (and a scheduler) together, and
-//!   keeps their [`CancelBoard`] up to date.
+//!   keeps their [`Board`] up to date.
 
-mod cancel;
+mod board;
 pub(crate) mod lifecycle;
 mod observer;
 mod pool;
@@ -16,7 +16,7 @@ mod scheduler;
 #[allow(clippy::module_inception)]
 mod worker;
 
-pub use cancel::{CancelBoard, SharedBoard};
+pub use board::{Board, SharedBoard};
 pub use lifecycle::{Join, Stop};
 pub use observer::{Observer, ObserverFactory, SettledBatch, SettledJob, Settlement};
 pub use pool::{PoolBuilder, WorkerPool, instance_name};

@@ -11,14 +11,14 @@
 //! # Ok(()) }
 //! ```
 
-use super::cancel::SharedBoard;
+use super::board::SharedBoard;
 use super::lifecycle::Stop;
 use super::observer::ObserverFactory;
 use super::scheduler::{DepthSample, Halt, Scheduler};
 use super::worker::{Worker, WorkerConfig};
 use crate::runtime::error::Result;
 use crate::runtime::handler::Registry;
-use crate::runtime::queue::Queue;
+use crate::runtime::queue::{Queue, WorkerRecord};
 use actix::prelude::*;
 use std::cell::Cell;
 use std::rc::Rc;
@@ -30,8 +30,12 @@ use std::time::Duration;
 pub struct WorkerPool {
     workers: Vec<Addr<Worker>>,
     scheduler: Option<Addr<Scheduler>>,
-    /// Tells the cancellation watcher to end.
+    /// Tells the watcher and the heartbeat to end.
     stop_watching: Rc<Cell<bool>>,
+    /// Its queue (to remove its heartbeat when it stops).
+    queue: Queue,
+    /// Its instance name.
+    instance: String,
 }
 
 /// How to start a [`WorkerPool`].
@@ -94,6 +98,9 @@ impl WorkerPool {
     pub async fn shutdown(self) {
         futures::future::join_all(self.workers.iter().map(|w| w.send(Stop))).await;
         self.stop_watching.set(true);
+        if let Err(e) = self.queue.forget_worker(&self.instance).await {
+            tracing::debug!(error = %e, "removing this process's heartbeat failed; it expires by itself");
+        }
         if let Some(s) = self.scheduler {
             let _ = s.send(Halt).await;
         }
@@ -165,7 +172,21 @@ impl PoolBuilder {
         });
         let board = SharedBoard::default();
         let stop_watching = Rc::new(Cell::new(false));
-        actix::spawn(super::cancel::watch(self.queue.clone(), board.clone(), stop_watching.clone()));
+        actix::spawn(super::board::watch(self.queue.clone(), board.clone(), stop_watching.clone()));
+        let record = WorkerRecord {
+            instance: self.consumer_prefix.clone(),
+            host: std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map_or_else(|_| "host".into(), |h| h.trim().to_owned()),
+            pid: std::process::id(),
+            queue: self.queue.name().to_owned(),
+            workers: self.workers,
+            concurrency: self.concurrency,
+            busy: 0,
+            started_ms: self.queue.clock().now_ms(),
+            seen_ms: 0,
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        };
+        actix::spawn(heartbeat(self.queue.clone(), record, board.clone(), stop_watching.clone()));
         let workers = (0..self.workers)
             .map(|i| {
                 let config = WorkerConfig {
@@ -182,6 +203,27 @@ impl PoolBuilder {
                 .start()
             })
             .collect();
-        Ok(WorkerPool { workers, scheduler, stop_watching })
+        Ok(WorkerPool {
+            workers,
+            scheduler,
+            stop_watching,
+            queue: self.queue.clone(),
+            instance: self.consumer_prefix.clone(),
+        })
+    }
+}
+
+/// How often a pool renews its heartbeat (it lasts [`HEARTBEAT_TTL`](crate::runtime::queue::manage::HEARTBEAT_TTL)).
+pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(2);
+
+/// Renews this process's heartbeat record (with how many jobs its workers hold) until `stop`.
+async fn heartbeat(queue: Queue, mut record: WorkerRecord, board: SharedBoard, stop: Rc<Cell<bool>>) {
+    while !stop.get() {
+        record.busy = board.borrow().busy();
+        record.seen_ms = queue.clock().now_ms();
+        if let Err(e) = queue.heartbeat(&record).await {
+            tracing::debug!(error = %e, "writing the heartbeat failed; the next one retries");
+        }
+        tokio::time::sleep(HEARTBEAT_EVERY).await;
     }
 }

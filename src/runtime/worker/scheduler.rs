@@ -146,6 +146,10 @@ impl Scheduler {
                             tracing::debug!(error = %e, "reading the oldest waiting job failed");
                         }
                         metrics.sampled(&depth, oldest.ok(), took);
+                        match queue.live_workers().await {
+                            Ok(live) => crate::runtime::telemetry::worker_processes(queue.name(), live.len()),
+                            Err(e) => tracing::debug!(error = %e, "reading live workers failed"),
+                        }
                         if let Some(to) = depth_to {
                             to.do_send(DepthSample { depth });
                         }

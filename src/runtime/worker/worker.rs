@@ -11,7 +11,7 @@
 //! [`REPORT_EVERY`]) and tells an optional [`Observer`] of every settled batch. On [`Stop`] it
 //! claims no more, finishes and settles what it holds, and ends.
 
-use super::cancel::{CancelBoard, SharedBoard};
+use super::board::{Board, SharedBoard};
 use super::lifecycle::{Join, Lifecycle, Stop};
 use super::observer::{Observer, SettledBatch, SettledJob, Settlement};
 use crate::runtime::clock;
@@ -249,7 +249,7 @@ impl Held {
     }
 
     /// Trips the token of every job held whose id `board` has.
-    fn cancel_from(&self, board: &CancelBoard) {
+    fn cancel_from(&self, board: &Board) {
         for held in self.entries.iter().flatten() {
             if !held.cancel.is_cancelled() && board.contains(&held.job_id()) {
                 held.cancel.cancel();
@@ -328,12 +328,15 @@ impl WorkLoop {
             // Claim when half the batch is free (jobs being settled are not held back for it),
             // unless stopping or paused.
             let paused = self.lifecycle.paused_until();
+            // Paused by an operator (every process's workers, through the board).
+            let queue_paused = self.board.borrow().paused();
             let holding = held.len() - settling_jobs;
             let free = capacity.saturating_sub(holding);
             let retry_later = Instant::now() < not_before;
             if claiming.is_none()
                 && !stopping
                 && paused.is_none()
+                && !queue_paused
                 && !retry_later
                 && (free >= capacity.div_ceil(2) || holding == 0)
             {
@@ -373,9 +376,11 @@ impl WorkLoop {
                 (jobs, settled, took) = async { settling.as_mut().expect("guarded").await }, if settling.is_some() => {
                     settling = None;
                     settling_jobs = 0;
+                    let before = held.len();
                     for ran in &jobs {
                         held.remove(ran.slot);
                     }
+                    self.board.borrow_mut().held(before, held.len());
                     metrics.settled(jobs.len(), took, held.is_empty());
                     if let Some(settled) = settled {
                         self.settled(jobs, settled);
@@ -389,6 +394,7 @@ impl WorkLoop {
                             conn = Some(c);
                             if !jobs.is_empty() {
                                 metrics.claimed(jobs.len(), took, held.is_empty());
+                                let before = held.len();
                                 for (job, cancelled) in jobs {
                                     let slot = held.insert(&job);
                                     if cancelled {
@@ -396,6 +402,7 @@ impl WorkLoop {
                                     }
                                     queued.push_back((slot, job));
                                 }
+                                self.board.borrow_mut().held(before, held.len());
                             }
                         }
                         Err(e) if e.is_missing_group() => {
@@ -419,6 +426,8 @@ impl WorkLoop {
                 // Nothing in hand: wait out a retry, a pause, or a stop (checked at the top).
                 _ = async {
                     let until = paused.map_or(not_before, |p| p.max(not_before));
+                    // Paused by an operator: look again when the watcher may have read a resume.
+                    let until = if queue_paused { until.max(Instant::now() + super::board::POLL_EVERY) } else { until };
                     let until = until.max(Instant::now() + Duration::from_millis(1)).min(Instant::now() + self.config.block);
                     tokio::time::sleep_until(tokio::time::Instant::from_std(until)).await
                 }, if idle => {}

@@ -1,7 +1,9 @@
-//! What the workers of one process know of cancellations: the ids of jobs asked to be cancelled
-//! (read from the queue's cancelled set every [`POLL_EVERY`] by the pool's watcher) and, through
-//! that, which runs in progress must see their token trip. Workers look here before they start a
-//! job — a local lookup, and none at all while nobody cancelled anything.
+//! What the workers of one process share, kept up to date by the pool's watcher every
+//! [`POLL_EVERY`]: whether the queue is paused (workers claim nothing then), the ids of jobs
+//! asked to be cancelled (read from the queue's cancelled set) — and through them which runs in
+//! progress must see their token trip — and how many jobs the workers hold (for the process's
+//! heartbeat). Workers look here before they claim and before they start a job: local reads,
+//! and no lookup at all while nobody cancelled anything.
 
 use crate::runtime::queue::{JobId, Queue};
 use std::cell::RefCell;
@@ -14,19 +16,23 @@ pub const POLL_EVERY: Duration = Duration::from_millis(20);
 /// How often the watcher trims the queue's cancelled set.
 const TRIM_EVERY: Duration = Duration::from_secs(60);
 
-/// Cancelled ids, shared by the workers and the watcher of a pool (one thread).
+/// Shared by the workers and the watcher of a pool (one thread).
 #[derive(Debug, Default)]
-pub struct CancelBoard {
-    /// Each id, with when it was read (forgotten after the queue forgets it).
+pub struct Board {
+    /// Each cancelled id, with when it was read (forgotten after the queue forgets it).
     ids: HashMap<JobId, Instant>,
     /// Bumped when ids arrive: a worker that saw another generation checks its running jobs.
     generation: u64,
+    /// The queue is paused (`conveyor pause`): claim nothing.
+    paused: bool,
+    /// Jobs the pool's workers hold (claimed, not settled yet).
+    busy: usize,
 }
 
 /// The board as the pool hands it around.
-pub type SharedBoard = Rc<RefCell<CancelBoard>>;
+pub type SharedBoard = Rc<RefCell<Board>>;
 
-impl CancelBoard {
+impl Board {
     /// True when `id` was asked to be cancelled.
     pub fn contains(&self, id: &JobId) -> bool {
         !self.ids.is_empty() && self.ids.contains_key(id)
@@ -35,6 +41,21 @@ impl CancelBoard {
     /// True when nothing was cancelled (the common case: workers skip every lookup).
     pub fn is_empty(&self) -> bool {
         self.ids.is_empty()
+    }
+
+    /// The queue is paused.
+    pub fn paused(&self) -> bool {
+        self.paused
+    }
+
+    /// Jobs the pool's workers hold.
+    pub fn busy(&self) -> usize {
+        self.busy
+    }
+
+    /// A worker now holds `now` jobs where it held `before`.
+    pub(crate) fn held(&mut self, before: usize, now: usize) {
+        self.busy = (self.busy + now).saturating_sub(before);
     }
 
     /// Changes whenever ids arrive.
@@ -58,7 +79,7 @@ impl CancelBoard {
     }
 }
 
-/// Reads new cancellations of `queue` into `board` until `stop` says so. Call inside an actix
+/// Reads new cancellations and the pause of `queue` into `board` until `stop` says so. Call inside an actix
 /// `System` (it runs on the current thread).
 pub async fn watch(queue: Queue, board: SharedBoard, stop: Rc<std::cell::Cell<bool>>) {
     // Only what is cancelled from now on concerns jobs this process will see start... and jobs
@@ -73,6 +94,21 @@ pub async fn watch(queue: Queue, board: SharedBoard, stop: Rc<std::cell::Cell<bo
                 board.borrow_mut().add(ids);
             }
             Err(e) => tracing::debug!(error = %e, "reading cancellations failed; next poll retries"),
+        }
+        match queue.is_paused().await {
+            Ok(paused) => {
+                let was = std::mem::replace(&mut board.borrow_mut().paused, paused);
+                if was != paused {
+                    crate::runtime::telemetry::queue_paused(queue.name(), paused);
+                    tracing::info!(
+                        queue = queue.name(),
+                        paused,
+                        "the queue was {}",
+                        if paused { "paused" } else { "resumed" }
+                    );
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "reading whether the queue is paused failed; next poll retries"),
         }
         if last_trim.elapsed() >= TRIM_EVERY {
             last_trim = Instant::now();
