@@ -54,6 +54,8 @@ pub struct BenchSize {
 }
 
 impl BenchSize {
+    /// The size `conveyor bench` runs by default: half a million jobs per throughput figure, and
+    /// the scaling measurement.
     pub const FULL: Self = Self {
         jobs: 500_000,
         latency_window: Duration::from_secs(10),
@@ -61,6 +63,7 @@ impl BenchSize {
         memory_jobs: 100_000,
         scaling_jobs: 60_000,
     };
+    /// `conveyor bench --quick`: fewer jobs, short latency windows, no scaling measurement.
     pub const QUICK: Self = Self {
         jobs: 100_000,
         latency_window: Duration::from_secs(3),
@@ -70,8 +73,11 @@ impl BenchSize {
     };
 }
 
+/// Every figure of one `conveyor bench` run, printed by [`BenchResult::summary`] (or as JSON
+/// with `--json`).
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchResult {
+    /// What plain Redis clients reach on this machine and Redis, the yardstick for the rest.
     pub ceiling: Ceiling,
     /// Jobs/s one producer actor enqueues with no workers running.
     pub enqueue_only_per_second: f64,
@@ -81,12 +87,17 @@ pub struct BenchResult {
     pub ratio_to_ceiling: f64,
     /// Measured jobs per CPU-second of this process in the end-to-end run.
     pub jobs_per_cpu_second: f64,
+    /// Jobs lost in the end-to-end run, per the audit (anything above 0 is a bug).
     pub end_to_end_lost: u64,
+    /// Jobs completed more than once in the end-to-end run.
     pub end_to_end_duplicates: u64,
     /// Open-loop enqueue→start latency (µs) at fixed rates.
     pub latency: Vec<LatencyAt>,
+    /// This process's RSS after 20 workers sat idle on an empty queue for a second, in bytes.
     pub rss_idle_20_workers_bytes: u64,
+    /// Redis `used_memory` per queued noop job with a `payload_bytes` payload, in bytes.
     pub redis_bytes_per_queued_job: f64,
+    /// Payload size of every noop benchmark job, in bytes.
     pub payload_bytes: usize,
     /// End to end with an application-like job type: a serde struct from 100 bytes of JSON.
     pub serde_job: SerdeJob,
@@ -123,23 +134,35 @@ pub struct SerdeJob {
     pub redis_bytes_per_queued_job: f64,
 }
 
+/// Throughput of sleep-1ms jobs drained by one and then two `conveyor worker` processes (4
+/// workers × concurrency 4 each): whether a second process adds capacity.
 #[derive(Debug, Clone, Serialize)]
 pub struct Scaling {
+    /// Jobs/s drained by one worker process.
     pub one_process_per_second: f64,
+    /// Jobs/s drained by two worker processes.
     pub two_processes_per_second: f64,
     /// `two / one`.
     pub factor: f64,
+    /// Jobs lost over both runs, per the audit.
     pub lost: u64,
 }
 
+/// Open-loop latency at one send rate, beside how late the machine itself woke a sleeping thread
+/// in the same window.
 #[derive(Debug, Clone, Serialize)]
 pub struct LatencyAt {
+    /// The planned send rate, in jobs/s: 1,000, or half the end-to-end capacity measured before.
     pub rate: f64,
+    /// From the intended enqueue time to the handler's start (µs).
     pub enqueue_to_start_us: Percentiles,
+    /// From the intended enqueue time to Redis acknowledging the settle (µs).
     pub end_to_end_us: Percentiles,
+    /// How far behind plan the producer sent its batches (µs).
     pub schedule_lag_us: Percentiles,
     /// How late a probe thread sleeping 1 ms at a time woke during the same window (µs).
     pub machine_wake_delay_us: Percentiles,
+    /// Jobs lost in this run, per the audit.
     pub lost: u64,
 }
 

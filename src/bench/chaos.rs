@@ -28,13 +28,17 @@ const STOP_LIMIT: Duration = Duration::from_secs(10);
 /// seen before the run ended).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ChaosReport {
+    /// Worker processes started beside the run (`chaos.worker_processes`).
     pub worker_processes: u32,
+    /// When one of them got SIGKILL, seconds after the faults were armed (as the run started).
     pub worker_killed_at_seconds: Option<f64>,
     /// Jobs the killed worker process held (claimed, not settled) when it died.
     pub jobs_held_by_killed_worker: Option<u64>,
     /// From the kill until none of those jobs was held by the dead process any more (the lease
     /// expired and the scheduler gave them to live workers).
     pub reclaimed_after_seconds: Option<f64>,
+    /// When the private redis-server got SIGKILL (it was started again at once), seconds after
+    /// the faults were armed.
     pub redis_restarted_at_seconds: Option<f64>,
     /// From SIGKILL to the restarted server answering (append-only file loaded).
     pub redis_down_seconds: Option<f64>,

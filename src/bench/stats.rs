@@ -18,6 +18,7 @@ pub struct WorkerStats {
     pub start_to_complete: Latency,
     /// From the intended enqueue time to the job being settled in Redis.
     pub end_to_end: Latency,
+    /// What the workers counted, measured and warm-up jobs alike unless a field says otherwise.
     pub counts: WorkerCounts,
 }
 
@@ -30,7 +31,10 @@ pub struct WorkerCounts {
     pub completed: u64,
     /// Of `completed`, jobs produced during the measured phase.
     pub measured_completed: u64,
+    /// Failed attempts scheduled for another try (a job retried twice counts twice).
     pub retried: u64,
+    /// Jobs moved to the dead letters (out of attempts, refused, or undecodable: `poison` is a part
+    /// of this).
     pub dead: u64,
     /// Jobs completed although the audit says they had finished before.
     pub duplicates: u64,
@@ -48,6 +52,7 @@ impl WorkerCounts {
         (self.completed + self.dead).saturating_sub(self.duplicates)
     }
 
+    /// Adds another worker's counts: sums, the earliest first start and the latest completion.
     pub fn add(&mut self, o: &WorkerCounts) {
         self.started += o.started;
         self.completed += o.completed;
@@ -82,6 +87,7 @@ struct Encoded {
 /// A worker process's statistics as it published them through Redis.
 #[derive(Debug, Clone, Default)]
 pub struct Published {
+    /// The process's merged worker statistics.
     pub stats: WorkerStats,
     /// When the process took them (µs since the epoch by its own clock; 0 when it did not say).
     /// Two publications of one process give its rate, however late a reader sees them.
@@ -89,6 +95,7 @@ pub struct Published {
 }
 
 impl Published {
+    /// Reads what [`WorkerStats::encode`] wrote; the error says what could not be decoded.
     pub fn decode(bytes: &[u8]) -> Result<Self, String> {
         let e: Encoded = rmp_serde::from_slice(bytes).map_err(|e| e.to_string())?;
         let stats = WorkerStats {
@@ -102,6 +109,7 @@ impl Published {
 }
 
 impl WorkerStats {
+    /// Merges another worker's statistics: histograms are added, never averaged.
     pub fn add(&mut self, o: &WorkerStats) {
         self.enqueue_to_start.add(&o.enqueue_to_start);
         self.start_to_complete.add(&o.start_to_complete);
@@ -109,6 +117,7 @@ impl WorkerStats {
         self.counts.add(&o.counts);
     }
 
+    /// Nothing counted yet (the histograms are then empty too), so there is nothing to report.
     pub fn is_empty(&self) -> bool {
         self.counts == WorkerCounts::default()
     }
@@ -144,6 +153,8 @@ pub struct ProducerStats {
 }
 
 impl ProducerStats {
+    /// Merges another producer's statistics: histograms added, counts summed, the earliest
+    /// measured start kept.
     pub fn add(&mut self, o: &ProducerStats) {
         self.enqueue_call.add(&o.enqueue_call);
         self.schedule_lag.add(&o.schedule_lag);

@@ -85,6 +85,8 @@ impl Settings {
         Ok(settings)
     }
 
+    /// Where run results are written: the configured directory, else `results` (relative to
+    /// the working directory).
     pub fn results_dir(&self) -> PathBuf {
         self.results_dir.clone().unwrap_or_else(|| PathBuf::from("results"))
     }

@@ -20,7 +20,10 @@ pub enum Eviction {
     /// `noeviction`: Redis answers writes with an error when full instead of deleting keys.
     Safe,
     /// Another policy, allowed by the user: the run goes on with a warning.
-    Allowed { policy: String },
+    Allowed {
+        /// The policy Redis reported (`allkeys-lru`, ...), or "unknown" when Redis would not say.
+        policy: String,
+    },
 }
 
 /// Reads the eviction policy and refuses any but `noeviction` unless `allow` is set.

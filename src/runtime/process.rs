@@ -31,18 +31,22 @@ pub fn process_rss_bytes() -> u64 {
 /// figure the system does not give).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ProcessFigures {
+    /// Size of the address space (`vsize` of `/proc/self/stat`), in bytes.
     pub virtual_memory_bytes: Option<u64>,
     /// The address-space limit (`RLIMIT_AS`), None when unlimited.
     pub virtual_memory_max_bytes: Option<u64>,
+    /// File descriptors open now (entries of `/proc/self/fd`).
     pub open_fds: Option<u64>,
     /// The open-files limit (`RLIMIT_NOFILE`, soft), None when unlimited.
     pub max_fds: Option<u64>,
+    /// Threads of this process (`num_threads` of `/proc/self/stat`).
     pub threads: Option<u64>,
-    /// Seconds since the Unix epoch.
+    /// When the process started: seconds since the Unix epoch.
     pub start_time_seconds: Option<f64>,
 }
 
 impl ProcessFigures {
+    /// Reads the figures now; each one the system does not give is `None`.
     pub fn read() -> Self {
         let stat = ProcStat::read();
         let known = |v: f64| (v > 0.0).then_some(v);

@@ -26,7 +26,10 @@ const HEARTBEAT_FOR: Duration = Duration::from_secs(10);
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
 pub struct WorkerReport {
+    /// The run the jobs were stamped with; the collector drops reports of an older run and starts
+    /// afresh on a newer one.
     pub run: u32,
+    /// What the worker measured and counted since its last report (merged with `add`).
     pub stats: WorkerStats,
 }
 
@@ -34,6 +37,7 @@ pub struct WorkerReport {
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
 pub struct ProducerReport {
+    /// What the producer measured and counted since its last report (merged with `add`).
     pub stats: ProducerStats,
 }
 
@@ -42,11 +46,14 @@ pub struct ProducerReport {
 #[rtype(result = "Snapshot")]
 pub struct TakeSnapshot;
 
+/// The run's merged statistics at one moment, answered to [`TakeSnapshot`].
 #[derive(Debug, Clone, Default, MessageResponse)]
 pub struct Snapshot {
     /// The run the worker statistics belong to (0 before any job was seen).
     pub run: u32,
+    /// Every local worker's statistics merged (worker processes elsewhere publish their own).
     pub workers: WorkerStats,
+    /// Every producer's statistics merged.
     pub producers: ProducerStats,
     /// Most jobs seen waiting in any depth sample.
     pub max_waiting: u64,
@@ -57,6 +64,7 @@ pub struct Snapshot {
 #[rtype(result = "Counts")]
 pub struct TakeCounts;
 
+/// The running totals a progress line shows, answered to [`TakeCounts`].
 #[derive(Debug, Clone, Copy, Default, MessageResponse)]
 pub struct Counts {
     /// Jobs acknowledged by Redis so far.
@@ -70,11 +78,14 @@ pub struct Counts {
 /// Where a worker-only process publishes its statistics.
 #[derive(Debug, Clone)]
 pub struct Publisher {
+    /// The queue whose run statistics hash the process writes to.
     pub queue: Queue,
     /// Names this process in the run's stats hash.
     pub instance: String,
 }
 
+/// Merges producer and worker reports into the run's statistics (see the module doc); one per
+/// process, with a [`Publisher`] when the process only runs workers.
 #[derive(Debug, Default)]
 pub struct Collector {
     /// Run whose statistics are being merged; reports of an older run are dropped, a newer run
@@ -92,6 +103,8 @@ pub struct Collector {
 }
 
 impl Collector {
+    /// A collector that also publishes what it merged through `publisher`, when given one
+    /// (worker-only processes); `None` in the process that owns the run.
     pub fn new(publisher: Option<Publisher>) -> Self {
         Self { publisher, ..Default::default() }
     }

@@ -25,7 +25,9 @@ const RETRY_WAIT: Duration = Duration::from_millis(100);
 /// When a producer stops producing measured jobs.
 #[derive(Debug, Clone, Copy)]
 pub enum End {
+    /// After this many measured jobs (warm-up jobs not counted); 0 sends only the warm-up.
     Jobs(u64),
+    /// When this long has passed since the warm-up ended (by the jobs' intended times).
     After(Duration),
 }
 
@@ -35,11 +37,16 @@ pub struct ProducerPlan {
     /// This producer's index among `producers`; it sends sequence numbers
     /// `index, index + producers, ...` so producers never collide.
     pub index: u64,
+    /// Producers sharing the load: the stride of this producer's sequence numbers.
     pub producers: u64,
     /// This producer's share of the send plan.
     pub rate: Schedule,
+    /// Most jobs per pipelined enqueue call.
     pub batch: usize,
+    /// How long, from the producer's start, the jobs it sends count as warm-up (processed and
+    /// audited, not measured).
     pub warmup: Duration,
+    /// When the producer stops sending measured jobs.
     pub end: End,
     /// Benchmark run number stamped on every job.
     pub run: u32,
@@ -60,6 +67,9 @@ pub struct MixEntry {
     pub keep_ms: Option<u64>,
 }
 
+/// An actor that enqueues its [`ProducerPlan`] from the moment it starts, reports what it
+/// measured to the collector, and finishes when the plan is done or it is told to [`Stop`];
+/// [`Join`] waits for that.
 pub struct Producer {
     queue: Queue,
     plan: ProducerPlan,
@@ -68,6 +78,7 @@ pub struct Producer {
 }
 
 impl Producer {
+    /// A producer of `plan` on `queue`, reporting to `collector`; it sends once started.
     pub fn new(queue: Queue, plan: ProducerPlan, collector: Recipient<ProducerReport>) -> Self {
         Self { queue, plan, collector, lifecycle: Lifecycle::new() }
     }

@@ -20,6 +20,8 @@ use redis::Value;
 use serde::Serialize;
 use std::time::Instant;
 
+/// What plain Redis clients reached on this machine, in the same run as conveyor: the figures a
+/// conveyor throughput is read against.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Ceiling {
     /// Entries per second added by pipelined XADD alone.

@@ -49,6 +49,8 @@ impl Written {
 }
 
 impl Profiler {
+    /// Starts sampling every thread of this process; sampling goes on until the profiler is
+    /// dropped.
     pub fn start() -> Result<Self> {
         pprof::ProfilerGuardBuilder::default()
             .frequency(FREQUENCY)

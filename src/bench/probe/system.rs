@@ -4,35 +4,54 @@
 use crate::runtime::connection::Redis;
 use serde::Serialize;
 
+/// The machine and build a result was measured on, so two results are compared only like with
+/// like. Read from `/proc` and `/etc/os-release` (Linux); what cannot be read is left
+/// "unknown", empty or 0.
 #[derive(Debug, Clone, Serialize)]
 pub struct SystemInfo {
+    /// CPU model name from `/proc/cpuinfo` ("unknown" when absent).
     pub cpu_model: String,
+    /// CPUs this process may use (`available_parallelism`), which may be fewer than the machine has.
     pub cores: usize,
+    /// Total memory of the machine in bytes (`MemTotal`; 0 when unreadable).
     pub memory_bytes: u64,
+    /// The operating system's pretty name (`/etc/os-release`), else the target OS (`linux`).
     pub os: String,
+    /// Host name of the machine (empty when unreadable).
     pub hostname: String,
+    /// This crate's version (`CARGO_PKG_VERSION`).
     pub conveyor_version: String,
+    /// Short git commit hash the binary was built from (set by `build.rs`; "unknown" outside a
+    /// git checkout).
     pub git_revision: String,
     /// Whether the build was optimized (debug numbers are not comparable).
     pub release_build: bool,
 }
 
+/// The Redis server a result was measured against and how it keeps data, since persistence and
+/// eviction settings change what a queue can do. A setting Redis refuses to show is "unknown".
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct RedisInfo {
+    /// `redis_version` from `INFO server`.
     pub version: String,
     /// Redis URL with any password removed.
     pub url: String,
     /// True when conveyor started its own redis-server for this run.
     pub private_server: bool,
+    /// `CONFIG GET appendonly`: whether the append-only file is on (`yes`/`no`).
     pub appendonly: String,
+    /// `CONFIG GET appendfsync`: how often the append-only file is synced (`always`, `everysec`, `no`).
     pub appendfsync: String,
+    /// `CONFIG GET save`: the RDB snapshot schedule (empty when snapshots are off).
     pub save: String,
+    /// `CONFIG GET maxmemory-policy`: what Redis evicts when full (`noeviction` keeps every job).
     pub maxmemory_policy: String,
     /// Whether the Redis server process runs on this host (it then shares our cores).
     pub same_host: bool,
 }
 
 impl SystemInfo {
+    /// Reads the machine's description; never fails (see the fields for what an unreadable one holds).
     pub fn gather() -> Self {
         let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
         let cpu_model = cpuinfo

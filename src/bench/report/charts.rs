@@ -12,7 +12,9 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 /// One chart: its SVG markup and a caption.
 #[derive(Debug, Clone)]
 pub struct Chart {
+    /// A complete `<svg>` element, embedded as is in `report.html`.
     pub svg: String,
+    /// What the chart shows, in plain text (escaped when it is written as a `<figcaption>`).
     pub caption: String,
 }
 

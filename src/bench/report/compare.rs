@@ -42,22 +42,32 @@ pub struct Tolerance {
 /// One metric of one cell in both results.
 #[derive(Debug, Clone)]
 pub struct Delta {
+    /// Label of the matrix cell (`workers=10`, `all` without a matrix).
     pub cell: String,
+    /// The metric's name (`end_to_end.p99`).
     pub metric: String,
+    /// The metric's unit, for formatting and for the rules (latency floor, counts).
     pub unit: Unit,
+    /// The cell's aggregate value in the baseline result.
     pub baseline: f64,
+    /// The cell's aggregate value in the current result.
     pub current: f64,
     /// (current − baseline) / baseline.
     pub change: f64,
     /// The relative change allowed: tolerance + both results' spread.
     pub allowed: f64,
+    /// The metric moved the wrong way by more than `allowed` (a count: by any increase).
     pub regressed: bool,
+    /// The metric moved the right way by more than `allowed` (a count: by any decrease).
     pub improved: bool,
 }
 
+/// The outcome of `conveyor compare`: every compared metric of every cell both results have.
 #[derive(Debug, Clone)]
 pub struct Comparison {
+    /// The scenario both results are of.
     pub scenario: String,
+    /// One entry per metric of each cell found in both results, in cell and metric order.
     pub deltas: Vec<Delta>,
     /// Cells present in only one of the results.
     pub unmatched: Vec<String>,
@@ -168,6 +178,7 @@ fn delta(
 }
 
 impl Comparison {
+    /// The deltas that regressed; any one fails `conveyor compare`.
     pub fn regressions(&self) -> impl Iterator<Item = &Delta> {
         self.deltas.iter().filter(|d| d.regressed)
     }

@@ -5,6 +5,7 @@ use super::suite::SuiteResult;
 use super::table;
 use std::fmt::Write as _;
 
+/// The text `conveyor run` prints when a suite ends (see the module doc).
 pub fn summary(suite: &SuiteResult) -> String {
     let mut s = String::new();
     let single =

@@ -13,6 +13,7 @@ td{text-align:right}td:first-child,th:first-child{text-align:left}.pass{color:#0
 .fail{color:#c00;font-weight:bold}figure{display:inline-block;margin:1em 1em 1em 0}figcaption{font-size:13px;color:#555}\
 .context{font-size:13px;color:#444}";
 
+/// The whole `report.html` page of a suite.
 pub fn render(suite: &SuiteResult) -> String {
     let mut s = String::new();
     let _ = write!(

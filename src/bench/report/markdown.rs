@@ -6,6 +6,7 @@ use super::suite::SuiteResult;
 use super::table;
 use std::fmt::Write as _;
 
+/// The whole `report.md` of a suite.
 pub fn render(suite: &SuiteResult) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "# {}\n", suite.scenario);

@@ -32,7 +32,9 @@ pub enum Unit {
     Count,
     /// A fraction, 0 to 1 (targets may write "1%").
     Ratio,
+    /// A size in bytes (memory; targets may write "100MB" or "64KiB").
     Bytes,
+    /// A duration in seconds (phase times such as `drain_seconds`).
     Seconds,
     /// Growth per hour (slopes of memory over a soak).
     BytesPerHour,
@@ -41,14 +43,18 @@ pub enum Unit {
 /// Which way is an improvement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Better {
+    /// More is better (throughput).
     Higher,
+    /// Less is better (latency, memory, lost jobs).
     Lower,
 }
 
 /// A metric's unit and good direction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MetricDef {
+    /// The unit the metric's values, and thresholds written for it, are in.
     pub unit: Unit,
+    /// Which way a change is an improvement, for `conveyor compare`.
     pub better: Better,
 }
 

@@ -30,36 +30,58 @@ use std::path::{Path, PathBuf};
 /// incompatible change.
 pub const SCHEMA_VERSION: u32 = 3;
 
+/// Everything one benchmark run measured and counted: printed by [`RunResult::summary`], and
+/// one of a cell's `runs` in `result.json` ([`SuiteResult`]; layout in
+/// `schema/result.schema.json`).
 #[derive(Debug, Clone, Serialize)]
 pub struct RunResult {
+    /// The JSON layout this result follows ([`SCHEMA_VERSION`]), so a reader can refuse one it does
+    /// not know.
     pub schema_version: u32,
+    /// Name of the scenario that ran (its file name without `.toml` unless the file names it).
     pub scenario: String,
+    /// The scenario's one-line description of what it shows.
     pub description: String,
+    /// The queue the run used (the scenario's `queue.name`, else `bench-<scenario>`).
     pub queue: String,
     /// Run number on the queue (stamped on every job).
     pub run: u32,
     /// RFC 3339, UTC.
     pub started_at: String,
+    /// When the run ended, RFC 3339, UTC.
     pub finished_at: String,
     /// Ctrl-C or SIGTERM cut the run short.
     pub interrupted: bool,
+    /// How the run was set up: producers, rate, workers and batch sizes.
     pub setup: Setup,
+    /// How fast jobs were completed over the measured window, and enqueued over the produce
+    /// phase (jobs/s).
     pub throughput: Throughput,
+    /// What happened to the jobs, from the producers' and workers' counts and the audit bitmap.
     pub counts: Counts,
     /// Microseconds.
     pub latency_us: Latencies,
     /// Jobs still in Redis when the run ended (0 after a full drain).
     pub remaining: Depth,
+    /// Most jobs seen waiting in the ready stream in any of the scheduler's depth samples: how far
+    /// the workers fell behind.
     pub max_waiting: u64,
+    /// The Redis ceiling measured in the same run (plain clients, no runtime); `None` when the
+    /// scenario did not ask for it.
     pub ceiling: Option<Ceiling>,
+    /// CPU time and memory of this process over the run.
     pub resources: Resources,
+    /// The machine and build the run ran on, so figures are only compared like with like.
     pub system: SystemInfo,
+    /// The Redis server the run used: version, persistence and eviction settings.
     pub redis: RedisInfo,
     /// What the run exercised.
     pub mode: Mode,
     /// Jobs per second the closed-loop capacity probe measured, when a rate was a share of it.
     pub capacity: Option<f64>,
+    /// How long each phase of the run took.
     pub phases: PhaseTimes,
+    /// RSS of this process and Redis bytes per queued job.
     pub memory: Memory,
     /// Each queue operation timed alone (mode "queue-ops"), microseconds.
     pub ops_us: BTreeMap<String, Percentiles>,
@@ -101,11 +123,15 @@ pub struct Memory {
     pub redis_bytes_per_job: Vec<BytesPerJob>,
 }
 
+/// Redis memory taken per queued job for one payload size, measured on a scratch queue.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct BytesPerJob {
+    /// Payload size of the jobs measured, in bytes (one of the sizes in the job mix).
     pub payload_bytes: usize,
     /// Jobs queued for the measurement.
     pub jobs: u64,
+    /// Growth of Redis `used_memory` divided by `jobs`, in bytes (envelope, stream entry and
+    /// payload together).
     pub bytes_per_job: f64,
 }
 
@@ -114,30 +140,41 @@ pub struct BytesPerJob {
 pub struct PauseRecord {
     /// Seconds after the producers started.
     pub at_seconds: f64,
+    /// How long the workers were paused, in seconds.
     pub seconds: f64,
 }
 
 /// How the run was set up.
 #[derive(Debug, Clone, Serialize)]
 pub struct Setup {
+    /// Producer actors sending load.
     pub producers: u32,
     /// Jobs per second, or null for closed loop ("max").
     pub rate: Option<f64>,
+    /// Worker actors in this process.
     pub local_workers: u32,
     /// Worker processes besides this one that published statistics.
     pub remote_worker_processes: u32,
+    /// Jobs each worker runs at the same time.
     pub concurrency: u32,
+    /// Most jobs a worker claims per round trip.
     pub claim_batch: u32,
+    /// Most jobs per pipelined enqueue call.
     pub enqueue_batch: u32,
+    /// Seconds of warm-up before the measured phase (those jobs are processed but not measured).
     pub warmup_seconds: f64,
 }
 
+/// How fast the workers finished jobs, and how fast the producers enqueued them.
 #[derive(Debug, Clone, Serialize)]
 pub struct Throughput {
     /// Measured jobs completed per second, from the start of the measured phase to the last
     /// completion.
     pub jobs_per_second: f64,
+    /// Measured (not warm-up) jobs completed in the window: the numerator of `jobs_per_second`.
     pub measured_jobs: u64,
+    /// Seconds from the start of the measured phase (when its first job was due, else its first
+    /// start) to the last measured completion: the denominator of `jobs_per_second`.
     pub window_seconds: f64,
     /// `jobs_per_second` divided by the number of workers.
     pub jobs_per_second_per_worker: f64,
@@ -145,16 +182,22 @@ pub struct Throughput {
     pub enqueue_per_second: f64,
 }
 
+/// What became of the run's jobs: produced, finished, retried, dead, and what the audit found
+/// missing or doubled. `lost` above zero fails the run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Counts {
     /// Jobs Redis acknowledged from the producers (warm-up included).
     pub produced: u64,
+    /// Of `produced`, jobs sent during warm-up (processed and audited, not measured).
     pub produced_warmup: u64,
     /// Distinct jobs that completed or died, per the audit bitmap.
     pub finished: u64,
     /// Completions reported by workers (a duplicate counts twice).
     pub completed: u64,
+    /// Failed attempts scheduled for another try (a job retried twice counts twice).
     pub retried: u64,
+    /// Jobs moved to the dead letters: out of attempts, refused by their handler, or undecodable
+    /// (`poison` is a part of this count).
     pub dead: u64,
     /// Produced, never finished, and no longer anywhere in Redis.
     pub lost: u64,
@@ -168,6 +211,7 @@ pub struct Counts {
     pub duplicates: u64,
     /// Undecodable entries moved to the dead letters.
     pub poison: u64,
+    /// Enqueue calls that failed; their jobs are not counted in `produced`.
     pub enqueue_errors: u64,
 }
 
@@ -186,10 +230,15 @@ impl Counts {
     }
 }
 
+/// Latency percentiles of the measured jobs, in microseconds, per stage of a job's life.
 #[derive(Debug, Clone, Serialize)]
 pub struct Latencies {
+    /// From the job's intended enqueue time to its handler's start: time spent waiting.
     pub enqueue_to_start: Percentiles,
+    /// From the handler's start to its end: time spent running.
     pub start_to_complete: Percentiles,
+    /// From the job's intended enqueue time to Redis acknowledging its settle (completed jobs
+    /// only): what a caller of the queue sees.
     pub end_to_end: Percentiles,
     /// One pipelined enqueue call.
     pub enqueue_call: Percentiles,
@@ -197,16 +246,28 @@ pub struct Latencies {
     pub schedule_lag: Percentiles,
 }
 
+/// A summary of one HDR histogram, taken from the histogram itself (never averaged across
+/// histograms). Values are in the histogram's unit (microseconds for latency); all zero when
+/// nothing was recorded.
 #[derive(Debug, Clone, Copy, Serialize, Default, PartialEq)]
 pub struct Percentiles {
+    /// Values recorded.
     pub count: u64,
+    /// Smallest value recorded.
     pub min: u64,
+    /// Arithmetic mean of the values.
     pub mean: f64,
+    /// Median.
     pub p50: u64,
+    /// 90th percentile.
     pub p90: u64,
+    /// 95th percentile.
     pub p95: u64,
+    /// 99th percentile.
     pub p99: u64,
+    /// 99.9th percentile.
     pub p999: u64,
+    /// Largest value recorded.
     pub max: u64,
 }
 
@@ -230,12 +291,14 @@ impl From<&Latency> for Percentiles {
     }
 }
 
+/// What the run cost this process: CPU time and resident memory.
 #[derive(Debug, Clone, Serialize)]
 pub struct Resources {
     /// CPU seconds this process used during the run (user + system).
     pub cpu_seconds: f64,
     /// Measured jobs per CPU-second of this process (Redis' CPU not included).
     pub jobs_per_cpu_second: f64,
+    /// Resident set size of this process when the result was built, in bytes.
     pub rss_bytes: u64,
 }
 

@@ -15,14 +15,21 @@ use crate::bench::stats::Latency;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
+/// The result of running a whole scenario (every matrix cell, every repeat), as written to
+/// `result.json`; the report files and `conveyor compare` read it.
 #[derive(Debug, Clone, Serialize)]
 pub struct SuiteResult {
+    /// The JSON layout this result follows ([`super::SCHEMA_VERSION`]).
     pub schema_version: u32,
+    /// Name of the scenario that ran.
     pub scenario: String,
+    /// The scenario's one-line description of what it shows.
     pub description: String,
+    /// What the runs exercised (whole runtime, queue operations alone, or Redis alone).
     pub mode: Mode,
     /// RFC 3339, UTC.
     pub started_at: String,
+    /// When the suite ended (after its last run), RFC 3339, UTC.
     pub finished_at: String,
     /// Ctrl-C or SIGTERM cut the suite short.
     pub interrupted: bool,
@@ -34,19 +41,27 @@ pub struct SuiteResult {
     pub axes: Vec<String>,
     /// The closed-loop probe behind rates given as a share of capacity.
     pub capacity: Option<CapacityProbe>,
+    /// One entry per matrix cell (a single `all` cell without a matrix), in matrix order.
     pub cells: Vec<CellResult>,
+    /// How every target fared in every cell it applies to; filled by [`SuiteResult::judge`].
     pub targets: Vec<TargetOutcome>,
     /// Jobs lost over every run (any loss fails the suite).
     pub lost: u64,
     /// No job lost and every target met.
     pub passed: bool,
+    /// The machine and build the suite ran on.
     pub system: SystemInfo,
+    /// The Redis server the suite ran against.
     pub redis: RedisInfo,
 }
 
+/// The closed-loop run that measured capacity, so rates written as "N% capacity" can be turned
+/// into jobs per second.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct CapacityProbe {
+    /// Completed jobs per second the probe measured: the 100% of "N% capacity".
     pub jobs_per_second: f64,
+    /// Measured jobs the probe completed.
     pub jobs: u64,
 }
 
@@ -62,6 +77,7 @@ pub struct CellResult {
     /// Latency histograms merged over the runs, by stage or `ops.<op>`.
     #[serde(skip)]
     pub histograms: BTreeMap<String, Latency>,
+    /// Every measured run of the cell, in the order they ran (the warm-up run is not kept).
     pub runs: Vec<RunResult>,
 }
 
@@ -72,7 +88,9 @@ pub struct MetricSummary {
     pub value: f64,
     /// Lowest and highest value of a single run.
     pub min: f64,
+    /// Highest value of a single run (see `min`).
     pub max: f64,
+    /// The unit of `value`, `min` and `max`, for formatting and comparison.
     pub unit: Unit,
 }
 
@@ -81,16 +99,21 @@ pub struct MetricSummary {
 pub struct TargetOutcome {
     /// The target's key as written.
     pub target: String,
+    /// The metric the target is about (`throughput`).
     pub metric: String,
+    /// Label of the cell this outcome is for.
     pub cell: String,
+    /// How `value` is compared with `threshold`.
     pub op: Op,
     /// The comparison as written.
     pub expected: String,
+    /// The threshold in the metric's base unit (µs for latency, bytes, a fraction for ratios).
     pub threshold: f64,
     /// None when the run has no such figure (which fails the target).
     pub value: Option<f64>,
     /// The value formatted in its unit.
     pub shown: String,
+    /// The target was met; a target with no value fails.
     pub passed: bool,
 }
 
@@ -123,6 +146,7 @@ impl CellResult {
         Self { label, params, metrics, histograms, runs }
     }
 
+    /// The aggregate value of metric `name` in this cell; `None` when no run of the cell has it.
     pub fn metric(&self, name: &str) -> Option<f64> {
         self.metrics.get(name).map(|m| m.value)
     }

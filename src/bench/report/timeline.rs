@@ -20,10 +20,13 @@ pub struct Sample {
     /// Completions per second since the previous sample; None when not every reporting worker
     /// process had an earlier publication to measure from.
     pub jobs_per_second: Option<f64>,
+    /// Jobs in the ready stream not yet handed to a worker (the queue's depth).
     pub waiting: u64,
+    /// Jobs handed to a worker and not yet settled.
     pub in_flight: u64,
     /// Delayed or retrying.
     pub delayed: u64,
+    /// Jobs in the dead letters.
     pub dead: u64,
     /// Resident set size of this process.
     pub rss_bytes: u64,
@@ -52,11 +55,13 @@ pub struct Trends {
     pub rss_slope_stderr_bytes_per_hour: Option<f64>,
     /// Least-squares slope of Redis `used_memory`, as the RSS slope.
     pub redis_memory_slope_bytes_per_hour: Option<f64>,
+    /// The standard error of the Redis memory slope, as the RSS slope's.
     pub redis_memory_slope_stderr_bytes_per_hour: Option<f64>,
     /// Standard deviation of the per-second throughput divided by its mean; None when some
     /// sample's throughput is unknown (no worker reported it), so a target on it cannot pass
     /// on figures nobody measured.
     pub throughput_cv: Option<f64>,
+    /// Mean of the per-second throughput over the window (jobs/s); None when `throughput_cv` is.
     pub throughput_mean: Option<f64>,
 }
 
@@ -150,7 +155,9 @@ pub fn trends(samples: &[Sample], warmup_seconds: f64) -> Option<Trends> {
 /// A least-squares line: its slope and the slope's standard error.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Fit {
+    /// Change of y per unit of x (per second for the trends' samples).
     pub slope: f64,
+    /// Standard error of `slope`, from the scatter of the points around the line.
     pub stderr: f64,
 }
 

@@ -11,6 +11,7 @@ use std::time::Duration;
 /// How progress is shown.
 #[derive(Debug)]
 pub enum Progress {
+    /// Nothing is shown (`--quiet`, or `--json` on stdout).
     Off,
     /// One line per sample on stderr.
     Lines,

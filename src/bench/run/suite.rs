@@ -17,6 +17,7 @@ use std::time::Duration;
 /// How a suite runs, beyond what one run needs.
 #[derive(Debug, Clone)]
 pub struct SuiteOptions {
+    /// How each run of the suite (and its capacity probe) takes part, passed to every run.
     pub run: RunOptions,
     /// Overrides the scenario's `repeats`.
     pub repeats: Option<u32>,

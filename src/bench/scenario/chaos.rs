@@ -14,6 +14,8 @@ use super::duration;
 use serde::{Deserialize, Deserializer};
 use std::time::Duration;
 
+/// The `[chaos]` table: faults `conveyor run` injects while the run goes, to show that jobs
+/// survive a dead worker process and a Redis restart. Empty (the default) injects nothing.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Chaos {
@@ -34,6 +36,7 @@ fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::
 }
 
 impl Chaos {
+    /// True when no fault is planned (and no worker process is to be started).
     pub fn is_empty(&self) -> bool {
         self == &Self::default()
     }

@@ -14,19 +14,27 @@ use super::Scenario;
 use super::rate::{RatePlan, RateValue};
 use serde::Deserialize;
 
+/// The `[matrix]` table: the values of each axis a scenario varies; an axis left out is not
+/// varied, and no axis at all means a single run.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Matrix {
+    /// Values for `workers.count` (each at least 1).
     #[serde(deserialize_with = "non_empty")]
     pub workers: Vec<u32>,
+    /// Values for `producer.count` (each at least 1).
     #[serde(deserialize_with = "non_empty")]
     pub producers: Vec<u32>,
+    /// Values for `workers.concurrency` (each at least 1).
     #[serde(deserialize_with = "non_empty")]
     pub concurrency: Vec<u32>,
+    /// Values for `producer.rate`, each a constant rate: jobs/s or "N% capacity".
     #[serde(deserialize_with = "non_empty")]
     pub rate: Vec<RateValue>,
+    /// Values for every job kind's `payload_bytes`, in bytes.
     #[serde(deserialize_with = "non_empty")]
     pub payload_bytes: Vec<usize>,
+    /// Values for `backlog.jobs`: jobs enqueued before the workers start.
     #[serde(deserialize_with = "non_empty")]
     pub backlog: Vec<u64>,
 }
@@ -43,21 +51,29 @@ fn non_empty<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Res
 /// One value of one axis.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum AxisValue {
+    /// Worker actors in this process (`workers.count`).
     Workers(u32),
+    /// Producer actors (`producer.count`).
     Producers(u32),
+    /// Jobs one worker runs at the same time (`workers.concurrency`).
     Concurrency(u32),
+    /// A constant send rate (`producer.rate`).
     Rate(RateValue),
+    /// Payload bytes of every job of the mix.
     PayloadBytes(usize),
+    /// Jobs enqueued before the workers start (`backlog.jobs`).
     Backlog(u64),
 }
 
 /// One combination of axis values (empty for a scenario without a matrix).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Cell {
+    /// One value per axis in use, in the order the axes vary (slowest first).
     pub values: Vec<AxisValue>,
 }
 
 impl AxisValue {
+    /// The name of this value's axis as written in `[matrix]` (`workers`, `payload_bytes`, ...).
     pub fn axis(&self) -> &'static str {
         match self {
             AxisValue::Workers(_) => "workers",
@@ -122,6 +138,7 @@ impl Matrix {
         self.axes().iter().map(|a| a[0].axis()).collect()
     }
 
+    /// True when no axis is given: the scenario is a single run.
     pub fn is_empty(&self) -> bool {
         self.axes().is_empty()
     }

@@ -53,15 +53,19 @@ pub struct Scenario {
     /// One line on what the scenario shows (printed by `conveyor list`).
     #[serde(default)]
     pub description: String,
+    /// The queue the run uses and how it treats jobs (`[queue]`).
     #[serde(default)]
     pub queue: QueueSection,
+    /// How many producers send load, at what rate, for how long (`[producer]`).
     #[serde(default)]
     pub producer: ProducerSection,
+    /// How many workers a process runs for the scenario, and how they claim (`[workers]`).
     #[serde(default)]
     pub workers: WorkerSection,
     /// The job mix; one noop job kind when absent.
     #[serde(default = "default_jobs")]
     pub jobs: Vec<JobSpec>,
+    /// Warm-up, idle and drain times (`[phases]`).
     #[serde(default)]
     pub phases: Phases,
     /// Measure the Redis ceiling (plain pipelined XADD) before the run, for comparison.
@@ -79,6 +83,7 @@ pub struct Scenario {
     /// Things that happen during the measured phase (stall injection).
     #[serde(default)]
     pub events: Vec<Event>,
+    /// Axes to vary, one sub-run per combination (`[matrix]`; empty = a single run).
     #[serde(default)]
     pub matrix: Matrix,
     /// Metric name (optionally `@axis=value`) → comparison, e.g. `"end_to_end.p99" = "< 50ms"`.
@@ -87,11 +92,13 @@ pub struct Scenario {
     /// Parsed from `target_texts` by validation.
     #[serde(skip)]
     pub targets: Vec<Target>,
+    /// Sizes of the probes run before the measured run: capacity and Redis memory (`[probes]`).
     #[serde(default)]
     pub probes: Probes,
     /// Faults `conveyor run` injects into the run (see [`chaos`]).
     #[serde(default)]
     pub chaos: chaos::Chaos,
+    /// Settings of `mode = "queue-ops"` (`[queue_ops]`).
     #[serde(default)]
     pub queue_ops: QueueOpsSection,
     /// Jobs per second a closed-loop probe measured, for rates in "% capacity" (set by the
@@ -113,6 +120,7 @@ pub enum Mode {
     Ceiling,
 }
 
+/// Jobs enqueued before the workers start, so the run begins with a queue to drain (`[backlog]`).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Backlog {
@@ -135,6 +143,7 @@ pub struct Event {
     pub pause_workers: Duration,
 }
 
+/// Sizes of the probes a run may make before it is measured (`[probes]`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Probes {
@@ -151,6 +160,7 @@ impl Default for Probes {
     }
 }
 
+/// Settings of the `queue-ops` mode, which times each queue operation alone (`[queue_ops]`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct QueueOpsSection {
@@ -164,6 +174,7 @@ impl Default for QueueOpsSection {
     }
 }
 
+/// The `[queue]` table: which queue a run uses and the [`QueueOptions`] it is opened with.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct QueueSection {
@@ -171,12 +182,18 @@ pub struct QueueSection {
     pub name: Option<String>,
     /// Key prefix (all keys are `{prefix:queue}:...`).
     pub prefix: String,
+    /// A job whose worker has not renewed its hold for this long is given to another worker
+    /// (at least 10 ms).
     #[serde(deserialize_with = "duration")]
     pub lease: Duration,
+    /// Attempts before a failing job goes to the dead letters (1 = no retry).
     pub max_attempts: u16,
+    /// Times a job may be reclaimed from a stalled or dead worker before it is declared dead.
     pub max_reclaims: u32,
+    /// Delay before the second attempt (before jitter); later retries back off exponentially.
     #[serde(deserialize_with = "duration")]
     pub backoff_base: Duration,
+    /// Longest delay between retries.
     #[serde(deserialize_with = "duration")]
     pub backoff_max: Duration,
     /// Partitions of the queue, each under a hash tag of its own so they spread over a Redis
@@ -200,6 +217,7 @@ impl Default for QueueSection {
     }
 }
 
+/// The `[producer]` table: how the load is sent.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProducerSection {
@@ -223,6 +241,8 @@ impl Default for ProducerSection {
     }
 }
 
+/// The `[workers]` table: the workers a process runs for the scenario (`conveyor run`, and
+/// each `conveyor worker` given the file).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WorkerSection {
@@ -273,16 +293,23 @@ pub struct JobSpec {
     pub track: bool,
 }
 
+/// A built-in benchmark kind as named in a scenario (`kind = "..."`); see [`JobKind`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum KindName {
+    /// `noop`: returns at once.
     Noop,
+    /// `sleep`: waits `duration` without using CPU.
     Sleep,
+    /// `cpu`: spins the CPU for `duration`.
     Cpu,
+    /// `fail`: fails with `probability`, otherwise succeeds at once.
     Fail,
+    /// `panic`: panics inside the handler.
     Panic,
 }
 
+/// The `[phases]` table: how long the parts of a run around the measured load last.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Phases {
@@ -588,6 +615,8 @@ impl Scenario {
         self.queue.name.clone().unwrap_or_else(|| format!("bench-{}", self.name))
     }
 
+    /// The [`QueueOptions`] this scenario's queue is opened with (auditing always on, so lost and
+    /// duplicate jobs are found).
     pub fn queue_options(&self) -> QueueOptions {
         QueueOptions {
             prefix: self.queue.prefix.clone(),

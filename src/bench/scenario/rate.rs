@@ -36,7 +36,14 @@ pub enum RatePlan {
     /// Open loop at one rate.
     Constant(RateValue),
     /// Open loop, the rate moving linearly from `from` to `to` over `over`, then holding `to`.
-    Ramp { from: RateValue, to: RateValue, over: Duration },
+    Ramp {
+        /// The rate when the producers start (the warm-up is part of the ramp).
+        from: RateValue,
+        /// The rate reached at the end of the ramp, and held after it.
+        to: RateValue,
+        /// How long the ramp takes.
+        over: Duration,
+    },
     /// Open loop, each rate held for its duration; the last one holds after its duration.
     Steps(Vec<(RateValue, Duration)>),
 }

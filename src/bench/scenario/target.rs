@@ -20,14 +20,19 @@ use serde::Serialize;
 /// How a value is compared with the threshold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Op {
+    /// `<`: the value must be below the threshold.
     #[serde(rename = "<")]
     Less,
+    /// `<=`: the value must not exceed the threshold.
     #[serde(rename = "<=")]
     AtMost,
+    /// `>`: the value must be above the threshold.
     #[serde(rename = ">")]
     Greater,
+    /// `>=`: the value must reach at least the threshold.
     #[serde(rename = ">=")]
     AtLeast,
+    /// `=` (or `==`): the value must equal the threshold, within rounding error.
     #[serde(rename = "=")]
     Equal,
 }
@@ -41,15 +46,18 @@ pub struct Target {
     pub metric: String,
     /// Only the matrix cell whose `axis` has this value (as written in the matrix).
     pub cell: Option<(String, String)>,
+    /// How the metric's value is compared with `threshold`.
     pub op: Op,
     /// In the metric's base unit (microseconds for latency, bytes, a fraction for ratios).
     pub threshold: f64,
     /// The comparison as written (`"< 50ms"`).
     pub text: String,
+    /// The metric's unit, which `threshold` is written in.
     pub unit: Unit,
 }
 
 impl Op {
+    /// Whether `value` meets `threshold` under this comparison.
     pub fn holds(self, value: f64, threshold: f64) -> bool {
         match self {
             Op::Less => value < threshold,

@@ -44,7 +44,9 @@ const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 /// What `--metrics-addr` says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MetricsAddr {
+    /// `none` or `off`: no recorder is installed and nothing listens.
     Off,
+    /// Serve `/metrics` on this address (port 0 picks a free one).
     At(SocketAddr),
 }
 
@@ -98,7 +100,9 @@ impl MetricsArgs {
 pub enum Role {
     /// `conveyor run`: every role in one process.
     Run,
+    /// `conveyor produce`: producers (and the scheduler) here, workers in other processes.
     Producer,
+    /// `conveyor worker`: workers (and the scheduler) serving a queue.
     Worker,
 }
 
@@ -145,9 +149,12 @@ impl Phase {
 /// What a process is, for the info metrics.
 #[derive(Debug, Clone)]
 pub struct Identity {
+    /// Which parts of the system run in this process; also decides which error counters start
+    /// at 0.
     pub role: Role,
     /// Scenario name (`none` for a worker started with `--queue` only).
     pub scenario: String,
+    /// The queue this process works on; its job-stage histograms are registered under it.
     pub queue: String,
 }
 
@@ -168,10 +175,18 @@ fn job_histograms() -> Option<&'static JobHistograms> {
 /// Why metrics could not be installed.
 #[derive(Debug, thiserror::Error)]
 pub enum InstallError {
+    /// Nothing could listen on the metrics address (in use, or not an address of this host).
     #[error(
         "metrics address {addr}: {source} (choose another with --metrics-addr HOST:PORT, or turn metrics off with --metrics-addr off)"
     )]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why binding failed.
+        source: std::io::Error,
+    },
+    /// The Prometheus recorder, or a thread serving it, could not be set up (for one, a
+    /// recorder was already installed in this process).
     #[error("metrics: {0}")]
     Recorder(String),
 }
