@@ -26,7 +26,7 @@ use crate::bench::run::{self, RunOptions, memory};
 use crate::bench::scenario::{Rate, Scenario};
 use crate::runtime::clock;
 use crate::runtime::connection::Redis;
-use crate::runtime::error::Result;
+use crate::runtime::error::{Error, Result};
 use crate::runtime::handler::JobType;
 use crate::runtime::queue::{Queue, QueueOptions};
 use crate::runtime::worker::{Join, WorkerPool};
@@ -188,6 +188,12 @@ pub async fn run(redis: &Redis, size: BenchSize, progress: impl Fn(&str)) -> Res
     )
     .await?;
     let end_to_end_per_second = e2e.throughput.jobs_per_second;
+    if end_to_end_per_second.is_nan() || end_to_end_per_second <= 0.0 {
+        return Err(Error::Io(std::io::Error::other(format!(
+            "the end-to-end run finished no job ({} produced, {} lost): nothing to size the latency runs by",
+            e2e.counts.produced, e2e.counts.lost
+        ))));
+    }
 
     progress("end to end: 10 workers, a serde job type (100 bytes of JSON), closed loop");
     let json = crate::bench::jobs::Json::of_size(PAYLOAD);
@@ -281,7 +287,11 @@ pub async fn run(redis: &Redis, size: BenchSize, progress: impl Fn(&str)) -> Res
         Some(Scaling {
             one_process_per_second: one.throughput.jobs_per_second,
             two_processes_per_second: two.throughput.jobs_per_second,
-            factor: two.throughput.jobs_per_second / one.throughput.jobs_per_second,
+            factor: if one.throughput.jobs_per_second > 0.0 {
+                two.throughput.jobs_per_second / one.throughput.jobs_per_second
+            } else {
+                0.0
+            },
             lost: one.counts.lost + two.counts.lost,
         })
     } else {

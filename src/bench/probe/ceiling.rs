@@ -1,6 +1,6 @@
 //! The Redis ceiling: what a plain client does with the same Redis commands and no runtime at
 //! all, measured in the same run as conveyor so a figure reads as a fraction of what this
-//! machine allows. Two loops, each one pipelined round trip after another:
+//! machine allows. Three loops, each one pipelined round trip after another:
 //! - `xadd`: pipelined `XADD` batches (the enqueue side alone);
 //! - `cycle`: enqueue a batch, claim it with `XREADGROUP COUNT`, then `XACK` it, one step after
 //!   another on one connection, and every 20 ms cut the acknowledged head off the stream with
@@ -36,7 +36,7 @@ pub struct Ceiling {
     pub batch: usize,
 }
 
-/// Runs both loops on a scratch stream under `{prefix:ceiling}` and removes it after.
+/// Runs the three loops on a scratch stream under `{prefix:ceiling}` and removes it after.
 pub async fn measure(redis: &Redis, prefix: &str, entries: u64, batch: usize, payload_bytes: usize) -> Result<Ceiling> {
     let keys = QueueKeys::new(prefix, "ceiling");
     let stream = keys.ready();

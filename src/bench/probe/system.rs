@@ -95,9 +95,7 @@ impl RedisInfo {
                 .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(':')).map(|v| v.trim().to_owned()))
         };
         let version = field("redis_version").unwrap_or_else(|| "unknown".into());
-        let same_host = field("process_id")
-            .and_then(|pid| pid.parse::<u32>().ok())
-            .is_some_and(|_| redis.redacted_url().contains("127.0.0.1") || redis.redacted_url().contains("localhost"));
+        let same_host = on_this_host(redis.url());
         let config = async |name: &str| -> String {
             redis
                 .with_conn(async |c| redis::cmd("CONFIG").arg("GET").arg(name).query_async::<Vec<String>>(c).await)
@@ -115,6 +113,38 @@ impl RedisInfo {
             save: config("save").await,
             maxmemory_policy: config("maxmemory-policy").await,
             same_host,
+        }
+    }
+}
+
+/// True when `url` reaches a Redis on this machine: a Unix socket, or a loopback host.
+fn on_this_host(url: &str) -> bool {
+    let Ok(url) = url::Url::parse(url) else { return false };
+    if url.scheme() == "unix" || url.scheme() == "redis+unix" {
+        return true;
+    }
+    match url.host() {
+        // A redis:// URL is not a "special" scheme, so its IPv4 host arrives as a domain.
+        Some(url::Host::Domain(d)) => {
+            d.eq_ignore_ascii_case("localhost") || d.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        }
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::on_this_host;
+
+    #[test]
+    fn loopback_hosts_and_unix_sockets_are_this_host() {
+        for url in ["redis://127.0.0.1:6379", "redis://localhost", "redis://[::1]:6380/0", "unix:///tmp/r.sock", "redis://127.0.0.2"] {
+            assert!(on_this_host(url), "{url}");
+        }
+        for url in ["redis://10.0.0.5:6379", "redis://cache.internal", "not a url"] {
+            assert!(!on_this_host(url), "{url}");
         }
     }
 }

@@ -52,7 +52,8 @@ pub struct Delta {
     pub baseline: f64,
     /// The cell's aggregate value in the current result.
     pub current: f64,
-    /// (current − baseline) / baseline.
+    /// (current − baseline) / |baseline|; ±infinity when the baseline is 0 and the current is
+    /// not (reported as `new`).
     pub change: f64,
     /// The relative change allowed: tolerance + both results' spread.
     pub allowed: f64,

@@ -24,7 +24,6 @@ use crate::runtime::queue::Depth;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
 
 /// Version of the JSON layout (`result.json` and `schema/result.schema.json`); bumped on any
 /// incompatible change.
@@ -419,18 +418,6 @@ impl RunResult {
             if self.system.release_build { "" } else { ", DEBUG BUILD: not comparable" }
         );
         s
-    }
-
-    /// Writes `<dir>/<scenario>-<UTC timestamp>.json` and returns its path.
-    pub fn write_json(&self, dir: &Path) -> std::io::Result<PathBuf> {
-        std::fs::create_dir_all(dir)?;
-        let stamp: String = self.started_at.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
-        let path = dir.join(format!("{}-{stamp}.json", self.scenario));
-        let json = serde_json::to_vec_pretty(self).expect("results always serialize");
-        let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, json)?;
-        std::fs::rename(&tmp, &path)?;
-        Ok(path)
     }
 }
 

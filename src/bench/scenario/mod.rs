@@ -68,7 +68,8 @@ pub struct Scenario {
     /// Warm-up, idle and drain times (`[phases]`).
     #[serde(default)]
     pub phases: Phases,
-    /// Measure the Redis ceiling (plain pipelined XADD) before the run, for comparison.
+    /// Measure the Redis ceiling (plain pipelined XADD, the whole command mix on one connection and
+    /// concurrently) before the run, for comparison.
     #[serde(default)]
     pub ceiling: bool,
     /// What the run does: the full runtime (default), each queue operation alone, or Redis alone.
@@ -453,7 +454,8 @@ impl Scenario {
         self.producer.jobs = None;
     }
 
-    /// The jobs each producer sends (0 when only a backlog is drained).
+    /// The jobs all producers send together (0 when only a backlog is drained); `producer_plans`
+    /// splits them between producers.
     pub fn producer_jobs(&self) -> Option<u64> {
         match (self.producer.jobs, self.producer.duration) {
             (None, None) => Some(0),
