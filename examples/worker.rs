@@ -18,7 +18,7 @@ async fn main() -> conveyor::Result<()> {
     let queue = settings::queue().await?;
     let pool = WorkerPool::builder(queue.clone(), handlers::registry()).workers(2).concurrency(8).start().await?;
     println!("worker ready on queue {}", queue.name());
-    conveyor::bench::run::shutdown_signal().await;
+    conveyor::shutdown_signal().await;
     pool.shutdown().await;
     println!("worker stopped");
     Ok(())

@@ -72,5 +72,6 @@ pub use runtime::client::{AuditedBatch, Client, Enqueue, Events};
 pub use runtime::error::{Error, Result};
 pub use runtime::handler::{JobContext, JobError, JobOutput, JobType, Json, Registry};
 pub use runtime::queue::{Enqueued, JobId, Queue, QueueOptions};
+pub use runtime::shutdown::shutdown_signal;
 pub use runtime::worker::{WorkerConfig, WorkerPool};
-pub use runtime::{clock, connection, queue};
+pub use runtime::{clock, connection, cron, queue};

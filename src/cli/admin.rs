@@ -1,11 +1,13 @@
 //! The operator's commands, each a thin layer over [`Admin`]: `queues`, `jobs`, `job`,
-//! `dead retry|rm`, `purge`, `pause`, `resume`, `enqueue`, `cancel`, `workers`. Every one takes
+//! `dead retry|rm`, `purge`, `pause`, `resume`, `enqueue`, `cancel`, `cron run|ls|rm`, `workers`,
+//! `exporter`. Every one takes
 //! `--json`, the Redis flags of the other commands and `--prefix`; a queue or job that does not
 //! exist, or input that does not parse, is an error (exit 2) and changes nothing. Removing or
 //! retrying asks first unless `--yes`.
 
 use super::{RedisArgs, configured_redis};
 use crate::runtime::admin::{Admin, QueueOverview};
+use crate::runtime::cron::{Cron, Periodic};
 use crate::runtime::error::{Error, Result};
 use crate::runtime::queue::{JobId, JobsIn, Pick};
 use actix::System;
@@ -51,6 +53,55 @@ pub(super) struct DeadArgs {
     yes: bool,
     #[command(flatten)]
     common: Common,
+}
+
+/// Periodic jobs: run a scheduler, list or forget entries.
+#[derive(Subcommand, Debug, Clone)]
+pub(super) enum CronAction {
+    /// Run a cron scheduler for one entry until SIGINT or SIGTERM (run it in as many processes
+    /// as you like: each firing is enqueued once).
+    Run {
+        /// The queue (created if need be).
+        queue: String,
+        /// The entry's name.
+        name: String,
+        /// When it fires: "sec min hour day month weekday [year]" (UTC), or the classic five
+        /// fields.
+        schedule: String,
+        /// The job type of the jobs it enqueues.
+        job_type: String,
+        /// Their payload, JSON.
+        #[arg(long)]
+        json: String,
+        /// Missed firings (no scheduler ran within the grace period): skip, latest or
+        /// catch-up:<n>.
+        #[arg(long, default_value = "skip")]
+        missed: crate::runtime::cron::Missed,
+        /// How late a firing may still be enqueued as on time ("60s").
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "60s")]
+        grace: Duration,
+        #[command(flatten)]
+        redis: RedisArgs,
+        /// The key prefix of the queue.
+        #[arg(long, default_value = "conveyor")]
+        prefix: String,
+    },
+    /// The periodic entries of a queue: schedule, job type, policy, latest and next firing.
+    Ls {
+        /// The queue.
+        queue: String,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Forget a periodic entry (stop its schedulers first, or they record it again).
+    Rm {
+        /// The queue.
+        queue: String,
+        /// The entry's name.
+        name: String,
+        #[command(flatten)]
+        common: Common,
+    },
 }
 
 /// An operator's command.
@@ -148,6 +199,27 @@ pub(super) enum AdminCommand {
         #[command(flatten)]
         common: Common,
     },
+    /// Periodic jobs: run a scheduler, list or forget entries.
+    #[command(subcommand)]
+    Cron(CronAction),
+    /// Serve every queue's state (depth by state, oldest waiting, paused, live workers, cron
+    /// firings) on /metrics for Prometheus, read from Redis, until SIGINT or SIGTERM.
+    Exporter {
+        /// How often Redis is read.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "5s")]
+        every: Duration,
+        /// Only this queue (repeat for several; default: every queue).
+        #[arg(long = "queue")]
+        queues: Vec<String>,
+        /// Where /metrics listens (HOST:PORT; default 127.0.0.1:9465, beside a worker's 9464).
+        #[command(flatten)]
+        metrics: crate::runtime::telemetry::MetricsArgs,
+        #[command(flatten)]
+        redis: RedisArgs,
+        /// The key prefix of the queues.
+        #[arg(long, default_value = "conveyor")]
+        prefix: String,
+    },
     /// The live worker processes (of one queue, or every queue).
     Workers {
         /// The queue (default: every queue).
@@ -161,7 +233,12 @@ pub(super) enum AdminCommand {
 /// Runs an operator's command.
 pub(super) fn run(command: AdminCommand) -> Result<ExitCode> {
     let (redis_args, prefix) = match &command {
-        AdminCommand::Enqueue { redis, prefix, .. } => (redis.clone(), prefix.clone()),
+        AdminCommand::Enqueue { redis, prefix, .. }
+        | AdminCommand::Cron(CronAction::Run { redis, prefix, .. })
+        | AdminCommand::Exporter { redis, prefix, .. } => (redis.clone(), prefix.clone()),
+        AdminCommand::Cron(CronAction::Ls { common, .. } | CronAction::Rm { common, .. }) => {
+            (common.redis.clone(), common.prefix.clone())
+        }
         AdminCommand::Dead(DeadAction::Retry(a) | DeadAction::Rm(a)) => {
             (a.common.redis.clone(), a.common.prefix.clone())
         }
@@ -174,6 +251,18 @@ pub(super) fn run(command: AdminCommand) -> Result<ExitCode> {
         | AdminCommand::Cancel { common, .. }
         | AdminCommand::Workers { common, .. } => (common.redis.clone(), common.prefix.clone()),
     };
+    // Input that does not parse is refused before anything connects.
+    let periodic = match &command {
+        AdminCommand::Cron(CronAction::Run { name, schedule, job_type, json, missed, grace, .. }) => {
+            let value: serde_json::Value = serde_json::from_str(json).map_err(|e| Error::InvalidArgument {
+                what: "--json",
+                message: format!("expected a JSON payload: {e}"),
+            })?;
+            let payload = serde_json::to_vec(&value).expect("a JSON value serializes");
+            Some(Periodic::raw(name, schedule, job_type, payload)?.missed(*missed).grace(*grace))
+        }
+        _ => None,
+    };
     let endpoint = configured_redis(&redis_args)?.ok_or_else(|| {
         Error::Usage(
             "this command works on a Redis of yours: give --redis-url, CONVEYOR_REDIS_URL or redis_url in conveyor.toml"
@@ -182,7 +271,15 @@ pub(super) fn run(command: AdminCommand) -> Result<ExitCode> {
     })?;
     System::new().block_on(async move {
         let admin = Admin::new(endpoint.connect().await?, prefix);
-        act(&admin, command).await
+        match (periodic, &command) {
+            (Some(periodic), AdminCommand::Cron(CronAction::Run { queue, .. })) => {
+                run_cron(&admin, queue, periodic).await
+            }
+            (_, AdminCommand::Exporter { every, queues, metrics, .. }) => {
+                run_exporter(admin, queues.clone(), *every, metrics).await
+            }
+            _ => act(&admin, command).await,
+        }
     })
 }
 
@@ -351,6 +448,40 @@ async fn act(admin: &Admin, command: AdminCommand) -> Result<ExitCode> {
                 );
             }
         }
+        AdminCommand::Cron(CronAction::Run { .. }) | AdminCommand::Exporter { .. } => {
+            unreachable!("run_cron and run_exporter run them")
+        }
+        AdminCommand::Cron(CronAction::Ls { queue, common }) => {
+            let entries = admin.crons(&queue).await?;
+            if common.json {
+                print_json(&entries);
+            } else {
+                println!(
+                    "{:<24} {:<20} {:<20} {:<12} {:<24} next",
+                    "entry", "schedule", "job type", "missed", "last fired"
+                );
+                let now = crate::runtime::clock::now_us() / 1000;
+                for e in &entries {
+                    let next = crate::runtime::cron::parse(&e.schedule)
+                        .ok()
+                        .and_then(|s| s.after(&chrono::DateTime::from_timestamp_millis(now as i64)?).next())
+                        .map_or_else(|| "never".into(), |t| time_of(t.timestamp_millis() as u64));
+                    println!(
+                        "{:<24} {:<20} {:<20} {:<12} {:<24} {next}",
+                        e.name,
+                        e.schedule,
+                        e.job_type,
+                        e.missed,
+                        e.last_fired_ms.map_or_else(|| "never".into(), time_of)
+                    );
+                }
+                println!("({} periodic entr{})", entries.len(), if entries.len() == 1 { "y" } else { "ies" });
+            }
+        }
+        AdminCommand::Cron(CronAction::Rm { queue, name, common }) => {
+            admin.remove_cron(&queue, &name).await?;
+            say(common.json, &format!("cron entry {name} of queue {queue} forgotten"));
+        }
         AdminCommand::Workers { queue, common } => {
             let workers = admin.workers(queue.as_deref()).await?;
             if common.json {
@@ -378,6 +509,50 @@ async fn act(admin: &Admin, command: AdminCommand) -> Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// Runs one entry's scheduler until the process is asked to stop.
+async fn run_cron(admin: &Admin, queue: &str, periodic: Periodic) -> Result<ExitCode> {
+    let (name, expression) = (periodic.name().to_owned(), periodic.expression().to_owned());
+    let client = crate::runtime::client::Client::new(admin.queue_or_new(queue).await?);
+    let next = periodic.next_after(crate::runtime::clock::now_us() / 1000);
+    let cron = Cron::new(client).entry(periodic).start().await?;
+    println!(
+        "cron entry {name} ({expression}) on queue {queue}: next firing {}; SIGINT or SIGTERM stops it",
+        next.map_or_else(|| "never".into(), time_of)
+    );
+    crate::runtime::shutdown::shutdown_signal().await;
+    cron.shutdown().await;
+    println!("cron entry {name} stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Serves every queue's state on /metrics until the process is asked to stop.
+async fn run_exporter(
+    admin: Admin,
+    queues: Vec<String>,
+    every: Duration,
+    metrics: &crate::runtime::telemetry::MetricsArgs,
+) -> Result<ExitCode> {
+    use crate::runtime::telemetry::{self, Identity, MetricsAddr, MetricsArgs, Role};
+    let addr = match metrics.metrics_addr {
+        Some(MetricsAddr::Off) => {
+            return Err(Error::Usage("exporter: --metrics-addr off leaves nothing to do: give HOST:PORT".into()));
+        }
+        Some(at) => at,
+        None => MetricsAddr::At(EXPORTER_ADDR.parse().expect("a valid address")),
+    };
+    let identity = Identity { role: Role::Exporter, scenario: "none".into(), queue: "*".into() };
+    MetricsArgs { metrics_addr: Some(addr) }.install(identity)?;
+    telemetry::set_phase(telemetry::Phase::Serve);
+    let watch = actix::Actor::start(telemetry::QueueWatch::new(admin, queues, every.max(Duration::from_millis(100))));
+    println!("exporting every queue's state every {}; SIGINT or SIGTERM stops it", humantime::format_duration(every));
+    crate::runtime::shutdown::shutdown_signal().await;
+    drop(watch);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Where `conveyor exporter` serves /metrics unless told otherwise.
+const EXPORTER_ADDR: &str = "127.0.0.1:9465";
 
 fn pick_of(a: &DeadArgs) -> Result<Pick> {
     match (a.all, a.ids.is_empty()) {

@@ -40,6 +40,7 @@ pub const COMMANDS: &[&str] = &[
     "zrange",
     "zrangebyscore",
     "zrem",
+    "zscore",
     "zremrangebyscore",
     // audit bitmap, run counter, idempotency keys, published statistics
     "get",

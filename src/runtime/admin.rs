@@ -1,6 +1,6 @@
 //! What an operator does with the queues of one Redis: see them, page through their jobs, look
 //! at one job, retry or remove dead letters, purge a state, pause and resume, enqueue and
-//! cancel by hand, and list the live worker processes. The command line (`conveyor queues`,
+//! cancel by hand, list the live worker processes and the periodic entries. The command line (`conveyor queues`,
 //! `jobs`, `job`, `dead`, `purge`, `pause`, `resume`, `enqueue`, `cancel`, `workers`) and the
 //! web console are built on this, so they do the same thing.
 
@@ -8,7 +8,8 @@ use crate::runtime::client::{Client, Enqueue};
 use crate::runtime::connection::Redis;
 use crate::runtime::error::{Error, Result};
 use crate::runtime::queue::{
-    Cancelled, DeadDone, Depth, Enqueued, JobInfo, JobSummary, JobsIn, Page, Pick, Queue, Rates, Status, WorkerRecord,
+    Cancelled, CronEntry, DeadDone, Depth, Enqueued, JobInfo, JobSummary, JobsIn, Page, Pick, Queue, Rates, Status,
+    WorkerRecord,
 };
 use std::time::Duration;
 
@@ -157,15 +158,7 @@ impl Admin {
     ) -> Result<Enqueued> {
         let value: serde_json::Value = serde_json::from_str(json)
             .map_err(|e| Error::InvalidArgument { what: "--json", message: format!("expected a JSON payload: {e}") })?;
-        let queue = match Queue::open(&self.redis, &self.prefix, name).await? {
-            Some(q) => q,
-            None => {
-                let options = crate::runtime::queue::QueueOptions { prefix: self.prefix.clone(), ..Default::default() };
-                let q = Queue::new(self.redis.clone(), name, options, crate::runtime::clock::system());
-                q.ensure_group().await?;
-                q
-            }
-        };
+        let queue = self.queue_or_new(name).await?;
         let mut options = Enqueue::new();
         if let Some(d) = delay {
             options = options.delay(d);
@@ -175,6 +168,34 @@ impl Admin {
         }
         let payload = serde_json::to_vec(&value).expect("a JSON value serializes");
         Client::new(queue).enqueue_raw(job_type, payload, options).await
+    }
+
+    /// Queue `name`, created (with default options) when there is none.
+    pub async fn queue_or_new(&self, name: &str) -> Result<Queue> {
+        Ok(match Queue::open(&self.redis, &self.prefix, name).await? {
+            Some(q) => q,
+            None => {
+                let options = crate::runtime::queue::QueueOptions { prefix: self.prefix.clone(), ..Default::default() };
+                let q = Queue::new(self.redis.clone(), name, options, crate::runtime::clock::system());
+                q.ensure_group().await?;
+                q
+            }
+        })
+    }
+
+    /// The periodic entries schedulers run on queue `name`, with their latest firing.
+    pub async fn crons(&self, name: &str) -> Result<Vec<CronEntry>> {
+        self.queue(name).await?.cron_entries().await
+    }
+
+    /// Forgets periodic entry `entry` of queue `name` (a scheduler still running it records it
+    /// again when it restarts); [`Error::NotFound`] when there is none.
+    pub async fn remove_cron(&self, name: &str, entry: &str) -> Result<()> {
+        if self.queue(name).await?.remove_cron(entry).await? {
+            Ok(())
+        } else {
+            Err(Error::NotFound { what: "cron entry", name: entry.to_owned(), hint: format!(" in queue {name:?}") })
+        }
     }
 
     /// Asks for job `id` of queue `name` to be cancelled.

@@ -381,7 +381,7 @@ impl Events {
     }
 }
 
-fn encode<J: JobType>(job: &J) -> Result<Vec<u8>> {
+pub(crate) fn encode<J: JobType>(job: &J) -> Result<Vec<u8>> {
     job.encode().map_err(|message| Error::Encode { job_type: J::NAME.to_owned(), message })
 }
 

@@ -8,7 +8,8 @@
 //!
 //! Where the docs write placeholders, they stand for a value: `<scenario.toml>` and `…` become a
 //! word, `[…]` optional parts are taken in, and a capital-letter placeholder (`N`, `R`) becomes
-//! `1`. A span that is only `conveyor <command>` names the command in prose: it must exist.
+//! `1`. A span that is only `conveyor <command> [<subcommand>]` names the command in prose: it must
+//! exist. Quoted words are split as the shell splits them.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -92,12 +93,14 @@ fn comment_candidates(file: &str, text: &str) -> Vec<Documented> {
 /// name first, normalized to "conveyor" or "local-cluster"); None for anything else.
 fn command_words(line: &str) -> Option<Vec<String>> {
     let mut words: Vec<String> = Vec::new();
-    for raw in line.split_whitespace() {
+    // Quoted words stay one word (`--json '{"n": 1}'`, a cron schedule), as the shell has them.
+    let split = shlex::split(line).unwrap_or_else(|| line.split_whitespace().map(str::to_owned).collect());
+    for raw in &split {
         // The line ends at a shell comment, a background `&`, a pipe, or prose in parentheses.
-        if raw.starts_with('#') || raw.starts_with('(') || matches!(raw, "&" | "|" | ";" | "&&") {
+        if raw.starts_with('#') || raw.starts_with('(') || matches!(raw.as_str(), "&" | "|" | ";" | "&&") {
             break;
         }
-        let word = raw.trim_matches(|c| c == '"' || c == '\'').replace(['[', ']'], "");
+        let word = if raw.starts_with('{') { raw.clone() } else { raw.replace(['[', ']'], "") };
         if !word.is_empty() {
             words.push(word);
         }
@@ -165,8 +168,15 @@ fn problem(words: &[String]) -> Option<String> {
         }
         _ => match conveyor::cli::parse_command_line(words) {
             Ok(()) => None,
-            // `conveyor run` in prose names the command; it need not carry its arguments.
-            Err(e) if words.len() == 2 && e.kind() == clap::error::ErrorKind::MissingRequiredArgument => None,
+            // `conveyor run` or `conveyor cron run` in prose names the command; it need not
+            // carry its arguments.
+            Err(e)
+                if words.len() <= 3
+                    && words.iter().all(|w| w.chars().all(|c| c.is_ascii_lowercase()))
+                    && e.kind() == clap::error::ErrorKind::MissingRequiredArgument =>
+            {
+                None
+            }
             Err(e) => Some(e.to_string().lines().next().unwrap_or_default().to_owned()),
         },
     }
@@ -255,4 +265,18 @@ fn the_check_catches_a_wrong_flag_a_wrong_positional_and_a_missing_file() {
         words("cargo run --release -- run scenarios/quick.toml   # a comment"),
         ["conveyor", "run", "scenarios/quick.toml"]
     );
+}
+
+#[test]
+fn the_readme_lists_every_key_the_key_module_documents() {
+    let keys = std::fs::read_to_string(repo().join("src/runtime/queue/keys.rs")).unwrap();
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let documented: Vec<&str> = keys
+        .lines()
+        .filter_map(|l| l.strip_prefix("//! | `{conveyor:q}"))
+        .filter_map(|l| l.split('`').next())
+        .collect();
+    assert!(documented.len() >= 20, "the key table of keys.rs was not found: {documented:?}");
+    let missing: Vec<_> = documented.iter().filter(|k| !readme.contains(&format!("`{{conveyor:q}}{k}`"))).collect();
+    assert!(missing.is_empty(), "README's table of keys lacks {missing:?}: copy it from src/runtime/queue/keys.rs");
 }

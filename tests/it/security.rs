@@ -243,6 +243,20 @@ async fn an_acl_user_with_exactly_the_documented_permissions_runs_everything() {
     assert_eq!(admin.workers(Some(queue.name())).await.unwrap().len(), 1);
     queue.forget_worker("i").await.unwrap();
     queue.rates().await.unwrap();
+    // A cron scheduler: its entry, its missed firings, its latest firing, and forgetting it.
+    queue.cron_fired("yearly", 1_577_836_800_000).await.unwrap();
+    let entry = conveyor::cron::Periodic::raw("yearly", "0 0 0 1 1 * 2020-2021", "t", b"{}".to_vec())
+        .unwrap()
+        .missed(conveyor::cron::Missed::Latest);
+    conveyor::cron::Cron::new(conveyor::Client::new(queue.clone()))
+        .entry(entry)
+        .start()
+        .await
+        .unwrap()
+        .shutdown()
+        .await;
+    assert_eq!(admin.crons(queue.name()).await.unwrap()[0].last_fired_ms, Some(1_609_459_200_000));
+    admin.remove_cron(queue.name(), "yearly").await.unwrap();
     queue.reset().await.unwrap();
 
     // The CLI roles, as this user: a whole run, and producers with a worker process.

@@ -17,8 +17,20 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Labels a conveyor metric may carry: all of them take few values.
-const BOUNDED_LABELS: &[&str] =
-    &["queue", "role", "scenario", "phase", "outcome", "state", "operation", "le", "version", "revision", "profile"];
+const BOUNDED_LABELS: &[&str] = &[
+    "queue",
+    "role",
+    "scenario",
+    "phase",
+    "outcome",
+    "state",
+    "operation",
+    "le",
+    "version",
+    "revision",
+    "profile",
+    "entry",
+];
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -556,7 +568,7 @@ fn compose_stack_is_complete_healthchecked_and_local_only() {
     let y = compose();
     let services = y["services"].as_mapping().unwrap();
     let names: BTreeSet<&str> = services.keys().filter_map(|k| k.as_str()).collect();
-    for s in ["redis", "redis-exporter", "worker", "producer", "prometheus", "grafana"] {
+    for s in ["redis", "redis-exporter", "worker", "producer", "exporter", "prometheus", "grafana"] {
         assert!(names.contains(s), "service {s} missing: {names:?}");
     }
     for (name, s) in services {
@@ -580,7 +592,7 @@ fn compose_stack_is_complete_healthchecked_and_local_only() {
     }
     // Workers scale: no fixed port, no container name.
     assert!(y["services"]["worker"]["ports"].is_null() && y["services"]["worker"]["container_name"].is_null());
-    for role in ["worker", "producer"] {
+    for role in ["worker", "producer", "exporter"] {
         let s = &y["services"][role];
         assert_eq!(s["image"], "conveyor:local", "{role}");
         assert_eq!(
@@ -591,6 +603,7 @@ fn compose_stack_is_complete_healthchecked_and_local_only() {
     }
     assert_eq!(y["services"]["worker"]["command"][0], "worker");
     assert_eq!(y["services"]["producer"]["command"][0], "produce");
+    assert_eq!(y["services"]["exporter"]["command"][0], "exporter");
     // The default scenario exists and is valid.
     let default_scenario = y["services"]["producer"]["command"][1].as_str().unwrap();
     let path = default_scenario.strip_prefix("${CONVEYOR_SCENARIO:-").and_then(|s| s.strip_suffix('}')).unwrap();
@@ -623,7 +636,7 @@ fn compose_stack_is_complete_healthchecked_and_local_only() {
     let p: serde_yaml::Value =
         serde_yaml::from_str(&std::fs::read_to_string(repo().join("prometheus/prometheus.yml")).unwrap()).unwrap();
     let text = serde_yaml::to_string(&p["scrape_configs"]).unwrap();
-    for target in ["worker", "producer", "redis-exporter:9121"] {
+    for target in ["worker", "producer", "exporter:9464", "redis-exporter:9121"] {
         assert!(text.contains(target), "prometheus.yml does not scrape {target}");
     }
 
@@ -637,4 +650,45 @@ fn compose_stack_is_complete_healthchecked_and_local_only() {
     let mut c = tool("docker-compose", "docker-compose");
     c.current_dir(repo()).args(["-f", "docker-compose.yml", "config", "-q"]).env("GRAFANA_ADMIN_PASSWORD", "test");
     run_ok(c);
+}
+
+#[test]
+fn the_exporter_reports_every_queue_from_redis_served_or_not() {
+    let server = crate::support::own_server(&[]);
+    let url = server.url();
+    for n in 1..=3 {
+        run_ok(conveyor_cli([
+            "enqueue",
+            "orphan",
+            "test.work",
+            "--json",
+            &format!("{{\"n\": {n}}}"),
+            "--redis-url",
+            &url,
+        ]));
+    }
+    let port = free_port();
+    let mut exporter = conveyor_cli(["exporter", "--every", "200ms", "--redis-url", &url]);
+    exporter.args(["--metrics-addr", &format!("127.0.0.1:{port}")]);
+    let mut process = Process::spawn("conveyor exporter", exporter.stdout(Stdio::null()).stderr(Stdio::null()));
+    let sees = |paused: f64| {
+        let text = http_get(port, "/metrics")?;
+        let e = Exposition::parse(&text);
+        let at = |name: &str, with: &[(&str, &str)]| e.matching(name, with).next().map(|s| s.value);
+        (at("conveyor_queue_depth", &[("queue", "orphan"), ("state", "waiting")]) == Some(3.0)
+            && at("conveyor_worker_processes", &[("queue", "orphan")]) == Some(0.0)
+            && at("conveyor_queue_paused", &[("queue", "orphan")]) == Some(paused))
+        .then_some(text)
+    };
+    let text = wait_for("the exporter to report the queue", Duration::from_secs(120), || sees(0.0));
+    let e = check_exposition(&text, &[("conveyor_queue_depth", "gauge"), ("conveyor_worker_processes", "gauge")]);
+    assert_eq!(e.sum("conveyor_scenario_info", &[("role", "exporter"), ("phase", "serve")]), 1.0);
+    run_ok(conveyor_cli(["pause", "orphan", "--redis-url", &url]));
+    wait_for("the exporter to see the pause", Duration::from_secs(120), || sees(1.0));
+    process.terminate(Duration::from_secs(30));
+    assert!(process.child.wait().unwrap().success(), "the exporter stops cleanly on SIGTERM");
+
+    let off = conveyor_cli(["exporter", "--metrics-addr", "off", "--redis-url", &url]).output().unwrap();
+    assert_eq!(off.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&off.stderr).contains("--metrics-addr off leaves nothing to do"));
 }

@@ -140,7 +140,13 @@ mod tests {
 
     #[test]
     fn loopback_hosts_and_unix_sockets_are_this_host() {
-        for url in ["redis://127.0.0.1:6379", "redis://localhost", "redis://[::1]:6380/0", "unix:///tmp/r.sock", "redis://127.0.0.2"] {
+        for url in [
+            "redis://127.0.0.1:6379",
+            "redis://localhost",
+            "redis://[::1]:6380/0",
+            "unix:///tmp/r.sock",
+            "redis://127.0.0.2",
+        ] {
             assert!(on_this_host(url), "{url}");
         }
         for url in ["redis://10.0.0.5:6379", "redis://cache.internal", "not a url"] {

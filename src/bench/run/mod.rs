@@ -39,8 +39,6 @@ use actix::prelude::*;
 use patience::patiently;
 use sampler::Sampler;
 use std::collections::{BTreeMap, BTreeSet};
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -71,19 +69,7 @@ pub struct RunOptions {
     pub registry: Arc<Registry>,
 }
 
-/// A future that resolves on Ctrl-C or SIGTERM.
-pub type Interrupt = Pin<Box<dyn Future<Output = ()>>>;
-
-/// Resolves when the process is asked to stop (SIGINT or SIGTERM).
-pub fn shutdown_signal() -> Interrupt {
-    Box::pin(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
-        }
-    })
-}
+pub use crate::runtime::shutdown::{Interrupt, shutdown_signal};
 
 /// Runs `scenario` against `redis` and returns its result. Call inside an actix `System`.
 pub async fn run_scenario(

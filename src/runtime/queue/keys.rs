@@ -23,6 +23,8 @@
 //! | `{conveyor:q}:paused`        | string      | present while the queue is paused |
 //! | `{conveyor:q}:workers`       | sorted set  | live worker processes by instance name, scored by when their heartbeat expires (ms) |
 //! | `{conveyor:q}:worker:<instance>` | string  | a worker process's heartbeat record (JSON); expires unless renewed |
+//! | `{conveyor:q}:cron`          | hash        | periodic entries by name: schedule, job type, missed-firing policy (JSON), written by each scheduler that runs them |
+//! | `{conveyor:q}:cron:fired`    | sorted set  | periodic entries by name, scored by their latest firing handled: enqueued, or skipped as missed (ms) |
 //! | `{conveyor:q}:rate:<minute>` | hash        | jobs completed (`c<second>`) and failed (`f<second>`) in each second of a minute; expires after 3 minutes |
 //!
 //! A queue of N partitions (`partitions = N`) has N such sets of keys: partition 0 keeps the tag
@@ -34,7 +36,7 @@
 //! tags do not spread: see `slot.rs`). The salts depend on N: change the number of partitions
 //! only on an empty queue. Queue names cannot contain `:`, so no queue's tag is another's
 //! partition. The run counter and the published statistics (`run`, `stats:<run>`) live in
-//! partition 0 only.
+//! partition 0 only, and so do the periodic entries (`cron`, `cron:fired`).
 
 use super::slot;
 
@@ -185,6 +187,16 @@ impl QueueKeys {
     /// The heartbeat record of worker process `instance`.
     pub fn worker(&self, instance: &str) -> String {
         format!("{}:worker:{instance}", self.tag)
+    }
+
+    /// The periodic entries schedulers run, by name.
+    pub fn cron(&self) -> String {
+        format!("{}:cron", self.tag)
+    }
+
+    /// The latest firing handled of each periodic entry, by name.
+    pub fn cron_fired(&self) -> String {
+        format!("{}:cron:fired", self.tag)
     }
 
     /// Completions and failures per second during minute `minute` (since the epoch).

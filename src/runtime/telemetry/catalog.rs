@@ -1,6 +1,7 @@
 //! Every metric conveyor exports: its name, HELP text and unit, in one place. Names follow
 //! Prometheus conventions (prefix `conveyor_`, base units, `_seconds`, `_total`); labels are
-//! bounded: `queue`, `role`, `scenario`, `phase`, `outcome`, `state`, `operation`, never a job id.
+//! bounded: `queue`, `role`, `scenario`, `phase`, `outcome`, `state`, `operation`, `entry` (a
+//! periodic entry's name: the application's few), never a job id.
 
 use metrics::Unit;
 
@@ -27,6 +28,8 @@ pub const JOBS_DUPLICATED: &str = "conveyor_jobs_duplicated_total";
 pub const JOBS_RECLAIMED: &str = "conveyor_jobs_reclaimed_total";
 pub const JOBS_PROMOTED: &str = "conveyor_jobs_promoted_total";
 pub const REDIS_ERRORS: &str = "conveyor_redis_errors_total";
+pub const CRON_FIRINGS: &str = "conveyor_cron_firings_total";
+pub const CRON_MISSED: &str = "conveyor_cron_missed_total";
 
 // Histograms. The three job stages are kept as bucket counts by `histograms.rs` (they arrive
 // as HDR histograms of many jobs); Redis operations go through the recorder, one sample a call.
@@ -43,6 +46,7 @@ pub const WORKERS: &str = "conveyor_workers";
 pub const SCHEDULE_LAG: &str = "conveyor_producer_schedule_lag_seconds";
 pub const QUEUE_PAUSED: &str = "conveyor_queue_paused";
 pub const WORKER_PROCESSES: &str = "conveyor_worker_processes";
+pub const CRON_LAST_FIRED: &str = "conveyor_cron_last_fired_timestamp_seconds";
 pub const BUILD_INFO: &str = "conveyor_build_info";
 pub const SCENARIO_INFO: &str = "conveyor_scenario_info";
 
@@ -90,6 +94,18 @@ pub fn describe() {
     );
     describe_counter!(JOBS_PROMOTED, Unit::Count, "Delayed or retrying jobs moved to the ready stream when due.");
     describe_counter!(REDIS_ERRORS, Unit::Count, "Redis calls that failed, by the role that made them.");
+    describe_counter!(
+        CRON_FIRINGS,
+        Unit::Count,
+        "Periodic jobs this process's cron scheduler enqueued, by entry (a firing another scheduler \
+         enqueued first is not counted here)."
+    );
+    describe_counter!(
+        CRON_MISSED,
+        Unit::Count,
+        "Firings of a periodic entry no scheduler reached within its grace period, by entry (whether \
+         its missed-firing policy enqueued them or not)."
+    );
     describe_histogram!(
         REDIS_OPERATION,
         Unit::Seconds,
@@ -113,7 +129,13 @@ pub fn describe() {
     describe_gauge!(
         WORKER_PROCESSES,
         Unit::Count,
-        "Worker processes whose heartbeat holds, as this process's scheduler last counted them."
+        "Worker processes whose heartbeat holds, as this process's scheduler (or conveyor exporter) \
+         last counted them."
+    );
+    describe_gauge!(
+        CRON_LAST_FIRED,
+        Unit::Seconds,
+        "When a periodic entry's latest firing was due (Unix time), as conveyor exporter reads it."
     );
     describe_gauge!(
         WORKERS,

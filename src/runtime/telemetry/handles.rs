@@ -103,6 +103,16 @@ pub fn queue_paused(queue: &str, paused: bool) {
     gauge!(QUEUE_PAUSED, "queue" => queue.to_owned()).set(if paused { 1.0 } else { 0.0 });
 }
 
+/// Counts one firing of periodic entry `entry` this process enqueued on `queue`.
+pub fn cron_fired(queue: &str, entry: &str) {
+    counter!(CRON_FIRINGS, "queue" => queue.to_owned(), "entry" => entry.to_owned()).increment(1);
+}
+
+/// Counts `n` firings of periodic entry `entry` no scheduler reached in time.
+pub fn cron_missed(queue: &str, entry: &str, n: u64) {
+    counter!(CRON_MISSED, "queue" => queue.to_owned(), "entry" => entry.to_owned()).increment(n);
+}
+
 /// How many worker processes of `queue` are alive.
 pub fn worker_processes(queue: &str, n: usize) {
     gauge!(WORKER_PROCESSES, "queue" => queue.to_owned()).set(n as f64);

@@ -9,7 +9,9 @@
 //! - **Redis operations** are timed once per call (a call moves a batch) into the recorder's
 //!   histograms; **worker gauges** (in flight, busy, idle) change once per batch.
 //! - **Queue depth** and the **oldest waiting job's age** come from the scheduler's sampling
-//!   (once a second); **schedule lag** from producer reports.
+//!   (once a second); **schedule lag** from producer reports. `conveyor exporter` ([`QueueWatch`])
+//!   reports every queue's depth, paused, live workers and cron firings from Redis, including
+//!   queues no running process serves.
 //! - **`process_*`** (RSS, CPU to the nanosecond, threads, open files) are read from `/proc` at
 //!   each scrape (`process.rs`).
 //! - **`conveyor_build_info`** and **`conveyor_scenario_info{scenario,queue,role,phase}`** say
@@ -23,12 +25,15 @@ mod handles;
 mod histograms;
 mod process;
 mod server;
+mod watch;
 
 pub use catalog::{BUCKETS, describe};
 pub use handles::{
-    JobMetrics, JobTally, SchedulerMetrics, WorkerMetrics, jobs_enqueued, queue_paused, redis_error, redis_operation,
-    schedule_lag, worker_processes,
+    JobMetrics, JobTally, SchedulerMetrics, WorkerMetrics, cron_fired, cron_missed, jobs_enqueued, queue_paused,
+    redis_error, redis_operation, schedule_lag, worker_processes,
 };
+
+pub use watch::QueueWatch;
 
 use histograms::JobHistograms;
 use metrics_exporter_prometheus::PrometheusBuilder;
@@ -104,6 +109,8 @@ pub enum Role {
     Producer,
     /// `conveyor worker`: workers (and the scheduler) serving a queue.
     Worker,
+    /// `conveyor exporter`: every queue's state as Redis holds it, no jobs run.
+    Exporter,
 }
 
 impl Role {
@@ -112,6 +119,7 @@ impl Role {
             Role::Run => "run",
             Role::Producer => "producer",
             Role::Worker => "worker",
+            Role::Exporter => "exporter",
         }
     }
 }
@@ -216,6 +224,7 @@ pub fn install(addr: SocketAddr, identity: Identity) -> Result<SocketAddr, Insta
         Role::Run => &["producer", "worker", "scheduler"],
         Role::Producer => &["producer", "scheduler"],
         Role::Worker => &["worker", "scheduler"],
+        Role::Exporter => &["exporter"],
     };
     for role in roles {
         metrics::counter!(catalog::REDIS_ERRORS, "role" => *role).increment(0);

@@ -85,10 +85,11 @@ fn live_prometheus_answers_every_dashboard_expression_and_agrees_with_the_report
     // and without a warm-up the two are the same jobs, so their figures can be compared.
     let text = OPEN_LOOP_WITH_FAILURES.replace("DURATION", "20s").replace("warmup = \"1s\"", "warmup = \"0s\"");
     let scenario = write_scenario(dir.path(), &queue, &text);
-    let ports: BTreeMap<&str, u16> = ["conveyor-producer", "conveyor-worker", "redis", "prometheus"]
-        .into_iter()
-        .map(|job| (job, free_port()))
-        .collect();
+    let ports: BTreeMap<&str, u16> =
+        ["conveyor-producer", "conveyor-worker", "conveyor-exporter", "redis", "prometheus"]
+            .into_iter()
+            .map(|job| (job, free_port()))
+            .collect();
     let addr = |job: &str| format!("127.0.0.1:{}", ports[job]);
 
     let mut exporter = tool("prometheus-redis-exporter", "prometheus-redis-exporter");
@@ -101,6 +102,24 @@ fn live_prometheus_answers_every_dashboard_expression_and_agrees_with_the_report
     wait_for("the worker's /metrics", Duration::from_secs(120), || {
         let text = http_get(ports["conveyor-worker"], "/metrics")?;
         (Exposition::parse(&text).sum("conveyor_scenario_info", &[("phase", "serve")]) == 1.0).then_some(())
+    });
+
+    // conveyor exporter, and a cron entry on a queue of its own (its jobs wait: no worker
+    // serves that queue) for the operations panels.
+    let cron_queue = format!("{queue}-cron");
+    let mut cron = conveyor_cli(["cron", "run", &cron_queue, "tick", "* * * * * *", "test.tick", "--json", "{}"]);
+    cron.args(["--redis-url", &redis_url]);
+    let _cron = Process::spawn("conveyor cron run", cron.stdout(Stdio::null()).stderr(Stdio::null()));
+    let mut watch = conveyor_cli(["exporter", "--every", "500ms", "--queue", &queue, "--queue", &cron_queue]);
+    watch.args(["--redis-url", &redis_url, "--metrics-addr", &addr("conveyor-exporter")]);
+    let _watch = Process::spawn("conveyor exporter", watch.stdout(Stdio::null()).stderr(Stdio::null()));
+    wait_for("the exporter to see the cron entry fire", Duration::from_secs(120), || {
+        let text = http_get(ports["conveyor-exporter"], "/metrics")?;
+        let e = Exposition::parse(&text);
+        (e.sum("conveyor_cron_last_fired_timestamp_seconds", &[("queue", &cron_queue)]) > 0.0
+            && e.sum("conveyor_queue_depth", &[("queue", &cron_queue), ("state", "waiting")]) > 0.0
+            && e.matching("conveyor_worker_processes", &[("queue", &cron_queue)]).any(|s| s.value == 0.0))
+        .then_some(())
     });
 
     std::fs::write(dir.path().join("prometheus.yml"), local_config(&ports)).unwrap();
@@ -133,6 +152,20 @@ fn live_prometheus_answers_every_dashboard_expression_and_agrees_with_the_report
     let producer_text = http_get(ports["conveyor-producer"], "/metrics").expect("producer scrape");
     let worker_text = http_get(ports["conveyor-worker"], "/metrics").expect("worker scrape");
     let exporter_text = http_get(ports["redis"], "/metrics").expect("redis_exporter scrape");
+    let watch_text = http_get(ports["conveyor-exporter"], "/metrics").expect("conveyor exporter scrape");
+    let watch_scrape = check_exposition(
+        &watch_text,
+        &[
+            ("conveyor_queue_depth", "gauge"),
+            ("conveyor_worker_processes", "gauge"),
+            ("conveyor_queue_paused", "gauge"),
+            ("conveyor_cron_last_fired_timestamp_seconds", "gauge"),
+        ],
+    );
+    assert!(
+        watch_scrape.sum("conveyor_worker_processes", &[("queue", &queue)]) >= 1.0,
+        "the exporter counts the live worker process of the run's queue"
+    );
     let producer_scrape = check_exposition(
         &producer_text,
         &[
@@ -159,6 +192,7 @@ fn live_prometheus_answers_every_dashboard_expression_and_agrees_with_the_report
     let mut exported: BTreeSet<String> = producer_scrape.names();
     exported.extend(worker_scrape.names());
     exported.extend(Exposition::parse(&exporter_text).names());
+    exported.extend(watch_scrape.names());
     exported.extend(PROMETHEUS_SERIES.iter().map(|s| s.to_string()));
     for file in files_in(&repo().join("prometheus/rules"), "yml") {
         exported.extend(rule_names(&file, "record"));
