@@ -64,6 +64,7 @@
 
 pub mod bench;
 pub mod cli;
+pub mod console;
 pub mod runtime;
 pub mod testkit;
 

@@ -1,11 +1,12 @@
 //! The operator's commands, each a thin layer over [`Admin`]: `queues`, `jobs`, `job`,
 //! `dead retry|rm`, `purge`, `pause`, `resume`, `enqueue`, `cancel`, `cron run|ls|rm`, `workers`,
-//! `exporter`. Every one takes
+//! `exporter`, `console`. Every one takes
 //! `--json`, the Redis flags of the other commands and `--prefix`; a queue or job that does not
 //! exist, or input that does not parse, is an error (exit 2) and changes nothing. Removing or
 //! retrying asks first unless `--yes`.
 
 use super::{RedisArgs, configured_redis};
+use crate::console::{Console, ConsoleOptions};
 use crate::runtime::admin::{Admin, QueueOverview};
 use crate::runtime::cron::{Cron, Periodic};
 use crate::runtime::error::{Error, Result};
@@ -220,6 +221,25 @@ pub(super) enum AdminCommand {
         #[arg(long, default_value = "conveyor")]
         prefix: String,
     },
+    /// Serve the web console (queues, jobs, dead letters, pause, workers, live view) until
+    /// SIGINT or SIGTERM.
+    Console {
+        /// Where it listens (HOST:PORT). Anything but a loopback address needs --token.
+        #[arg(long, default_value = crate::console::DEFAULT_ADDR)]
+        addr: std::net::SocketAddr,
+        /// The access token every request must carry (Authorization: Bearer, or the login
+        /// form's cookie); also CONVEYOR_CONSOLE_TOKEN.
+        #[arg(long, env = "CONVEYOR_CONSOLE_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// The path it is served under ("/ops"; default the root).
+        #[arg(long, default_value = "")]
+        base_path: String,
+        #[command(flatten)]
+        redis: RedisArgs,
+        /// The key prefix of the queues.
+        #[arg(long, default_value = "conveyor")]
+        prefix: String,
+    },
     /// The live worker processes (of one queue, or every queue).
     Workers {
         /// The queue (default: every queue).
@@ -235,7 +255,8 @@ pub(super) fn run(command: AdminCommand) -> Result<ExitCode> {
     let (redis_args, prefix) = match &command {
         AdminCommand::Enqueue { redis, prefix, .. }
         | AdminCommand::Cron(CronAction::Run { redis, prefix, .. })
-        | AdminCommand::Exporter { redis, prefix, .. } => (redis.clone(), prefix.clone()),
+        | AdminCommand::Exporter { redis, prefix, .. }
+        | AdminCommand::Console { redis, prefix, .. } => (redis.clone(), prefix.clone()),
         AdminCommand::Cron(CronAction::Ls { common, .. } | CronAction::Rm { common, .. }) => {
             (common.redis.clone(), common.prefix.clone())
         }
@@ -263,6 +284,9 @@ pub(super) fn run(command: AdminCommand) -> Result<ExitCode> {
         }
         _ => None,
     };
+    if let AdminCommand::Console { addr, token, .. } = &command {
+        crate::console::check_exposure(*addr, token.as_deref().is_some_and(|t| !t.is_empty()))?;
+    }
     let endpoint = configured_redis(&redis_args)?.ok_or_else(|| {
         Error::Usage(
             "this command works on a Redis of yours: give --redis-url, CONVEYOR_REDIS_URL or redis_url in conveyor.toml"
@@ -277,6 +301,11 @@ pub(super) fn run(command: AdminCommand) -> Result<ExitCode> {
             }
             (_, AdminCommand::Exporter { every, queues, metrics, .. }) => {
                 run_exporter(admin, queues.clone(), *every, metrics).await
+            }
+            (_, AdminCommand::Console { addr, token, base_path, .. }) => {
+                let options = ConsoleOptions { token: token.clone(), base_path: base_path.clone() };
+                Console::new(admin, options).serve(*addr).await?;
+                Ok(ExitCode::SUCCESS)
             }
             _ => act(&admin, command).await,
         }
@@ -448,8 +477,8 @@ async fn act(admin: &Admin, command: AdminCommand) -> Result<ExitCode> {
                 );
             }
         }
-        AdminCommand::Cron(CronAction::Run { .. }) | AdminCommand::Exporter { .. } => {
-            unreachable!("run_cron and run_exporter run them")
+        AdminCommand::Cron(CronAction::Run { .. }) | AdminCommand::Exporter { .. } | AdminCommand::Console { .. } => {
+            unreachable!("run_cron, run_exporter and Console::serve run them")
         }
         AdminCommand::Cron(CronAction::Ls { queue, common }) => {
             let entries = admin.crons(&queue).await?;

@@ -8,8 +8,8 @@ use crate::runtime::client::{Client, Enqueue};
 use crate::runtime::connection::Redis;
 use crate::runtime::error::{Error, Result};
 use crate::runtime::queue::{
-    Cancelled, CronEntry, DeadDone, Depth, Enqueued, JobInfo, JobSummary, JobsIn, Page, Pick, Queue, Rates, Status,
-    WorkerRecord,
+    Cancelled, CronEntry, DeadDone, Depth, Enqueued, JobInfo, JobSummary, JobsIn, Page, Pick, Queue, Rates,
+    SecondCount, Status, WorkerRecord,
 };
 use std::time::Duration;
 
@@ -134,6 +134,12 @@ impl Admin {
     /// Removes every job of queue `name` in `state`; answers how many.
     pub async fn purge(&self, name: &str, state: JobsIn) -> Result<u64> {
         self.queue(name).await?.purge(state).await
+    }
+
+    /// What settled in queue `name` in each of the last 60 seconds (the current one last): the
+    /// series a live throughput view draws.
+    pub async fn throughput(&self, name: &str) -> Result<Vec<SecondCount>> {
+        self.queue(name).await?.throughput().await
     }
 
     /// Pauses queue `name`.

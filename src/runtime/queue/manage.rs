@@ -142,6 +142,17 @@ pub struct Rates {
     pub failed_per_second: f64,
 }
 
+/// Completions and failed attempts settled in one second.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SecondCount {
+    /// The second (since the epoch).
+    pub at_s: u64,
+    /// Jobs completed in it.
+    pub completed: u64,
+    /// Failed attempts (retried or dead) in it.
+    pub failed: u64,
+}
+
 impl Queue {
     /// Records that this queue exists, with its partitions, for operators to find it.
     pub(super) async fn record_meta(&self) -> Result<()> {
@@ -624,8 +635,17 @@ impl Queue {
 
     /// Completions and failures per second over the last minute, from what settles counted.
     pub async fn rates(&self) -> Result<Rates> {
+        let seconds = self.throughput().await?;
+        let (completed, failed) = seconds.iter().fold((0, 0), |(c, f), s| (c + s.completed, f + s.failed));
+        Ok(Rates { completed_per_second: completed as f64 / 60.0, failed_per_second: failed as f64 / 60.0 })
+    }
+
+    /// What settled in each of the last 60 seconds (the current one last), summed over
+    /// partitions: the series behind [`rates`](Self::rates), for a live view.
+    pub async fn throughput(&self) -> Result<Vec<SecondCount>> {
         let now_s = self.clock.now_ms() / 1000;
-        let (mut completed, mut failed) = (0u64, 0u64);
+        let mut seconds: Vec<SecondCount> =
+            (0..60).map(|i| SecondCount { at_s: now_s - 59 + i, ..SecondCount::default() }).collect();
         for keys in self.partitions.iter() {
             for minute in [now_s / 60, now_s / 60 - 1] {
                 let key = keys.rate(minute);
@@ -636,15 +656,16 @@ impl Queue {
                     let Ok(second) = second.parse::<u64>() else { continue };
                     let at = minute * 60 + second;
                     if at + 60 > now_s && at <= now_s {
+                        let slot = &mut seconds[(at + 59 - now_s) as usize];
                         match kind {
-                            "c" => completed += n,
-                            _ => failed += n,
+                            "c" => slot.completed += n,
+                            _ => slot.failed += n,
                         }
                     }
                 }
             }
         }
-        Ok(Rates { completed_per_second: completed as f64 / 60.0, failed_per_second: failed as f64 / 60.0 })
+        Ok(seconds)
     }
 }
 

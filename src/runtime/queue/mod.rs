@@ -51,7 +51,7 @@ pub use envelope::{DecodeError, Envelope, JobId, SEQ_LIMIT};
 pub use inspect::{DeadLetter, Depth};
 pub use keys::{GROUP, QueueKeys};
 pub use maintain::Reclaimed;
-pub use manage::{DeadDone, JobSummary, JobsIn, Page, Pick, Rates, WorkerRecord};
+pub use manage::{DeadDone, JobSummary, JobsIn, Page, Pick, Rates, SecondCount, WorkerRecord};
 pub use periodic::CronEntry;
 pub use settle::{Outcome, Settled};
 pub use track::{Cancelled, Event, JobInfo, JobState, Status};
