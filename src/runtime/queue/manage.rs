@@ -368,8 +368,9 @@ impl Queue {
     }
 
     /// One job's record, wherever it is: a tracked job's status, then the stream (an id that is
-    /// an entry id), the dead letters, the delayed and retrying jobs (each searched up to
-    /// [`SEARCH_LIMIT`] entries). `None` when it is nowhere.
+    /// an entry id), the waiting jobs whose id is a field of theirs (a retried dead letter), the
+    /// dead letters, the delayed and retrying jobs (each searched up to [`SEARCH_LIMIT`]
+    /// entries). `None` when it is nowhere.
     pub async fn find(&self, id: &str) -> Result<Option<JobSummary>> {
         let id = JobId::parse(id).map_err(|message| Error::InvalidArgument { what: "job id", message })?;
         // An entry id (`<ms>-<seq>`, `@<partition>` after it): its entry in the stream.
@@ -406,6 +407,23 @@ impl Queue {
             }
         }
         for (p, keys) in self.partitions.iter().enumerate() {
+            // A waiting job whose entry is not its id (a retried dead letter keeps its id).
+            let mut from = match self.group_of(keys).await?.last_delivered {
+                Some(id) => format!("({id}"),
+                None => "-".into(),
+            };
+            let mut read = 0;
+            while read < SEARCH_LIMIT {
+                let page = self.range(&keys.ready(), &from, 1000).await?;
+                let Some(last) = page.last().map(|e| e.0.clone()) else { break };
+                read += page.len();
+                for (entry, fields) in page {
+                    if fields.iter().any(|(k, v)| k == b"id" && v == id.as_str().as_bytes()) {
+                        return Ok(Some(summary(JobsIn::Waiting, &entry, p as u16, fields)));
+                    }
+                }
+                from = format!("({last}");
+            }
             let mut from = "-".to_owned();
             let mut read = 0;
             while read < SEARCH_LIMIT {
