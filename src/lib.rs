@@ -59,6 +59,7 @@
 //!   `docs/wire-format.md`); [`runtime::connection`]: one server or a cluster.
 //! - [`bench::scenario`], [`bench::run`], [`bench::report`], [`bench::load`], [`bench::probe`],
 //!   [`bench::chaos`], [`bench::benchmark`] (`conveyor bench`).
+//! - [`console`]: the web console (actix-web, server-rendered), on [`Admin`] alone.
 //! - [`cli`]: the command line; `main.rs` only calls [`cli::main`], and an application's own binary
 //!   calls [`cli::main_with`] with its handlers.
 

@@ -20,6 +20,12 @@ pub(super) async fn js() -> HttpResponse {
     asset("text/javascript; charset=utf-8", JS)
 }
 
+/// What the assets' URLs carry, so a browser keeps them until the binary changes.
+pub(super) const VERSION: &str = env!("CARGO_PKG_VERSION");
+
 fn asset(content_type: &'static str, body: &'static str) -> HttpResponse {
-    HttpResponse::Ok().insert_header((header::CONTENT_TYPE, content_type)).body(body)
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, content_type))
+        .insert_header((header::CACHE_CONTROL, "public, max-age=86400"))
+        .body(body)
 }

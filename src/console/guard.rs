@@ -8,7 +8,8 @@
 //!   (SameSite=Strict); every form carries its value, and a POST whose form value is missing or
 //!   differs from the cookie is answered 403 before anything is read or changed. Another site
 //!   can neither read nor set the cookie, so it cannot forge the form.
-//! - Every answer forbids inline scripts and framing (Content-Security-Policy) and caching.
+//! - Every answer forbids inline scripts and framing (Content-Security-Policy); pages are
+//!   never cached.
 
 use super::State;
 use actix_web::body::{EitherBody, MessageBody};
@@ -76,9 +77,12 @@ pub(super) async fn gate(
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::X_FRAME_OPTIONS, "DENY"),
         (header::REFERRER_POLICY, "no-referrer"),
-        (header::CACHE_CONTROL, "no-store"),
     ] {
         headers.insert(name, HeaderValue::from_static(value));
+    }
+    // Pages are never cached; the assets say otherwise themselves.
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     if fresh {
         let cookie = Cookie::build(CSRF_COOKIE, csrf)

@@ -71,6 +71,11 @@ impl Frame<'_> {
         format!("{}?{}", self.url(&["queues", queue]), query.finish())
     }
 
+    /// The URL of asset `file`, with the version that keeps a browser's copy current.
+    fn asset(&self, file: &str) -> String {
+        format!("{}?v={}", self.url(&["assets", file]), super::assets::VERSION)
+    }
+
     fn csrf_field(&self) -> Markup {
         html! { input type="hidden" name=(super::guard::CSRF_FIELD) value=(self.csrf); }
     }
@@ -140,8 +145,8 @@ fn layout(frame: &Frame, title: &str, here: &str, content: Markup) -> Markup {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · conveyor" }
-                link rel="stylesheet" href=(frame.url(&["assets", "console.css"]));
-                script src=(frame.url(&["assets", "console.js"])) defer {}
+                link rel="stylesheet" href=(frame.asset("console.css"));
+                script src=(frame.asset("console.js")) defer {}
             }
             body {
                 header {
@@ -487,7 +492,7 @@ pub(super) fn login(frame: &Frame, wrong: bool) -> Markup {
             head {
                 meta charset="utf-8";
                 title { "Log in · conveyor" }
-                link rel="stylesheet" href=(frame.url(&["assets", "console.css"]));
+                link rel="stylesheet" href=(frame.asset("console.css"));
             }
             body {
                 main.login.card {
