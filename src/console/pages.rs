@@ -464,7 +464,7 @@ pub(super) fn live(frame: &Frame, queues: &[QueueOverview], api: &str) -> Markup
                 @for q in queues {
                     div.card data-queue=(q.name) {
                         h2 { a href=(frame.queue_url(&q.name, JobsIn::Waiting, None, &[])) { (q.name) }
-                             " " span.badge data-field="paused" { @if q.paused { "paused" } @else { "running" } } }
+                             " " span.badge.paused[q.paused].running[!q.paused] data-field="paused" { @if q.paused { "paused" } @else { "running" } } }
                         div.stats {
                             div { b data-field="completed" { (format!("{:.1}", q.rates.completed_per_second)) } span { "done/s" } }
                             div { b data-field="failed" { (format!("{:.1}", q.rates.failed_per_second)) } span { "failed/s" } }

@@ -69,6 +69,10 @@ document.addEventListener("submit", function (event) {
       set("dead", String(q.depth.dead));
       set("workers", String(q.live_workers));
       set("paused", q.paused ? "paused" : "running");
+      var badge = card.querySelector('[data-field="paused"]');
+      if (badge) {
+        badge.className = "badge " + (q.paused ? "paused" : "running");
+      }
       var spark = card.querySelector("svg.spark");
       if (spark) {
         draw(spark, q.seconds);
