@@ -39,7 +39,12 @@ pub(super) fn state_name(state: JobsIn) -> &'static str {
     STATES.iter().find(|(s, _)| *s == state).map_or("waiting", |(_, n)| n)
 }
 
-impl Frame<'_> {
+impl<'a> Frame<'a> {
+    /// A frame for building URLs under `base` only (a redirect's target), with no form on it.
+    pub fn links(base: &'a str) -> Self {
+        Frame { base, csrf: "", guarded: false, now_ms: 0 }
+    }
+
     /// The URL of `segments` under the console (each segment percent-encoded).
     pub fn url(&self, segments: &[&str]) -> String {
         let mut s = self.base.to_owned();

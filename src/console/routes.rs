@@ -218,7 +218,7 @@ fn back_to(
     fallback: JobsIn,
     did: &[(&str, &str)],
 ) -> String {
-    let f = Frame { base: &state.base, csrf: "", guarded: false, now_ms: 0 };
+    let f = Frame::links(&state.base);
     match (form.value("back"), job) {
         (Some("overview"), _) => {
             let query = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(did).finish();
@@ -305,7 +305,7 @@ async fn login_page(
 }
 
 async fn login(state: web::Data<State>, form: CheckedForm) -> HttpResponse {
-    let f = Frame { base: &state.base, csrf: "", guarded: false, now_ms: 0 };
+    let f = Frame::links(&state.base);
     match form.value("token") {
         Some(given) if guard::token_matches(&state, given) => {
             let mut res = redirect(f.url(&[]));
@@ -317,7 +317,7 @@ async fn login(state: web::Data<State>, form: CheckedForm) -> HttpResponse {
 }
 
 async fn logout(state: web::Data<State>, _form: CheckedForm) -> HttpResponse {
-    let f = Frame { base: &state.base, csrf: "", guarded: false, now_ms: 0 };
+    let f = Frame::links(&state.base);
     let mut res = redirect(f.url(&["login"]));
     let mut cookie = guard::token_cookie(&state, "");
     cookie.make_removal();

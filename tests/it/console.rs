@@ -286,7 +286,8 @@ async fn markup_in_a_payload_and_an_error_is_shown_as_text_and_runs_nothing() {
         let pwned = b.execute("return [typeof window.pwned, document.title]", vec![]).await.unwrap();
         assert_eq!(pwned[0], "undefined", "no script of the job ran on {page}");
         assert!(!pwned[1].as_str().unwrap().contains("pwned"), "the title is the console's on {page}: {pwned}");
-        assert_eq!(b.find_all(Locator::Css("main img")).await.unwrap().len(), 0, "no markup became an element");
+        let made = b.find_all(Locator::Css("main img, main b:not([data-field])")).await.unwrap().len();
+        assert_eq!(made, 0, "no markup of the queue's name, payload or error became an element on {page}");
     }
     b.goto(&job).await.unwrap();
     assert_eq!(text_of(&b, "#reason").await, ATTACK, "the error shows as the text it is");
@@ -483,6 +484,16 @@ async fn no_page_shows_the_redis_password() {
         if path == "/" {
             assert!(body.contains(r#"data-queue="emails""#), "the console reads that Redis: {body}");
         }
+    }
+    // Redis gone: the page says so, still without the password.
+    let mut server = server;
+    server.kill();
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
+    if let Ok(res) = http.get(format!("{base}/")).send().await {
+        let status = res.status();
+        let body = res.text().await.unwrap_or_default();
+        assert!(!body.contains(PASSWORD), "the error page ({status}) shows the Redis password: {body}");
+        println!("with Redis gone the overview answers {status}");
     }
     let _ = console.kill();
     let out = console.wait_with_output().unwrap();
