@@ -397,7 +397,7 @@ pub(super) fn job(frame: &Frame, id: &str, record: &JobRecord, said: Option<&str
                     dt { "type" } dd { code { (name) } }
                     @if let Some(f) = found {
                         dt { "where" } dd #where { (state_name(f.state)) }
-                        dt { "attempt" } dd { (f.attempt) " " span.muted { "(0 is the first)" } }
+                        dt { "attempt" } dd { span #attempt { (f.attempt) } " " span.muted { "(0 is the first)" } }
                         dt { "enqueued" } dd { (when(frame, f.enqueued_ms)) " " span.muted { (time_of(f.enqueued_ms)) } }
                         @if let Some(due) = f.due_ms { dt { "due" } dd { (when(frame, due)) } }
                         @if let Some((w, idle)) = &f.worker { dt { "worker" } dd { code { (w) } " idle " (idle) " ms" } }
@@ -405,7 +405,7 @@ pub(super) fn job(frame: &Frame, id: &str, record: &JobRecord, said: Option<&str
                     }
                     @if let Some(s) = status {
                         dt { "status" } dd #status { (status_text(&s.state)) }
-                        @if found.is_none() { dt { "attempt" } dd { (s.attempt) } }
+                        @if found.is_none() { dt { "attempt" } dd { span #attempt { (s.attempt) } " " span.muted { "(0 is the first)" } } }
                         @if let Some(t) = s.started_ms { dt { "started" } dd { (when(frame, t)) } }
                         @if let Some(t) = s.finished_ms { dt { "finished" } dd { (when(frame, t)) } }
                         @if let Some(e) = &s.last_error { dt { "last error" } dd #last-error.bad { (e) } }

@@ -353,6 +353,43 @@ async fn pausing_from_the_page_stops_a_running_worker_claiming_and_resuming_rest
     server.stop(false).await;
 }
 
+#[actix_rt::test]
+async fn a_tracked_jobs_page_shows_its_attempt_last_error_and_result() {
+    let (prefix, admin) = namespace("console-tracked").await;
+    let options = QueueOptions {
+        prefix: prefix.clone(),
+        backoff: conveyor::queue::Backoff { base: Duration::from_millis(50), max: Duration::from_millis(50) },
+        ..QueueOptions::default()
+    };
+    let queue = Queue::new(support::redis().await, "emails", options, conveyor::clock::system());
+    queue.ensure_group().await.unwrap();
+    let registry = Registry::new().handle(|_: Email, ctx: JobContext| async move {
+        if ctx.attempt == 0 {
+            return Err(JobError::retry("smtp: 421 try again later"));
+        }
+        Ok(conveyor::Json(serde_json::json!({ "message_id": "<42@example.com>" })))
+    });
+    let pool = WorkerPool::builder(queue.clone(), registry).start().await.unwrap();
+    let tracked = conveyor::Enqueue::new().id("welcome-ada");
+    Client::new(queue.clone()).enqueue_with(&Email { to: "ada@example.com".into() }, tracked).await.unwrap();
+    until("the job completes", async || {
+        let record = admin.job(Some("emails"), "welcome-ada").await.ok()?;
+        matches!(record.status?.state, conveyor::queue::JobState::Completed { .. }).then_some(())
+    })
+    .await;
+    pool.shutdown().await;
+
+    let (url, server) = serve(admin, ConsoleOptions::default());
+    let (_driver, b) = browser().await;
+    b.goto(&format!("{url}/queues/emails/jobs/welcome-ada")).await.unwrap();
+    assert_eq!(text_of(&b, "#status").await, "completed");
+    assert_eq!(text_of(&b, "#last-error").await, "smtp: 421 try again later", "the failed attempt's error");
+    assert!(text_of(&b, "#result").await.contains(r#""message_id": "<42@example.com>""#), "the result, pretty JSON");
+    assert_eq!(text_of(&b, "#attempt").await, "1", "the attempt it finished at");
+    b.close().await.unwrap();
+    server.stop(false).await;
+}
+
 /// The CSRF token a page of the console put in its forms.
 fn csrf_in(page: &str) -> String {
     let at = page.find(r#"name="csrf" value=""#).expect("a form with a CSRF token") + r#"name="csrf" value=""#.len();
