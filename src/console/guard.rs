@@ -106,7 +106,10 @@ enum Access {
 
 fn access(state: &State, req: &HttpRequest) -> Access {
     let Some(token) = &state.token else {
-        return if loopback_host(req.connection_info().host()) { Access::Granted } else { Access::WrongHost };
+        // The Host header itself: never X-Forwarded-Host or Forwarded, which a script may set.
+        let host =
+            req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).or(req.uri().authority().map(|a| a.as_str()));
+        return if host.is_some_and(loopback_host) { Access::Granted } else { Access::WrongHost };
     };
     let bearer = req
         .headers()

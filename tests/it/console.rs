@@ -434,6 +434,13 @@ async fn a_post_without_the_right_csrf_token_is_refused_and_changes_nothing() {
     }
     let overview = admin.overview("emails").await.unwrap();
     assert!(!overview.paused && overview.depth.dead == 1, "nothing changed: {overview:?}");
+    // Without a token, only a loopback Host is served (DNS rebinding), whatever a script adds.
+    for forwarded in ["x-forwarded-host", "forwarded"] {
+        let value = if forwarded == "forwarded" { "host=127.0.0.1" } else { "127.0.0.1" };
+        let res =
+            http.get(format!("{url}/")).header("host", "evil.example").header(forwarded, value).send().await.unwrap();
+        assert_eq!(res.status(), 421, "Host evil.example with {forwarded}");
+    }
     let get = http.get(format!("{url}/queues/emails/pause")).send().await.unwrap();
     assert_eq!(get.status(), 404, "a GET changes nothing either");
 
