@@ -25,6 +25,7 @@ const BOUNDED_LABELS: &[&str] = &[
     "outcome",
     "state",
     "operation",
+    "priority",
     "le",
     "version",
     "revision",

@@ -4,6 +4,7 @@
 use super::claim::{decode, entry_parts};
 use super::envelope::{DecodeError, Envelope, field};
 use super::keys::QueueKeys;
+use super::priority::Priority;
 use super::{GROUP, Queue};
 use crate::runtime::error::Result;
 use redis::Value;
@@ -22,6 +23,34 @@ pub struct Depth {
     pub retrying: u64,
     /// In the dead letters.
     pub dead: u64,
+    /// The waiting jobs by priority (they add up to `waiting`).
+    pub waiting_by_priority: ByPriority,
+}
+
+/// A count for each priority.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ByPriority {
+    /// High-priority jobs.
+    pub high: u64,
+    /// Normal jobs.
+    pub normal: u64,
+    /// Low-priority jobs.
+    pub low: u64,
+}
+
+impl ByPriority {
+    /// The count of `priority`.
+    pub fn of(&self, priority: Priority) -> u64 {
+        match priority {
+            Priority::High => self.high,
+            Priority::Normal => self.normal,
+            Priority::Low => self.low,
+        }
+    }
+
+    fn plus(self, o: ByPriority) -> ByPriority {
+        ByPriority { high: self.high + o.high, normal: self.normal + o.normal, low: self.low + o.low }
+    }
 }
 
 impl Depth {
@@ -52,37 +81,46 @@ impl Queue {
             delayed: a.delayed + b.delayed,
             retrying: a.retrying + b.retrying,
             dead: a.dead + b.dead,
+            waiting_by_priority: a.waiting_by_priority.plus(b.waiting_by_priority),
         }))
     }
 
     async fn depth_in(&self, keys: &QueueKeys) -> Result<Depth> {
-        let (ready, delayed, retrying, dead) = (keys.ready(), keys.delayed(), keys.retrying(), keys.dead());
-        let (len, groups, delayed_n, retrying_n, dead_n): (u64, Value, u64, u64, u64) = self
-            .redis
-            .with_conn(async |c| {
-                redis::pipe()
-                    .cmd("XLEN")
-                    .arg(&ready)
-                    .cmd("XINFO")
-                    .arg("GROUPS")
-                    .arg(&ready)
-                    .cmd("ZCARD")
-                    .arg(&delayed)
-                    .cmd("ZCARD")
-                    .arg(&retrying)
-                    .cmd("XLEN")
-                    .arg(&dead)
-                    .query_async(c)
-                    .await
-            })
-            .await?;
+        let (streams, delayed, retrying, dead) = (keys.ready_all(), keys.delayed(), keys.retrying(), keys.dead());
+        let mut pipe = redis::pipe();
+        for ready in &streams {
+            pipe.cmd("XLEN").arg(ready).cmd("XINFO").arg("GROUPS").arg(ready);
+        }
+        pipe.cmd("ZCARD").arg(&delayed).cmd("ZCARD").arg(&retrying).cmd("XLEN").arg(&dead);
+        let (high, high_groups, len, groups, low, low_groups, delayed_n, retrying_n, dead_n): (
+            u64,
+            Value,
+            u64,
+            Value,
+            u64,
+            Value,
+            u64,
+            u64,
+            u64,
+        ) = self.redis.with_conn(async |c| pipe.query_async(c).await).await?;
         // XINFO GROUPS errors only when the stream is missing: then nothing is waiting.
-        let group = GroupInfo::of(&groups).unwrap_or_default();
         // Settled entries stay in the stream until the next trim, so the stream's length
         // overstates what waits; the group's lag (Redis 7: entries added but not yet read) is
         // exact. Redis 6.2 has no lag: the length less what is pending is the bound left.
-        let waiting = group.lag.unwrap_or_else(|| len.saturating_sub(group.pending));
-        Ok(Depth { waiting, in_flight: group.pending, delayed: delayed_n, retrying: retrying_n, dead: dead_n })
+        let level = |len: u64, groups: &Value| {
+            let group = GroupInfo::of(groups).unwrap_or_default();
+            (group.lag.unwrap_or_else(|| len.saturating_sub(group.pending)), group.pending)
+        };
+        let ((hi, hi_held), (normal, held), (lo, lo_held)) =
+            (level(high, &high_groups), level(len, &groups), level(low, &low_groups));
+        Ok(Depth {
+            waiting: hi + normal + lo,
+            in_flight: hi_held + held + lo_held,
+            delayed: delayed_n,
+            retrying: retrying_n,
+            dead: dead_n,
+            waiting_by_priority: ByPriority { high: hi, normal, low: lo },
+        })
     }
 
     /// How long the oldest job not yet handed to a worker has waited (zero when none waits):
@@ -95,17 +133,24 @@ impl Queue {
     }
 
     async fn oldest_waiting_age_in(&self, keys: &QueueKeys) -> Result<Duration> {
-        let ready = keys.ready();
+        let mut oldest = self.oldest_waiting_age_of(&keys.ready()).await?;
+        for level in [Priority::High, Priority::Low] {
+            oldest = oldest.max(self.oldest_waiting_age_of(&keys.ready_at(level)).await?);
+        }
+        Ok(oldest)
+    }
+
+    async fn oldest_waiting_age_of(&self, ready: &str) -> Result<Duration> {
         let (groups, (secs, micros)): (Value, (u64, u64)) = self
             .redis
-            .with_conn(async |c| redis::pipe().cmd("XINFO").arg("GROUPS").arg(&ready).cmd("TIME").query_async(c).await)
+            .with_conn(async |c| redis::pipe().cmd("XINFO").arg("GROUPS").arg(ready).cmd("TIME").query_async(c).await)
             .await?;
         let last_delivered = GroupInfo::of(&groups).and_then(|g| g.last_delivered);
         let start = format!("({}", last_delivered.unwrap_or_else(|| "0-0".into()));
         let first: Value = self
             .redis
             .with_conn(async |c| {
-                redis::cmd("XRANGE").arg(&ready).arg(&start).arg("+").arg("COUNT").arg(1).query_async(c).await
+                redis::cmd("XRANGE").arg(ready).arg(&start).arg("+").arg("COUNT").arg(1).query_async(c).await
             })
             .await?;
         let added_ms = match &first {

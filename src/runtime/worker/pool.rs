@@ -18,7 +18,7 @@ use super::scheduler::{DepthSample, Halt, Scheduler};
 use super::worker::{Worker, WorkerConfig};
 use crate::runtime::error::Result;
 use crate::runtime::handler::Registry;
-use crate::runtime::queue::{Queue, WorkerRecord};
+use crate::runtime::queue::{Queue, Service, WorkerRecord};
 use actix::prelude::*;
 use std::cell::Cell;
 use std::rc::Rc;
@@ -46,6 +46,7 @@ pub struct PoolBuilder {
     concurrency: usize,
     batch: usize,
     block: Duration,
+    service: Service,
     consumer_prefix: String,
     scheduler: bool,
     observers: Option<ObserverFactory>,
@@ -81,6 +82,7 @@ impl WorkerPool {
             concurrency: 1,
             batch: 64,
             block: Duration::from_millis(100),
+            service: Service::default(),
             consumer_prefix: instance_name(),
             scheduler: true,
             observers: None,
@@ -129,6 +131,12 @@ impl PoolBuilder {
     /// Longest a claim waits for work.
     pub fn block(mut self, d: Duration) -> Self {
         self.block = d;
+        self
+    }
+
+    /// How the workers share their claims among priorities (default: weighted 6/3/1).
+    pub fn service(mut self, service: Service) -> Self {
+        self.service = service;
         self
     }
 
@@ -194,6 +202,7 @@ impl PoolBuilder {
                     concurrency: self.concurrency,
                     batch: self.batch,
                     block: self.block,
+                    service: self.service,
                 };
                 let worker = Worker::new(self.queue.clone(), config, self.registry.clone(), board.clone());
                 match &self.observers {
