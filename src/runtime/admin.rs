@@ -8,8 +8,8 @@ use crate::runtime::client::{Client, Enqueue};
 use crate::runtime::connection::Redis;
 use crate::runtime::error::{Error, Result};
 use crate::runtime::queue::{
-    Cancelled, CronEntry, DeadDone, Depth, Enqueued, JobInfo, JobSummary, JobsIn, Page, Pick, Queue, Rates, Status,
-    WorkerRecord,
+    Cancelled, CronEntry, DeadDone, Depth, Enqueued, JobInfo, JobSummary, JobsIn, Limit, Page, Pick, Priority, Queue,
+    Rates, Status, WorkerRecord,
 };
 use std::time::Duration;
 
@@ -37,6 +37,8 @@ pub struct QueueOverview {
     pub paused: bool,
     /// Worker processes whose heartbeat holds.
     pub live_workers: usize,
+    /// Its rate limit, if it has one.
+    pub limit: Option<Limit>,
 }
 
 /// Everything known of one job.
@@ -141,6 +143,16 @@ impl Admin {
         self.queue(name).await?.pause().await
     }
 
+    /// Sets queue `name`'s rate limit (every worker process follows it from its next poll).
+    pub async fn set_limit(&self, name: &str, limit: Limit) -> Result<()> {
+        self.queue(name).await?.set_limit(limit).await
+    }
+
+    /// Removes queue `name`'s rate limit; answers whether it had one.
+    pub async fn clear_limit(&self, name: &str) -> Result<bool> {
+        self.queue(name).await?.clear_limit().await
+    }
+
     /// Resumes queue `name`.
     pub async fn resume(&self, name: &str) -> Result<()> {
         self.queue(name).await?.resume().await
@@ -155,11 +167,12 @@ impl Admin {
         json: &str,
         delay: Option<Duration>,
         id: Option<&str>,
+        priority: Priority,
     ) -> Result<Enqueued> {
         let value: serde_json::Value = serde_json::from_str(json)
             .map_err(|e| Error::InvalidArgument { what: "--json", message: format!("expected a JSON payload: {e}") })?;
         let queue = self.queue_or_new(name).await?;
-        let mut options = Enqueue::new();
+        let mut options = Enqueue::new().priority(priority);
         if let Some(d) = delay {
             options = options.delay(d);
         }
@@ -228,5 +241,6 @@ async fn overview_of(queue: &Queue) -> Result<QueueOverview> {
         rates: queue.rates().await?,
         paused: queue.is_paused().await?,
         live_workers: queue.live_workers().await?.len(),
+        limit: queue.limit().await?,
     })
 }

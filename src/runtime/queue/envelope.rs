@@ -388,7 +388,9 @@ fn optional(job: &mut Envelope, key: &[u8], value: &[u8]) -> Result<Option<Bytes
         b"a" => job.attempt = small(field::ATTEMPT, value)?,
         b"ma" => job.max_attempts = Some(small(field::MAX_ATTEMPTS, value)?.max(1)),
         b"to" => job.timeout_ms = Some(int(field::TIMEOUT, value)?),
-        b"p" => job.priority = Priority::parse(value).ok_or_else(|| malformed(field::PRIORITY, "high, normal or low"))?,
+        b"p" => {
+            job.priority = Priority::parse(value).ok_or_else(|| malformed(field::PRIORITY, "high, normal or low"))?
+        }
         _ => {}
     }
     Ok(None)

@@ -284,7 +284,8 @@ impl Queue {
                 };
                 let entries = self.range(&stream, &start, limit).await?;
                 let last = entries.last().map(|(id, _)| id.clone());
-                let jobs = entries.into_iter().map(|(entry, fields)| summary(state, &entry, p, level, fields)).collect();
+                let jobs =
+                    entries.into_iter().map(|(entry, fields)| summary(state, &entry, p, level, fields)).collect();
                 Ok((jobs, last))
             }
             JobsIn::Active => {

@@ -237,7 +237,8 @@ impl Queue {
 
     /// Resets the idle time of jobs `consumer` still runs, so they are not reclaimed.
     pub async fn renew(&self, consumer: &str, held: &[Claimed]) -> Result<()> {
-        let held: Vec<(u16, Priority, &str)> = held.iter().map(|c| (c.partition, c.priority, c.entry_id.as_str())).collect();
+        let held: Vec<(u16, Priority, &str)> =
+            held.iter().map(|c| (c.partition, c.priority, c.entry_id.as_str())).collect();
         self.renew_held(consumer, &held).await
     }
 

@@ -192,8 +192,9 @@ struct HeldJob {
 impl HeldJob {
     fn job_id(&self) -> JobId {
         match &self.explicit_id {
-            Some(id) => JobId::parse(id)
-                .unwrap_or_else(|_| JobId::of_entry_at(&self.entry_id, self.partition, self.priority)),
+            Some(id) => {
+                JobId::parse(id).unwrap_or_else(|_| JobId::of_entry_at(&self.entry_id, self.partition, self.priority))
+            }
             None => JobId::of_entry_at(&self.entry_id, self.partition, self.priority),
         }
     }
