@@ -167,7 +167,7 @@ pub(super) enum AdminCommand {
         /// The queue.
         queue: String,
         /// Jobs per second, minute or hour: 200/s, 90/m, 1000/h.
-        #[arg(required_unless_present = "clear", conflicts_with = "clear")]
+        #[arg(required_unless_present = "clear", conflicts_with = "clear", allow_hyphen_values = true)]
         rate: Option<String>,
         /// Jobs that may start at once after a quiet spell (default: a tenth of a second's
         /// worth, at least 1).
@@ -690,7 +690,7 @@ fn queues_table(queues: &[QueueOverview]) -> String {
             "{:<20} {:>9} {:>14} {:>7} {:>7} {:>8} {:>7} {:>10.1} {:>8.1} {:>8.1} {:>6} {:>7}  {}",
             q.name,
             d.waiting,
-            format!("{}/{}/{}", d.waiting_by_priority.high, d.waiting_by_priority.normal, d.waiting_by_priority.low),
+            format!("{}/{}/{}", q.waiting_by_priority.high, q.waiting_by_priority.normal, q.waiting_by_priority.low),
             d.in_flight,
             d.delayed,
             d.retrying,

@@ -8,8 +8,8 @@ use crate::runtime::client::{Client, Enqueue};
 use crate::runtime::connection::Redis;
 use crate::runtime::error::{Error, Result};
 use crate::runtime::queue::{
-    Cancelled, CronEntry, DeadDone, Depth, Enqueued, JobInfo, JobSummary, JobsIn, Limit, Page, Pick, Priority, Queue,
-    Rates, Status, WorkerRecord,
+    ByPriority, Cancelled, CronEntry, DeadDone, Depth, Enqueued, JobInfo, JobSummary, JobsIn, Limit, Page, Pick,
+    Priority, Queue, Rates, Status, WorkerRecord,
 };
 use std::time::Duration;
 
@@ -29,6 +29,8 @@ pub struct QueueOverview {
     pub partitions: u16,
     /// Jobs in each state (`in_flight`: held by a worker).
     pub depth: Depth,
+    /// The waiting jobs by priority.
+    pub waiting_by_priority: ByPriority,
     /// How long the oldest waiting job has waited (seconds).
     pub oldest_waiting_seconds: f64,
     /// Completions and failures per second over the last minute.
@@ -233,10 +235,12 @@ impl Admin {
 }
 
 async fn overview_of(queue: &Queue) -> Result<QueueOverview> {
+    let (depth, waiting_by_priority) = queue.depth_by_priority().await?;
     Ok(QueueOverview {
         name: queue.name().to_owned(),
         partitions: queue.partition_keys().len() as u16,
-        depth: queue.depth().await?,
+        depth,
+        waiting_by_priority,
         oldest_waiting_seconds: queue.oldest_waiting_age().await?.as_secs_f64(),
         rates: queue.rates().await?,
         paused: queue.is_paused().await?,

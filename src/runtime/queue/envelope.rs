@@ -611,6 +611,7 @@ mod tests {
             deadline_ms: Some(1_733_080_060_000),
             keep_ms: Some(86_400_000),
             batch: Some("import-7".into()),
+            priority: Priority::High,
         }
     }
 
@@ -653,7 +654,7 @@ mod tests {
             ..Envelope::new("x", b"".to_vec())
         };
         assert_eq!(names(&stamped), ["n", "m"], "the payload travels in m with the optional fields");
-        assert_eq!(names(&full()), ["n", "m", "id", "r"], "id and r stand on their own");
+        assert_eq!(names(&full()), ["n", "m", "id", "p", "r"], "id, p and r stand on their own");
     }
 
     #[test]
@@ -768,6 +769,20 @@ mod tests {
     fn job_ids_name_their_partition() {
         assert_eq!(JobId::of_entry("5-1", 0).as_str(), "5-1");
         assert_eq!(JobId::of_entry("5-1", 3).as_str(), "5-1@3");
+        assert_eq!(JobId::of_entry_at("5-1", 0, Priority::Normal).as_str(), "5-1");
+        assert_eq!(JobId::of_entry_at("5-1", 0, Priority::High).as_str(), "5-1@0/high");
+        assert_eq!(JobId::of_entry_at("5-1", 3, Priority::Low).as_str(), "5-1@3/low");
+        for (id, place) in [
+            ("5-1", Some(("5-1", 0, Priority::Normal))),
+            ("5-1@3", Some(("5-1", 3, Priority::Normal))),
+            ("5-1@0/high", Some(("5-1", 0, Priority::High))),
+            ("5-1@2/low", Some(("5-1", 2, Priority::Low))),
+            ("order-42", None),
+            ("5-1@x", None),
+            ("5-1@0/urgent", None),
+        ] {
+            assert_eq!(JobId::parse(id).unwrap().entry_place(), place, "{id}");
+        }
         assert_ne!(JobId::generate(), JobId::generate());
         assert!(JobId::parse("").is_err());
     }

@@ -63,7 +63,7 @@ impl QueueWatch {
                 }
                 for level in crate::runtime::queue::Priority::ALL {
                     gauge!(WAITING_BY_PRIORITY, "queue" => name(), "priority" => level.name())
-                        .set(d.waiting_by_priority.of(level) as f64);
+                        .set(q.waiting_by_priority.of(level) as f64);
                 }
                 gauge!(OLDEST_WAITING_AGE, "queue" => name()).set(q.oldest_waiting_seconds);
                 super::queue_paused(&q.name, q.paused);

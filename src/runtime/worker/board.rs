@@ -89,6 +89,20 @@ impl Board {
         }
     }
 
+    /// Takes in the queue's settings as just read.
+    pub(crate) fn apply(&mut self, queue: &str, Settings { paused, limit, lanes }: Settings) {
+        if self.limit != limit {
+            tracing::info!(queue, limit = ?limit, "the queue's rate limit changed");
+        }
+        self.limit = limit;
+        self.lanes = lanes;
+        if self.paused != paused {
+            self.paused = paused;
+            crate::runtime::telemetry::queue_paused(queue, paused);
+            tracing::info!(queue, paused, "the queue was {}", if paused { "paused" } else { "resumed" });
+        }
+    }
+
     fn forget_older_than(&mut self, age: Duration) {
         self.ids.retain(|_, at| at.elapsed() < age);
     }
@@ -111,26 +125,7 @@ pub async fn watch(queue: Queue, board: SharedBoard, stop: Rc<std::cell::Cell<bo
             Err(e) => tracing::debug!(error = %e, "reading cancellations failed; next poll retries"),
         }
         match queue.settings().await {
-            Ok(Settings { paused, limit, lanes }) => {
-                {
-                    let mut b = board.borrow_mut();
-                    if b.limit != limit {
-                        tracing::info!(queue = queue.name(), limit = ?limit, "the queue's rate limit changed");
-                    }
-                    b.limit = limit;
-                    b.lanes = lanes;
-                }
-                let was = std::mem::replace(&mut board.borrow_mut().paused, paused);
-                if was != paused {
-                    crate::runtime::telemetry::queue_paused(queue.name(), paused);
-                    tracing::info!(
-                        queue = queue.name(),
-                        paused,
-                        "the queue was {}",
-                        if paused { "paused" } else { "resumed" }
-                    );
-                }
-            }
+            Ok(settings) => board.borrow_mut().apply(queue.name(), settings),
             Err(e) => tracing::debug!(error = %e, "reading the queue's settings failed; next poll retries"),
         }
         if last_trim.elapsed() >= TRIM_EVERY {
