@@ -668,7 +668,7 @@ fn queues_table(queues: &[QueueOverview]) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{:<20} {:>9} {:>14} {:>7} {:>7} {:>8} {:>7} {:>10} {:>8} {:>8} {:>6} {:>7}  {}",
+        "{:<20} {:>9} {:>14} {:>7} {:>7} {:>8} {:>7} {:>10} {:>8} {:>8} {:>6} {:>7}  {:<5}",
         "queue",
         "waiting",
         "high/norm/low",

@@ -60,8 +60,7 @@ async fn flood(service: Service, high: usize, low: usize) -> Vec<Priority> {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     pool.shutdown().await;
-    let order = started.lock().unwrap().clone();
-    order
+    started.lock().unwrap().clone()
 }
 
 #[actix_rt::test]

@@ -181,7 +181,8 @@ impl PoolBuilder {
         let board = SharedBoard::default();
         // The settings before the first claim: a limited queue is never claimed from without
         // its limit, nor a paused one at all.
-        board.borrow_mut().apply(self.queue.name(), self.queue.settings().await?);
+        let settings = self.queue.settings().await?;
+        board.borrow_mut().apply(self.queue.name(), settings);
         let stop_watching = Rc::new(Cell::new(false));
         actix::spawn(super::board::watch(self.queue.clone(), board.clone(), stop_watching.clone()));
         let record = WorkerRecord {
