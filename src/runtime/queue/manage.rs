@@ -151,20 +151,12 @@ impl Queue {
         let (meta, queues) = (self.keys.meta(), queues_key(&self.options.prefix));
         let n = self.partition_count();
         let name = self.name().to_owned();
+        // Two commands, not one pipeline: the set of queues has a hash tag of its own, so on a
+        // cluster it may live on another master.
         self.redis
             .with_conn(async |c| {
-                redis::pipe()
-                    .cmd("HSETNX")
-                    .arg(&meta)
-                    .arg("partitions")
-                    .arg(n)
-                    .ignore()
-                    .cmd("SADD")
-                    .arg(&queues)
-                    .arg(&name)
-                    .ignore()
-                    .query_async::<()>(c)
-                    .await
+                redis::cmd("HSETNX").arg(&meta).arg("partitions").arg(n).query_async::<()>(c).await?;
+                redis::cmd("SADD").arg(&queues).arg(&name).query_async::<()>(c).await
             })
             .await
     }
