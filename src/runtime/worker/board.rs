@@ -3,8 +3,8 @@
 //! asked to be cancelled (read from the queue's cancelled set) — and through them which runs in
 //! progress must see their token trip — and how many jobs the workers hold (for the process's
 //! heartbeat), and the queue's settings read with the pause in one round trip: its rate limit
-//! and whether it uses priorities. Workers look here before they claim and before they start a job: local reads,
-//! and no lookup at all while nobody cancelled anything.
+//! and whether it uses priorities. Workers look here before they claim and before they start a
+//! job: local reads, and no lookup at all while nobody cancelled anything.
 
 use crate::runtime::queue::{JobId, Limit, Queue, Settings};
 use std::cell::RefCell;
