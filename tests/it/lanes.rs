@@ -279,3 +279,38 @@ async fn a_rate_limit_holds_across_worker_processes() {
     assert!(n <= bound * 1.05, "{n} jobs claimed in {took:.2} s: more than the limit allows ({bound:.0})");
     assert!(n >= 0.5 * rate * took, "{n} jobs claimed in {took:.2} s: the limit let far fewer through than it allows");
 }
+
+#[actix_rt::test]
+async fn a_partitioned_queue_serves_every_priority_of_every_partition() {
+    let queue = support::queue("lanes-parts", QueueOptions { partitions: 3, ..QueueOptions::default() }).await;
+    let client = Client::new(queue.clone());
+    for level in Priority::ALL {
+        // One call per job: each goes to the next partition in turn.
+        for _ in 0..6 {
+            client.enqueue_with(&Graded { priority: level }, Enqueue::new().priority(level)).await.unwrap();
+        }
+    }
+    let (d, by) = queue.depth_by_priority().await.unwrap();
+    assert_eq!((d.waiting, by.high, by.normal, by.low), (18, 6, 6, 6), "{by:?}");
+    let started = Arc::new(Mutex::new(Vec::new()));
+    let pool = WorkerPool::builder(queue.clone(), recording(started.clone()))
+        .concurrency(4)
+        .block(Duration::from_millis(20))
+        .start()
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while started.lock().unwrap().len() < 18 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while queue.depth().await.unwrap().unfinished() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    pool.shutdown().await;
+    let seen = started.lock().unwrap().clone();
+    for level in Priority::ALL {
+        assert_eq!(seen.iter().filter(|p| **p == level).count(), 6, "{level}: {seen:?}");
+    }
+    assert_eq!(queue.depth().await.unwrap(), conveyor::queue::Depth::default(), "every job settled");
+}
