@@ -1,5 +1,5 @@
 //! The operator's commands, each a thin layer over [`Admin`]: `queues`, `jobs`, `job`,
-//! `dead retry|rm`, `purge`, `pause`, `resume`, `enqueue`, `cancel`, `cron run|ls|rm`, `workers`,
+//! `dead retry|rm`, `purge`, `pause`, `resume`, `limit`, `enqueue`, `cancel`, `cron run|ls|rm`, `workers`,
 //! `exporter`, `console`. Every one takes
 //! `--json`, the Redis flags of the other commands and `--prefix`; a queue or job that does not
 //! exist, or input that does not parse, is an error (exit 2) and changes nothing. Removing or
@@ -10,7 +10,7 @@ use crate::console::{Console, ConsoleOptions};
 use crate::runtime::admin::{Admin, QueueOverview};
 use crate::runtime::cron::{Cron, Periodic};
 use crate::runtime::error::{Error, Result};
-use crate::runtime::queue::{JobId, JobsIn, Pick};
+use crate::runtime::queue::{JobId, JobsIn, Limit, Pick, Priority};
 use actix::System;
 use clap::{Args, Subcommand};
 use std::io::{BufRead, IsTerminal, Write};
@@ -162,6 +162,24 @@ pub(super) enum AdminCommand {
         #[command(flatten)]
         common: Common,
     },
+    /// Set a queue's rate limit across every worker process ("200/s", "90/m", "1000/h"), or
+    /// clear it.
+    Limit {
+        /// The queue.
+        queue: String,
+        /// Jobs per second, minute or hour: 200/s, 90/m, 1000/h.
+        #[arg(required_unless_present = "clear", conflicts_with = "clear", allow_hyphen_values = true)]
+        rate: Option<String>,
+        /// Jobs that may start at once after a quiet spell (default: a tenth of a second's
+        /// worth, at least 1).
+        #[arg(long, conflicts_with = "clear")]
+        burst: Option<u32>,
+        /// Remove the queue's limit.
+        #[arg(long)]
+        clear: bool,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Resume a paused queue.
     Resume {
         /// The queue.
@@ -184,6 +202,9 @@ pub(super) enum AdminCommand {
         /// An id of its own (the job is tracked; the id is taken once).
         #[arg(long)]
         id: Option<String>,
+        /// high, normal or low.
+        #[arg(long, default_value = "normal")]
+        priority: Priority,
         #[command(flatten)]
         redis: RedisArgs,
         /// The key prefix of the queue.
@@ -268,6 +289,7 @@ pub(super) fn run(command: AdminCommand) -> Result<ExitCode> {
         | AdminCommand::Job { common, .. }
         | AdminCommand::Purge { common, .. }
         | AdminCommand::Pause { common, .. }
+        | AdminCommand::Limit { common, .. }
         | AdminCommand::Resume { common, .. }
         | AdminCommand::Cancel { common, .. }
         | AdminCommand::Workers { common, .. } => (common.redis.clone(), common.prefix.clone()),
@@ -286,6 +308,9 @@ pub(super) fn run(command: AdminCommand) -> Result<ExitCode> {
     };
     if let AdminCommand::Console { addr, token, .. } = &command {
         crate::console::check_exposure(*addr, token.as_deref().is_some_and(|t| !t.is_empty()))?;
+    }
+    if let AdminCommand::Limit { rate: Some(rate), burst, .. } = &command {
+        limit_of(rate, *burst)?;
     }
     let endpoint = configured_redis(&redis_args)?.ok_or_else(|| {
         Error::Usage(
@@ -445,12 +470,25 @@ async fn act(admin: &Admin, command: AdminCommand) -> Result<ExitCode> {
             admin.pause(&queue).await?;
             say(common.json, &format!("queue {queue} paused: workers claim nothing and finish what they hold"));
         }
+        AdminCommand::Limit { queue, rate: Some(rate), burst, common, .. } => {
+            let limit = limit_of(&rate, burst)?;
+            admin.set_limit(&queue, limit).await?;
+            say(
+                common.json,
+                &format!("queue {queue} limited to {limit}: every worker process follows it within a poll"),
+            );
+        }
+        AdminCommand::Limit { queue, rate: None, common, .. } => {
+            let had = admin.clear_limit(&queue).await?;
+            let what = if had { "has no rate limit any more" } else { "had no rate limit" };
+            say(common.json, &format!("queue {queue} {what}"));
+        }
         AdminCommand::Resume { queue, common } => {
             admin.resume(&queue).await?;
             say(common.json, &format!("queue {queue} resumed"));
         }
-        AdminCommand::Enqueue { queue, job_type, json, delay, id, .. } => {
-            let done = admin.enqueue(&queue, &job_type, &json, delay, id.as_deref()).await?;
+        AdminCommand::Enqueue { queue, job_type, json, delay, id, priority, .. } => {
+            let done = admin.enqueue(&queue, &job_type, &json, delay, id.as_deref(), priority).await?;
             match done {
                 crate::runtime::queue::Enqueued::Added(id) => println!("enqueued {id}"),
                 crate::runtime::queue::Enqueued::Duplicate(id) => {
@@ -644,14 +682,25 @@ fn time_of(ms: u64) -> String {
         .unwrap_or_else(|| ms.to_string())
 }
 
+/// The limit `conveyor limit` was given: an error naming the flag for a rate or burst that is
+/// not positive or does not parse.
+fn limit_of(rate: &str, burst: Option<u32>) -> Result<Limit> {
+    let per_second = Limit::parse_rate(rate).map_err(|message| Error::InvalidArgument { what: "rate", message })?;
+    Limit::new(per_second, burst).map_err(|e| match e {
+        Error::InvalidArgument { what: "burst", message } => Error::InvalidArgument { what: "--burst", message },
+        other => other,
+    })
+}
+
 fn queues_table(queues: &[QueueOverview]) -> String {
     use std::fmt::Write as _;
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{:<20} {:>9} {:>7} {:>7} {:>8} {:>7} {:>10} {:>8} {:>8} {:>6} {:>7}",
+        "{:<20} {:>9} {:>14} {:>7} {:>7} {:>8} {:>7} {:>10} {:>8} {:>8} {:>6} {:>7}  {:<5}",
         "queue",
         "waiting",
+        "high/norm/low",
         "active",
         "delayed",
         "retrying",
@@ -660,15 +709,17 @@ fn queues_table(queues: &[QueueOverview]) -> String {
         "done/s",
         "failed/s",
         "paused",
-        "workers"
+        "workers",
+        "limit"
     );
     for q in queues {
         let d = &q.depth;
         let _ = writeln!(
             s,
-            "{:<20} {:>9} {:>7} {:>7} {:>8} {:>7} {:>10.1} {:>8.1} {:>8.1} {:>6} {:>7}",
+            "{:<20} {:>9} {:>14} {:>7} {:>7} {:>8} {:>7} {:>10.1} {:>8.1} {:>8.1} {:>6} {:>7}  {}",
             q.name,
             d.waiting,
+            format!("{}/{}/{}", q.waiting_by_priority.high, q.waiting_by_priority.normal, q.waiting_by_priority.low),
             d.in_flight,
             d.delayed,
             d.retrying,
@@ -677,7 +728,8 @@ fn queues_table(queues: &[QueueOverview]) -> String {
             q.rates.completed_per_second,
             q.rates.failed_per_second,
             if q.paused { "yes" } else { "no" },
-            q.live_workers
+            q.live_workers,
+            q.limit.map_or_else(|| "-".to_owned(), |l| l.to_string())
         );
     }
     if queues.is_empty() {

@@ -174,6 +174,10 @@ struct WorkerArgs {
     /// Most jobs per claim.
     #[arg(long)]
     batch: Option<u32>,
+    /// How claims are shared among priorities: strict (high first, always), weighted (6/3/1:
+    /// low jobs are served under a flood of high ones) or weighted:H,N,L.
+    #[arg(long, default_value = "weighted")]
+    service: crate::runtime::queue::Service,
     /// Partitions of the queue (default: the scenario's `queue.partitions`, else 1); must match
     /// the producer's, or some partitions go unserved.
     #[arg(long)]
@@ -446,6 +450,7 @@ fn worker_command(args: WorkerArgs, registry: Arc<Registry>) -> Result<ExitCode>
             .concurrency(args.concurrency.unwrap_or(section.concurrency) as usize)
             .batch(args.batch.unwrap_or(section.batch) as usize)
             .block(section.block)
+            .service(args.service)
             .consumer_prefix(instance.clone())
             .sampling_depth_to(collector.clone().recipient())
             .observed_by(Arc::new(move || Box::new(StatsReporter::new(reports_to.clone()))))

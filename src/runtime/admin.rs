@@ -8,8 +8,8 @@ use crate::runtime::client::{Client, Enqueue};
 use crate::runtime::connection::Redis;
 use crate::runtime::error::{Error, Result};
 use crate::runtime::queue::{
-    Cancelled, CronEntry, DeadDone, Depth, Enqueued, JobInfo, JobSummary, JobsIn, Page, Pick, Queue, Rates,
-    SecondCount, Status, WorkerRecord,
+    ByPriority, Cancelled, CronEntry, DeadDone, Depth, Enqueued, JobInfo, JobSummary, JobsIn, Limit, Page, Pick,
+    Priority, Queue, Rates, SecondCount, Status, WorkerRecord,
 };
 use std::time::Duration;
 
@@ -29,6 +29,8 @@ pub struct QueueOverview {
     pub partitions: u16,
     /// Jobs in each state (`in_flight`: held by a worker).
     pub depth: Depth,
+    /// The waiting jobs by priority.
+    pub waiting_by_priority: ByPriority,
     /// How long the oldest waiting job has waited (seconds).
     pub oldest_waiting_seconds: f64,
     /// Completions and failures per second over the last minute.
@@ -37,6 +39,8 @@ pub struct QueueOverview {
     pub paused: bool,
     /// Worker processes whose heartbeat holds.
     pub live_workers: usize,
+    /// Its rate limit, if it has one.
+    pub limit: Option<Limit>,
 }
 
 /// Everything known of one job.
@@ -147,6 +151,16 @@ impl Admin {
         self.queue(name).await?.pause().await
     }
 
+    /// Sets queue `name`'s rate limit (every worker process follows it from its next poll).
+    pub async fn set_limit(&self, name: &str, limit: Limit) -> Result<()> {
+        self.queue(name).await?.set_limit(limit).await
+    }
+
+    /// Removes queue `name`'s rate limit; answers whether it had one.
+    pub async fn clear_limit(&self, name: &str) -> Result<bool> {
+        self.queue(name).await?.clear_limit().await
+    }
+
     /// Resumes queue `name`.
     pub async fn resume(&self, name: &str) -> Result<()> {
         self.queue(name).await?.resume().await
@@ -161,11 +175,12 @@ impl Admin {
         json: &str,
         delay: Option<Duration>,
         id: Option<&str>,
+        priority: Priority,
     ) -> Result<Enqueued> {
         let value: serde_json::Value = serde_json::from_str(json)
             .map_err(|e| Error::InvalidArgument { what: "--json", message: format!("expected a JSON payload: {e}") })?;
         let queue = self.queue_or_new(name).await?;
-        let mut options = Enqueue::new();
+        let mut options = Enqueue::new().priority(priority);
         if let Some(d) = delay {
             options = options.delay(d);
         }
@@ -226,13 +241,16 @@ impl Admin {
 }
 
 async fn overview_of(queue: &Queue) -> Result<QueueOverview> {
+    let (depth, waiting_by_priority) = queue.depth_by_priority().await?;
     Ok(QueueOverview {
         name: queue.name().to_owned(),
         partitions: queue.partition_keys().len() as u16,
-        depth: queue.depth().await?,
+        depth,
+        waiting_by_priority,
         oldest_waiting_seconds: queue.oldest_waiting_age().await?.as_secs_f64(),
         rates: queue.rates().await?,
         paused: queue.is_paused().await?,
         live_workers: queue.live_workers().await?.len(),
+        limit: queue.limit().await?,
     })
 }

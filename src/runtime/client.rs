@@ -23,7 +23,7 @@
 
 use crate::runtime::error::{Error, Result};
 use crate::runtime::handler::JobType;
-use crate::runtime::queue::{BatchReport, Cancelled, Enqueued, Envelope, JobId, NewJob, Queue, Status};
+use crate::runtime::queue::{BatchReport, Cancelled, Enqueued, Envelope, JobId, NewJob, Priority, Queue, Status};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Per-job options of an enqueue call. Unset options fall back to the job type's
@@ -39,6 +39,7 @@ pub struct Enqueue {
     keep: Option<Duration>,
     id: Option<String>,
     deadline: Option<SystemTime>,
+    priority: Option<Priority>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -127,6 +128,14 @@ impl Enqueue {
         self
     }
 
+    /// Its priority (default normal): high jobs are served before normal ones, low after, as
+    /// each worker's [`Service`](crate::runtime::queue::Service) says (weighted by default: low
+    /// jobs are still served under a flood of high ones).
+    pub fn priority(mut self, priority: Priority) -> Self {
+        self.priority = Some(priority);
+        self
+    }
+
     /// `self`, with what it leaves unset taken from `defaults`.
     pub fn or(self, defaults: Enqueue) -> Self {
         Self {
@@ -139,6 +148,7 @@ impl Enqueue {
             keep: self.keep.or(defaults.keep),
             id: self.id.or(defaults.id),
             deadline: self.deadline.or(defaults.deadline),
+            priority: self.priority.or(defaults.priority),
         }
     }
 
@@ -163,6 +173,7 @@ impl Enqueue {
                     .map(|k| k.as_millis().max(1) as u64),
                 deadline_ms: self.deadline.map(|t| t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)),
                 id: self.id,
+                priority: self.priority.unwrap_or_default(),
                 ..Envelope::default()
             },
             // A due time already past is a job ready now (and keeps its id from the stream).

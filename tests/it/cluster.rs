@@ -72,6 +72,21 @@ async fn every_queue_operation_works_on_a_cluster() {
         assert_eq!(r.moved, 0, "a 30 s lease has not expired");
         assert!(queue.oldest_waiting_age().await.unwrap() < Duration::from_secs(5));
 
+        // Priorities and a rate limit: the claim script, the settings read, depth by priority.
+        let mut high = job(100);
+        high.priority = conveyor::queue::Priority::High;
+        queue.enqueue(&high).await.unwrap();
+        queue.set_limit(conveyor::queue::Limit::new(500.0, None).unwrap()).await.unwrap();
+        let settings = queue.settings().await.unwrap();
+        assert!(settings.lanes && settings.limit.is_some(), "{settings:?}");
+        assert_eq!(queue.depth_by_priority().await.unwrap().1.high, 1);
+        let plan = conveyor::queue::ClaimPlan { service: Default::default(), limit: settings.limit, lanes: true };
+        let lane = queue.claim_planned(&mut conn, "w3", 10, Duration::from_millis(50), &plan).await.unwrap();
+        assert_eq!(lane.len(), 1);
+        assert_eq!(queue.settle(&[(lane[0].clone(), Outcome::Completed)]).await.unwrap().completed, 1);
+        queue.reclaim("0-0", 100).await.unwrap();
+        queue.clear_limit().await.unwrap();
+
         // The idempotency script.
         let first = queue.enqueue_unique(&job(100), "k", Duration::from_secs(60)).await.unwrap();
         let again = queue.enqueue_unique(&job(101), "k", Duration::from_secs(60)).await.unwrap();

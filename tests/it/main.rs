@@ -14,6 +14,7 @@ mod eviction;
 mod examples;
 mod faults;
 mod fuzz;
+mod lanes;
 mod layout;
 mod partition;
 mod queue;

@@ -243,6 +243,26 @@ async fn an_acl_user_with_exactly_the_documented_permissions_runs_everything() {
     assert_eq!(admin.workers(Some(queue.name())).await.unwrap().len(), 1);
     queue.forget_worker("i").await.unwrap();
     queue.rates().await.unwrap();
+    // Priorities and a rate limit: the claim script (TIME, the bucket, a new stream's group),
+    // the settings poll, every priority's maintenance.
+    client
+        .enqueue_raw("x", b"{}".to_vec(), conveyor::Enqueue::new().priority(conveyor::queue::Priority::High))
+        .await
+        .unwrap();
+    queue.set_limit(conveyor::queue::Limit::new(1000.0, Some(10)).unwrap()).await.unwrap();
+    let settings = queue.settings().await.unwrap();
+    assert!(settings.lanes && settings.limit.is_some(), "{settings:?}");
+    let plan =
+        conveyor::queue::ClaimPlan { service: conveyor::queue::Service::Strict, limit: settings.limit, lanes: true };
+    let claimed = queue.claim_planned(&mut conn, "w", 10, Duration::from_millis(10), &plan).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    let batch: Vec<_> = claimed.into_iter().map(|c| (c, Outcome::Completed)).collect();
+    queue.settle(&batch).await.unwrap();
+    queue.trim().await.unwrap();
+    queue.reclaim("0-0", 10).await.unwrap();
+    queue.promote_due(10).await.unwrap();
+    queue.depth_by_priority().await.unwrap();
+    assert!(admin.clear_limit(queue.name()).await.unwrap());
     // A cron scheduler: its entry, its missed firings, its latest firing, and forgetting it.
     queue.cron_fired("yearly", 1_577_836_800_000).await.unwrap();
     let entry = conveyor::cron::Periodic::raw("yearly", "0 0 0 1 1 * 2020-2021", "t", b"{}".to_vec())

@@ -25,6 +25,7 @@ const BOUNDED_LABELS: &[&str] = &[
     "outcome",
     "state",
     "operation",
+    "priority",
     "le",
     "version",
     "revision",
@@ -656,13 +657,15 @@ fn compose_stack_is_complete_healthchecked_and_local_only() {
 fn the_exporter_reports_every_queue_from_redis_served_or_not() {
     let server = crate::support::own_server(&[]);
     let url = server.url();
-    for n in 1..=3 {
+    for (n, priority) in [(1, "normal"), (2, "high"), (3, "high")] {
         run_ok(conveyor_cli([
             "enqueue",
             "orphan",
             "test.work",
             "--json",
             &format!("{{\"n\": {n}}}"),
+            "--priority",
+            priority,
             "--redis-url",
             &url,
         ]));
@@ -677,7 +680,9 @@ fn the_exporter_reports_every_queue_from_redis_served_or_not() {
         let at = |name: &str, with: &[(&str, &str)]| e.matching(name, with).next().map(|s| s.value);
         (at("conveyor_queue_depth", &[("queue", "orphan"), ("state", "waiting")]) == Some(3.0)
             && at("conveyor_worker_processes", &[("queue", "orphan")]) == Some(0.0)
-            && at("conveyor_queue_paused", &[("queue", "orphan")]) == Some(paused))
+            && at("conveyor_queue_paused", &[("queue", "orphan")]) == Some(paused)
+            && at("conveyor_queue_waiting_by_priority", &[("queue", "orphan"), ("priority", "high")]) == Some(2.0)
+            && at("conveyor_queue_waiting_by_priority", &[("queue", "orphan"), ("priority", "low")]) == Some(0.0))
         .then_some(text)
     };
     let text = wait_for("the exporter to report the queue", Duration::from_secs(120), || sees(0.0));

@@ -2,6 +2,7 @@
 //! decoded straight into an [`Envelope`], its field values moved out of the reply, not copied.
 
 use super::envelope::{DecodeError, Envelope, Fields, JobId};
+use super::priority::Priority;
 use super::{GROUP, Queue};
 use crate::runtime::connection::Conn;
 use crate::runtime::connection::resp::Reader;
@@ -18,6 +19,8 @@ pub struct Claimed {
     pub job: Result<Envelope, Poison>,
     /// The partition whose stream the entry is in (0 when the queue is not partitioned).
     pub partition: u16,
+    /// The priority whose stream the entry is in (what acknowledging it names).
+    pub priority: Priority,
 }
 
 /// An entry that is not a job this worker can read, with its fields as stored (they go to the
@@ -35,7 +38,7 @@ impl Claimed {
     pub fn job_id(&self) -> JobId {
         match &self.job {
             Ok(Envelope { id: Some(id), .. }) => JobId::from_string(id.clone()),
-            _ => JobId::of_entry(&self.entry_id, self.partition),
+            _ => JobId::of_entry_at(&self.entry_id, self.partition, self.priority),
         }
     }
 
@@ -146,7 +149,7 @@ fn parse_read_frame(frame: &[u8], partition: u16) -> redis::RedisResult<Vec<Clai
                 error,
                 fields: fields.iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect(),
             });
-            out.push(Claimed { entry_id, job, partition });
+            out.push(Claimed { entry_id, job, partition, priority: Priority::Normal });
         }
     }
     Ok(out)
@@ -155,24 +158,56 @@ fn parse_read_frame(frame: &[u8], partition: u16) -> redis::RedisResult<Vec<Clai
 /// XREADGROUP's reply: `[[stream, [[id, [field, value, ...]], ...]]]` (RESP2; a map of streams
 /// in RESP3), or nil on timeout.
 pub(super) fn parse_read_reply(reply: Value, partition: u16) -> Vec<Claimed> {
-    let streams = match reply {
-        Value::Array(streams) => streams.into_iter().filter_map(|s| match s {
-            Value::Array(mut parts) => parts.pop(),
-            _ => None,
-        }),
+    parse_named_reply(reply, partition, |_| Priority::Normal)
+}
+
+/// [`parse_read_reply`] of a read of several streams: `priority_of` tells each stream's level
+/// by its name.
+pub(super) fn parse_named_reply(reply: Value, partition: u16, priority_of: impl Fn(&[u8]) -> Priority) -> Vec<Claimed> {
+    let streams: Vec<(Priority, Value)> = match reply {
+        Value::Array(streams) => streams
+            .into_iter()
+            .filter_map(|s| match s {
+                Value::Array(mut parts) if parts.len() == 2 => {
+                    let entries = parts.pop()?;
+                    let priority = match parts.pop()? {
+                        Value::BulkString(name) => priority_of(&name),
+                        Value::SimpleString(name) => priority_of(name.as_bytes()),
+                        _ => Priority::Normal,
+                    };
+                    Some((priority, entries))
+                }
+                _ => None,
+            })
+            .collect(),
+        Value::Map(streams) => streams
+            .into_iter()
+            .map(|(name, entries)| {
+                let priority = match name {
+                    Value::BulkString(name) => priority_of(&name),
+                    _ => Priority::Normal,
+                };
+                (priority, entries)
+            })
+            .collect(),
         _ => return Vec::new(),
     };
     let mut out = Vec::new();
-    for entries in streams {
-        let Value::Array(entries) = entries else { continue };
-        out.reserve(entries.len());
-        for entry in entries {
-            if let Some((entry_id, fields)) = entry_parts(entry) {
-                out.push(Claimed { entry_id, job: decode(fields), partition });
-            }
-        }
+    for (priority, entries) in streams {
+        entries_into(entries, partition, priority, &mut out);
     }
     out
+}
+
+/// The entries of one stream (`[[id, [field, value, ...]], ...]`) as claimed jobs of `priority`.
+pub(super) fn entries_into(entries: Value, partition: u16, priority: Priority, out: &mut Vec<Claimed>) {
+    let Value::Array(entries) = entries else { return };
+    out.reserve(entries.len());
+    for entry in entries {
+        if let Some((entry_id, fields)) = entry_parts(entry) {
+            out.push(Claimed { entry_id, job: decode(fields), partition, priority });
+        }
+    }
 }
 
 /// `[id, [field, value, ...]]` → the id and the field/value pairs, moved out of the reply.

@@ -1,4 +1,4 @@
-//! Putting jobs on the queue: ready now (`XADD`), delayed (`ZADD` to the delayed set of the
+//! Putting jobs on the queue: ready now (`XADD` to the stream of the job's priority), delayed (`ZADD` to the delayed set of the
 //! job's partition) or under an idempotency key (the `enqueue_unique` script), any mix of them
 //! in one pipelined round trip per partition touched.
 //!
@@ -9,6 +9,7 @@
 //! over one that failed recently.
 
 use super::envelope::{Envelope, JobId};
+use super::priority::Priority;
 use super::{Queue, partition, scripts};
 use crate::runtime::error::Result;
 use redis::Value;
@@ -77,15 +78,45 @@ impl Queue {
 
     /// Adds jobs to the ready stream of partition `p` in one pipelined round trip.
     pub async fn enqueue_batch_to(&self, p: u16, jobs: &[Envelope]) -> Result<Vec<JobId>> {
-        let ready = self.partition(p)?.ready();
+        let keys = self.partition(p)?;
+        self.mark_lanes(jobs.iter().map(|j| j.priority)).await?;
+        let ready = keys.ready();
         let mut pipe = redis::pipe();
         for job in jobs {
-            pipe.cmd("XADD").arg(&ready).arg("*");
+            match job.priority {
+                Priority::Normal => pipe.cmd("XADD").arg(&ready).arg("*"),
+                other => pipe.cmd("XADD").arg(keys.ready_at(other)).arg("*"),
+            };
             job.write_to_pipe(&mut pipe);
         }
         let ids: Vec<String> = self.redis.with_conn(async |c| pipe.query_async(c).await).await?;
         crate::runtime::telemetry::jobs_enqueued(self.name(), ids.len() as u64);
-        Ok(ids.into_iter().map(|id| JobId::from_entry(id, p)).collect())
+        Ok(ids
+            .into_iter()
+            .zip(jobs)
+            .map(|(id, job)| match job.priority {
+                Priority::Normal => JobId::from_entry(id, p),
+                other => JobId::of_entry_at(&id, p, other),
+            })
+            .collect())
+    }
+
+    /// Before the first high or low job this process enqueues: records in the queue's meta
+    /// hash that it uses priorities, so every worker reads every priority's stream from its
+    /// next poll on (a queue of normal jobs only keeps its one-stream claim).
+    async fn mark_lanes(&self, priorities: impl Iterator<Item = Priority>) -> Result<()> {
+        let mut priorities = priorities;
+        if self.lanes_known() || priorities.all(|p| p == Priority::Normal) {
+            return Ok(());
+        }
+        let meta = self.keys.meta();
+        self.redis
+            .with_conn(async |c| {
+                redis::cmd("HSET").arg(&meta).arg(super::limit::LANES_FIELD).arg(1).query_async::<()>(c).await
+            })
+            .await?;
+        self.lanes_seen();
+        Ok(())
     }
 
     /// Adds `job` to the partition that `key` maps to: jobs with the same key stay in one
@@ -110,6 +141,7 @@ impl Queue {
                 super::unique::check(key, *ttl)?;
             }
         }
+        self.mark_lanes(jobs.iter().map(|j| j.envelope.priority)).await?;
         let n = self.partition_count();
         let rotated = self.next_enqueue_partition();
         let mut by_partition: BTreeMap<u16, Vec<(usize, NewJob)>> = BTreeMap::new();
@@ -146,11 +178,12 @@ impl Queue {
     /// One pipeline to partition `p`: an `XADD`, `ZADD` or script call per job.
     async fn enqueue_jobs_to(&self, p: u16, jobs: &[(usize, NewJob)]) -> Result<Vec<Enqueued>> {
         let keys = self.partition(p)?;
-        let (ready, delayed) = (keys.ready(), keys.delayed());
+        let delayed = keys.delayed();
         let mut pipe = redis::pipe();
-        // What each reply means: an entry id (ready now), a known id (delayed), a script reply.
+        // What each reply means: an entry id (ready now) of a job of that priority, a known id
+        // (delayed), a script reply.
         enum Reply {
-            Entry,
+            Entry(Priority),
             Known(JobId),
             /// The script's arguments, to send again if Redis does not know the script.
             Script(Vec<Vec<u8>>),
@@ -167,6 +200,7 @@ impl Queue {
                 envelope.id = Some(id.as_str().to_owned());
             }
             let unique = &job.unique;
+            let ready = keys.ready_at(envelope.priority);
             match job.due_ms {
                 // A tracked job with an id of its own making: its entry (or delayed member) and
                 // its status, three plain commands, no script.
@@ -210,7 +244,7 @@ impl Queue {
                     push(&mut args, due);
                     push(&mut args, now_ms);
                     push(&mut args, &envelope.name);
-                    push(&mut args, JobId::suffix(p));
+                    push(&mut args, JobId::suffix_at(p, envelope.priority));
                     push(&mut args, &id);
                     if due > 0 {
                         push(&mut args, envelope.pack());
@@ -232,7 +266,7 @@ impl Queue {
                 None => {
                     pipe.cmd("XADD").arg(&ready).arg("*");
                     envelope.write_to_pipe(&mut pipe);
-                    replies.push(Reply::Entry);
+                    replies.push(Reply::Entry(envelope.priority));
                 }
             }
         }
@@ -269,9 +303,9 @@ impl Queue {
             let value = answer.transpose()?.unwrap_or(Value::Nil);
             out.push(match reply {
                 Reply::Known(id) => Enqueued::Added(id),
-                Reply::Entry => {
+                Reply::Entry(priority) => {
                     let id: String = redis::from_redis_value(value).map_err(redis::RedisError::from)?;
-                    Enqueued::Added(JobId::of_entry(&id, p))
+                    Enqueued::Added(JobId::of_entry_at(&id, p, priority))
                 }
                 Reply::Script(_) => {
                     let (added, id): (u8, String) = redis::from_redis_value(value).map_err(redis::RedisError::from)?;

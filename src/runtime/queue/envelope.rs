@@ -19,6 +19,7 @@
 //! dead letters with a reason that says so, where it can be retried once the workers are
 //! upgraded.
 
+use super::priority::Priority;
 use std::fmt;
 use std::ops::Range;
 
@@ -68,6 +69,9 @@ pub mod field {
     /// Times the job was taken back from a worker that stopped renewing its lease; optional (0),
     /// always a field of its own (the reclaim script counts it).
     pub const RECLAIMS: &str = "r";
+    /// Priority: `high` or `low` (which ready stream it goes back to after a delay, a retry or
+    /// a reclaim); optional (normal), always a field of its own.
+    pub const PRIORITY: &str = "p";
     /// Dead letters only: why the job died.
     pub const REASON: &str = "e";
 }
@@ -104,6 +108,8 @@ pub struct Envelope {
     pub keep_ms: Option<u64>,
     /// The audited batch its sequence number belongs to; `None`: the queue's own audit.
     pub batch: Option<String>,
+    /// Which of the queue's ready streams it waits in.
+    pub priority: Priority,
 }
 
 /// Why stored fields are not a job this worker can run (a poison entry).
@@ -191,6 +197,9 @@ impl Envelope {
         }
         if let Some(id) = &self.id {
             f.push((field::ID, FieldValue::Bytes(id.as_bytes())));
+        }
+        if self.priority != Priority::Normal {
+            f.push((field::PRIORITY, FieldValue::Bytes(self.priority.name().as_bytes())));
         }
         if self.reclaims > 0 {
             f.push((field::RECLAIMS, FieldValue::Owned(self.reclaims.to_string().into_bytes())));
@@ -379,6 +388,9 @@ fn optional(job: &mut Envelope, key: &[u8], value: &[u8]) -> Result<Option<Bytes
         b"a" => job.attempt = small(field::ATTEMPT, value)?,
         b"ma" => job.max_attempts = Some(small(field::MAX_ATTEMPTS, value)?.max(1)),
         b"to" => job.timeout_ms = Some(int(field::TIMEOUT, value)?),
+        b"p" => {
+            job.priority = Priority::parse(value).ok_or_else(|| malformed(field::PRIORITY, "high, normal or low"))?
+        }
         _ => {}
     }
     Ok(None)
@@ -521,6 +533,39 @@ impl JobId {
         if p == 0 { String::new() } else { format!("@{p}") }
     }
 
+    /// What follows an entry id in the id of a job of priority `priority` in partition `p`: as
+    /// [`JobId::suffix`] for normal jobs, `@<p>/high` or `@<p>/low` for the others.
+    pub(crate) fn suffix_at(p: u16, priority: Priority) -> String {
+        match priority {
+            Priority::Normal => Self::suffix(p),
+            other => format!("@{p}/{}", other.name()),
+        }
+    }
+
+    /// The id of the job in entry `entry_id` of partition `partition`'s stream of `priority`.
+    pub fn of_entry_at(entry_id: &str, partition: u16, priority: Priority) -> Self {
+        Self(format!("{entry_id}{}", Self::suffix_at(partition, priority)))
+    }
+
+    /// Where a job id made from an entry says its entry is: the entry id, its partition and
+    /// priority; `None` for an id of any other kind.
+    pub fn entry_place(&self) -> Option<(&str, u16, Priority)> {
+        let (entry, place) = match self.0.split_once('@') {
+            Some((entry, place)) => (entry, Some(place)),
+            None => (self.0.as_str(), None),
+        };
+        let (a, b) = entry.split_once('-')?;
+        if a.parse::<u64>().is_err() || b.parse::<u64>().is_err() {
+            return None;
+        }
+        let Some(place) = place else { return Some((entry, 0, Priority::Normal)) };
+        let (p, priority) = match place.split_once('/') {
+            Some((p, level)) => (p, Priority::parse(level.as_bytes())?),
+            None => (place, Priority::Normal),
+        };
+        Some((entry, p.parse().ok()?, priority))
+    }
+
     /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -566,6 +611,7 @@ mod tests {
             deadline_ms: Some(1_733_080_060_000),
             keep_ms: Some(86_400_000),
             batch: Some("import-7".into()),
+            priority: Priority::High,
         }
     }
 
@@ -608,7 +654,7 @@ mod tests {
             ..Envelope::new("x", b"".to_vec())
         };
         assert_eq!(names(&stamped), ["n", "m"], "the payload travels in m with the optional fields");
-        assert_eq!(names(&full()), ["n", "m", "id", "r"], "id and r stand on their own");
+        assert_eq!(names(&full()), ["n", "m", "id", "p", "r"], "id, p and r stand on their own");
     }
 
     #[test]
@@ -723,6 +769,20 @@ mod tests {
     fn job_ids_name_their_partition() {
         assert_eq!(JobId::of_entry("5-1", 0).as_str(), "5-1");
         assert_eq!(JobId::of_entry("5-1", 3).as_str(), "5-1@3");
+        assert_eq!(JobId::of_entry_at("5-1", 0, Priority::Normal).as_str(), "5-1");
+        assert_eq!(JobId::of_entry_at("5-1", 0, Priority::High).as_str(), "5-1@0/high");
+        assert_eq!(JobId::of_entry_at("5-1", 3, Priority::Low).as_str(), "5-1@3/low");
+        for (id, place) in [
+            ("5-1", Some(("5-1", 0, Priority::Normal))),
+            ("5-1@3", Some(("5-1", 3, Priority::Normal))),
+            ("5-1@0/high", Some(("5-1", 0, Priority::High))),
+            ("5-1@2/low", Some(("5-1", 2, Priority::Low))),
+            ("order-42", None),
+            ("5-1@x", None),
+            ("5-1@0/urgent", None),
+        ] {
+            assert_eq!(JobId::parse(id).unwrap().entry_place(), place, "{id}");
+        }
         assert_ne!(JobId::generate(), JobId::generate());
         assert!(JobId::parse("").is_err());
     }

@@ -4,6 +4,7 @@
 use super::claim::{decode, entry_parts};
 use super::envelope::{DecodeError, Envelope, field};
 use super::keys::QueueKeys;
+use super::priority::Priority;
 use super::{GROUP, Queue};
 use crate::runtime::error::Result;
 use redis::Value;
@@ -20,8 +21,35 @@ pub struct Depth {
     pub delayed: u64,
     /// Failed, waiting for their next attempt.
     pub retrying: u64,
-    /// In the dead letters.
+    /// In the dead letters (`waiting` counts jobs of every priority; see
+    /// [`Queue::depth_by_priority`]).
     pub dead: u64,
+}
+
+/// A count for each priority.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ByPriority {
+    /// High-priority jobs.
+    pub high: u64,
+    /// Normal jobs.
+    pub normal: u64,
+    /// Low-priority jobs.
+    pub low: u64,
+}
+
+impl ByPriority {
+    /// The count of `priority`.
+    pub fn of(&self, priority: Priority) -> u64 {
+        match priority {
+            Priority::High => self.high,
+            Priority::Normal => self.normal,
+            Priority::Low => self.low,
+        }
+    }
+
+    fn plus(self, o: ByPriority) -> ByPriority {
+        ByPriority { high: self.high + o.high, normal: self.normal + o.normal, low: self.low + o.low }
+    }
 }
 
 impl Depth {
@@ -45,44 +73,62 @@ pub struct DeadLetter {
 impl Queue {
     /// How many jobs are in each state, summed over partitions (one round trip each).
     pub async fn depth(&self) -> Result<Depth> {
+        Ok(self.depth_by_priority().await?.0)
+    }
+
+    /// [`Queue::depth`], and the waiting jobs by priority (they add up to its `waiting`).
+    pub async fn depth_by_priority(&self) -> Result<(Depth, ByPriority)> {
         let each = futures::future::try_join_all(self.partitions.iter().map(|k| self.depth_in(k))).await?;
-        Ok(each.into_iter().fold(Depth::default(), |a, b| Depth {
-            waiting: a.waiting + b.waiting,
-            in_flight: a.in_flight + b.in_flight,
-            delayed: a.delayed + b.delayed,
-            retrying: a.retrying + b.retrying,
-            dead: a.dead + b.dead,
+        Ok(each.into_iter().fold((Depth::default(), ByPriority::default()), |(a, pa), (b, pb)| {
+            let depth = Depth {
+                waiting: a.waiting + b.waiting,
+                in_flight: a.in_flight + b.in_flight,
+                delayed: a.delayed + b.delayed,
+                retrying: a.retrying + b.retrying,
+                dead: a.dead + b.dead,
+            };
+            (depth, pa.plus(pb))
         }))
     }
 
-    async fn depth_in(&self, keys: &QueueKeys) -> Result<Depth> {
-        let (ready, delayed, retrying, dead) = (keys.ready(), keys.delayed(), keys.retrying(), keys.dead());
-        let (len, groups, delayed_n, retrying_n, dead_n): (u64, Value, u64, u64, u64) = self
-            .redis
-            .with_conn(async |c| {
-                redis::pipe()
-                    .cmd("XLEN")
-                    .arg(&ready)
-                    .cmd("XINFO")
-                    .arg("GROUPS")
-                    .arg(&ready)
-                    .cmd("ZCARD")
-                    .arg(&delayed)
-                    .cmd("ZCARD")
-                    .arg(&retrying)
-                    .cmd("XLEN")
-                    .arg(&dead)
-                    .query_async(c)
-                    .await
-            })
-            .await?;
+    async fn depth_in(&self, keys: &QueueKeys) -> Result<(Depth, ByPriority)> {
+        let (streams, delayed, retrying, dead) = (keys.ready_all(), keys.delayed(), keys.retrying(), keys.dead());
+        let mut pipe = redis::pipe();
+        for ready in &streams {
+            pipe.cmd("XLEN").arg(ready).cmd("XINFO").arg("GROUPS").arg(ready);
+        }
+        pipe.cmd("ZCARD").arg(&delayed).cmd("ZCARD").arg(&retrying).cmd("XLEN").arg(&dead);
+        // A stream that does not exist (a priority never used) fails its XINFO: no group, so
+        // nothing held and nothing waiting but its length (zero).
+        pipe.ignore_errors();
+        let replies: Vec<redis::RedisResult<Value>> = self.redis.with_conn(async |c| pipe.query_async(c).await).await?;
+        let mut replies = replies.into_iter();
+        let mut next = || replies.next().and_then(|r| r.ok()).unwrap_or(Value::Nil);
+        let count = |v: Value| redis::from_redis_value::<u64>(v).unwrap_or(0);
+        let (high, high_groups, len, groups) = (count(next()), next(), count(next()), next());
+        let (low, low_groups) = (count(next()), next());
+        let (delayed_n, retrying_n, dead_n) = (count(next()), count(next()), count(next()));
         // XINFO GROUPS errors only when the stream is missing: then nothing is waiting.
-        let group = GroupInfo::of(&groups).unwrap_or_default();
         // Settled entries stay in the stream until the next trim, so the stream's length
         // overstates what waits; the group's lag (Redis 7: entries added but not yet read) is
         // exact. Redis 6.2 has no lag: the length less what is pending is the bound left.
-        let waiting = group.lag.unwrap_or_else(|| len.saturating_sub(group.pending));
-        Ok(Depth { waiting, in_flight: group.pending, delayed: delayed_n, retrying: retrying_n, dead: dead_n })
+        let level = |len: u64, groups: &Value| {
+            let group = GroupInfo::of(groups).unwrap_or_default();
+            // The lag counts entries deleted after the group's last delivery (a purge) until
+            // the next trim; what the stream holds bounds it.
+            let left = len.saturating_sub(group.pending);
+            (group.lag.map_or(left, |lag| lag.min(left)), group.pending)
+        };
+        let ((hi, hi_held), (normal, held), (lo, lo_held)) =
+            (level(high, &high_groups), level(len, &groups), level(low, &low_groups));
+        let depth = Depth {
+            waiting: hi + normal + lo,
+            in_flight: hi_held + held + lo_held,
+            delayed: delayed_n,
+            retrying: retrying_n,
+            dead: dead_n,
+        };
+        Ok((depth, ByPriority { high: hi, normal, low: lo }))
     }
 
     /// How long the oldest job not yet handed to a worker has waited (zero when none waits):
@@ -95,17 +141,32 @@ impl Queue {
     }
 
     async fn oldest_waiting_age_in(&self, keys: &QueueKeys) -> Result<Duration> {
-        let ready = keys.ready();
+        let mut oldest = self.oldest_waiting_age_of(&keys.ready()).await?;
+        for level in [Priority::High, Priority::Low] {
+            oldest = oldest.max(self.oldest_waiting_age_of(&keys.ready_at(level)).await?);
+        }
+        Ok(oldest)
+    }
+
+    async fn oldest_waiting_age_of(&self, ready: &str) -> Result<Duration> {
         let (groups, (secs, micros)): (Value, (u64, u64)) = self
             .redis
-            .with_conn(async |c| redis::pipe().cmd("XINFO").arg("GROUPS").arg(&ready).cmd("TIME").query_async(c).await)
+            .with_conn(async |c| {
+                let groups = match redis::cmd("XINFO").arg("GROUPS").arg(ready).query_async(c).await {
+                    Ok(v) => v,
+                    // No such stream (a priority never used): nothing waits there.
+                    Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError) => Value::Nil,
+                    Err(e) => return Err(e),
+                };
+                Ok((groups, redis::cmd("TIME").query_async(c).await?))
+            })
             .await?;
         let last_delivered = GroupInfo::of(&groups).and_then(|g| g.last_delivered);
         let start = format!("({}", last_delivered.unwrap_or_else(|| "0-0".into()));
         let first: Value = self
             .redis
             .with_conn(async |c| {
-                redis::cmd("XRANGE").arg(&ready).arg(&start).arg("+").arg("COUNT").arg(1).query_async(c).await
+                redis::cmd("XRANGE").arg(ready).arg(&start).arg("+").arg("COUNT").arg(1).query_async(c).await
             })
             .await?;
         let added_ms = match &first {

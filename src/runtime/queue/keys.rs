@@ -6,6 +6,10 @@
 //! | key                          | type        | holds                                            |
 //! |------------------------------|-------------|--------------------------------------------------|
 //! | `{conveyor:q}:ready`         | stream      | jobs waiting or running (payload inline); consumer group `workers` tracks who holds what |
+//! | `{conveyor:q}:ready:high`    | stream      | high-priority jobs waiting or running (group `workers`); exists once such a job was enqueued |
+//! | `{conveyor:q}:ready:low`     | stream      | low-priority jobs waiting or running (group `workers`); exists once such a job was enqueued |
+//! | `{conveyor:q}:limit`         | hash        | the queue's rate limit: `rate` (jobs per second) and `burst` (jobs), set by an operator |
+//! | `{conveyor:q}:limit:tat`     | string      | the rate limit's bucket: when it will be empty again (µs, Redis clock); expires once full |
 //! | `{conveyor:q}:delayed`       | sorted set  | delayed jobs, scored by due time (ms)             |
 //! | `{conveyor:q}:retrying`      | sorted set  | failed jobs waiting for their next attempt, scored by due time (ms) |
 //! | `{conveyor:q}:dead`          | stream      | dead letters: the job and the reason              |
@@ -34,10 +38,12 @@
 //! the 16384 slots, so a cluster whose masters own equal contiguous slot ranges holds the same
 //! number of partitions on each master when N is a multiple of the masters (plain `q:1`, `q:2`
 //! tags do not spread: see `slot.rs`). The salts depend on N: change the number of partitions
-//! only on an empty queue. Queue names cannot contain `:`, so no queue's tag is another's
+//! only on an empty queue. Each partition has its own streams of every priority and its own
+//! rate-limit bucket (each enforces its share of the limit). Queue names cannot contain `:`, so no queue's tag is another's
 //! partition. The run counter and the published statistics (`run`, `stats:<run>`) live in
 //! partition 0 only, and so do the periodic entries (`cron`, `cron:fired`).
 
+use super::priority::Priority;
 use super::slot;
 
 /// The names of one queue's keys.
@@ -93,6 +99,30 @@ impl QueueKeys {
     /// The stream of waiting and running jobs.
     pub fn ready(&self) -> String {
         format!("{}:ready", self.tag)
+    }
+
+    /// The stream of jobs of priority `priority`: [`QueueKeys::ready`] for normal jobs (the
+    /// queue's stream of before priorities), `ready:high` and `ready:low` for the others.
+    pub fn ready_at(&self, priority: Priority) -> String {
+        match priority {
+            Priority::Normal => self.ready(),
+            other => format!("{}:ready:{}", self.tag, other.name()),
+        }
+    }
+
+    /// The stream of every priority, highest first.
+    pub fn ready_all(&self) -> [String; 3] {
+        Priority::ALL.map(|p| self.ready_at(p))
+    }
+
+    /// The queue's rate limit (`rate`, `burst`), in partition 0.
+    pub fn limit(&self) -> String {
+        format!("{}:limit", self.tag)
+    }
+
+    /// This partition's rate-limit bucket.
+    pub fn bucket(&self) -> String {
+        format!("{}:limit:tat", self.tag)
     }
 
     /// The sorted set of delayed jobs.
@@ -221,6 +251,10 @@ mod tests {
         let k = QueueKeys::new("conveyor", "emails");
         for key in [
             k.ready(),
+            k.ready_at(Priority::High),
+            k.ready_at(Priority::Low),
+            k.limit(),
+            k.bucket(),
             k.delayed(),
             k.retrying(),
             k.dead(),
@@ -242,6 +276,13 @@ mod tests {
         ] {
             assert!(key.starts_with("{conveyor:emails}:"), "{key}");
         }
+    }
+
+    #[test]
+    fn normal_priority_is_the_stream_of_before() {
+        let k = QueueKeys::new("conveyor", "q");
+        assert_eq!(k.ready_at(Priority::Normal), "{conveyor:q}:ready");
+        assert_eq!(k.ready_all(), ["{conveyor:q}:ready:high", "{conveyor:q}:ready", "{conveyor:q}:ready:low"]);
     }
 
     #[test]

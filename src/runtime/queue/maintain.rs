@@ -1,9 +1,10 @@
 //! The scheduler's duties, each one script call per partition: trim settled entries off the
-//! ready stream, promote delayed jobs that are due, and reclaim jobs whose worker stopped
-//! renewing its lease.
+//! ready streams (every priority's, in the same call), promote delayed jobs that are due (each
+//! to the stream of its priority), and reclaim jobs whose worker stopped renewing its lease.
 
 use super::envelope::JobId;
 use super::keys::QueueKeys;
+use super::priority::Priority;
 use super::{GROUP, Queue, partition, scripts};
 use crate::runtime::error::Result;
 
@@ -29,9 +30,11 @@ impl Queue {
     /// of [`Queue::settle`] alone) must call this itself.
     pub async fn trim(&self) -> Result<u64> {
         let each = self.partitions.iter().map(|keys| {
-            let ready = keys.ready();
+            let streams = keys.ready_all();
             async move {
-                self.redis.with_conn(async |c| scripts::TRIM.key(&ready).arg(GROUP).invoke_async::<u64>(c).await).await
+                self.redis
+                    .with_conn(async |c| scripts::TRIM.key(&streams).arg(GROUP).invoke_async::<u64>(c).await)
+                    .await
             }
         });
         Ok(futures::future::try_join_all(each).await?.into_iter().sum())
@@ -56,6 +59,8 @@ impl Queue {
                     .key(&ready)
                     .key(&dead)
                     .key(&retrying)
+                    .key(keys.ready_at(Priority::High))
+                    .key(keys.ready_at(Priority::Low))
                     .arg(now)
                     .arg(limit)
                     .invoke_async(c)
@@ -89,7 +94,8 @@ impl Queue {
         let batch_prefix = keys.audit_of(Some(""));
         let now = self.clock.now_ms();
         let lease_ms = self.options.lease.as_millis() as u64;
-        let (moved, dead_n, gone, cursor): (u64, u64, u64, String) = self
+        let cursors = split_levels(cursor);
+        let (moved, dead_n, gone, normal, high, low): (u64, u64, u64, String, String, String) = self
             .redis
             .with_conn(async |c| {
                 scripts::RECLAIM
@@ -97,22 +103,56 @@ impl Queue {
                     .key(&dead)
                     .key(&audit)
                     .key(&events)
+                    .key(keys.ready_at(Priority::High))
+                    .key(keys.ready_at(Priority::Low))
                     .arg(GROUP)
                     .arg(lease_ms)
                     .arg(limit)
                     .arg("reclaimer")
                     .arg(self.options.max_reclaims)
-                    .arg(cursor)
+                    .arg(&cursors[1])
                     .arg(if self.options.audit { "1" } else { "0" })
                     .arg(JobId::suffix(p))
                     .arg(keys.job_prefix())
                     .arg(&batch_prefix)
                     .arg(now)
                     .arg(super::track::EVENTS_KEPT)
+                    .arg(&cursors[0])
+                    .arg(&cursors[2])
+                    .arg(JobId::suffix_at(p, Priority::High))
+                    .arg(JobId::suffix_at(p, Priority::Low))
                     .invoke_async(c)
                     .await
             })
             .await?;
-        Ok(Reclaimed { moved, dead: dead_n, gone, cursor })
+        Ok(Reclaimed { moved, dead: dead_n, gone, cursor: join_levels(&normal, &high, &low) })
+    }
+}
+
+/// One partition's reclaim cursor as one cursor per priority (high, normal, low): the normal
+/// stream's alone while the others are at their start (so a queue without priorities keeps
+/// the cursor of before), else `normal;high;low`.
+fn split_levels(cursor: &str) -> [String; 3] {
+    let mut parts = cursor.split(';').map(str::to_owned);
+    let normal = parts.next().filter(|c| !c.is_empty()).unwrap_or_else(|| "0-0".into());
+    let high = parts.next().unwrap_or_else(|| "0-0".into());
+    let low = parts.next().unwrap_or_else(|| "0-0".into());
+    [high, normal, low]
+}
+
+/// The inverse of [`split_levels`].
+fn join_levels(normal: &str, high: &str, low: &str) -> String {
+    if high == "0-0" && low == "0-0" { normal.to_owned() } else { format!("{normal};{high};{low}") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cursor_holds_every_priority_and_is_as_before_without_them() {
+        assert_eq!(split_levels("0-0"), ["0-0", "0-0", "0-0"]);
+        assert_eq!(join_levels("5-1", "0-0", "0-0"), "5-1");
+        assert_eq!(split_levels(&join_levels("5-1", "7-0", "0-0")), ["7-0", "5-1", "0-0"]);
     }
 }

@@ -6,6 +6,7 @@
 use super::envelope::{DecodeError, Envelope, Fields, JobId};
 use super::inspect::GroupInfo;
 use super::keys::{QueueKeys, queues_key};
+use super::priority::Priority;
 use super::{GROUP, Queue, QueueOptions, scripts};
 use crate::runtime::connection::Redis;
 use crate::runtime::error::{Error, Result};
@@ -57,6 +58,8 @@ pub struct JobSummary {
     pub state: JobsIn,
     /// Its job type (empty for an entry that is not a job).
     pub name: String,
+    /// Its priority.
+    pub priority: Priority,
     /// Its attempt (0 for the first).
     pub attempt: u16,
     /// When it was enqueued (ms since the epoch).
@@ -159,20 +162,12 @@ impl Queue {
         let (meta, queues) = (self.keys.meta(), queues_key(&self.options.prefix));
         let n = self.partition_count();
         let name = self.name().to_owned();
+        // Two commands, not one pipeline: the set of queues has a hash tag of its own, so on a
+        // cluster it may live on another master.
         self.redis
             .with_conn(async |c| {
-                redis::pipe()
-                    .cmd("HSETNX")
-                    .arg(&meta)
-                    .arg("partitions")
-                    .arg(n)
-                    .ignore()
-                    .cmd("SADD")
-                    .arg(&queues)
-                    .arg(&name)
-                    .ignore()
-                    .query_async::<()>(c)
-                    .await
+                redis::cmd("HSETNX").arg(&meta).arg("partitions").arg(n).query_async::<()>(c).await?;
+                redis::cmd("SADD").arg(&queues).arg(&name).query_async::<()>(c).await
             })
             .await
     }
@@ -229,13 +224,21 @@ impl Queue {
     /// A page of up to `limit` jobs in `state`, from `cursor` (`None` for the first page).
     pub async fn jobs(&self, state: JobsIn, limit: usize, cursor: Option<&str>) -> Result<Page> {
         let limit = limit.clamp(1, 10_000);
+        // Where jobs in `state` are: each partition's streams of every priority (highest
+        // first) for jobs in a stream, each partition's set or dead letters otherwise.
+        let places: Vec<(usize, Priority)> = match state {
+            JobsIn::Waiting | JobsIn::Active => {
+                (0..self.partition_count()).flat_map(|p| Priority::ALL.map(|l| (p, l))).collect()
+            }
+            _ => (0..self.partition_count()).map(|p| (p, Priority::Normal)).collect(),
+        };
         let (mut p, mut from) = match cursor {
             None => (0, None),
             Some(c) => {
                 let (p, from) = c
                     .split_once(':')
                     .and_then(|(p, f)| p.parse::<usize>().ok().map(|p| (p, f.to_owned())))
-                    .filter(|(p, _)| *p < self.partition_count())
+                    .filter(|(p, _)| *p < places.len())
                     .ok_or_else(|| Error::InvalidArgument {
                         what: "cursor",
                         message: format!("expected a cursor a page of jobs gave, got {c:?}"),
@@ -244,9 +247,11 @@ impl Queue {
             }
         };
         let mut jobs = Vec::new();
-        while p < self.partition_count() {
-            let keys = &self.partitions[p];
-            let (mut got, last) = self.jobs_in(keys, p as u16, state, limit - jobs.len(), from.as_deref()).await?;
+        while p < places.len() {
+            let (part, level) = places[p];
+            let keys = &self.partitions[part];
+            let (mut got, last) =
+                self.jobs_in(keys, part as u16, level, state, limit - jobs.len(), from.as_deref()).await?;
             let full = jobs.len() + got.len() >= limit;
             jobs.append(&mut got);
             if full {
@@ -264,16 +269,17 @@ impl Queue {
         &self,
         keys: &QueueKeys,
         p: u16,
+        level: Priority,
         state: JobsIn,
         limit: usize,
         from: Option<&str>,
     ) -> Result<(Vec<JobSummary>, Option<String>)> {
         match state {
             JobsIn::Waiting | JobsIn::Dead => {
-                let stream = if state == JobsIn::Dead { keys.dead() } else { keys.ready() };
+                let stream = if state == JobsIn::Dead { keys.dead() } else { keys.ready_at(level) };
                 let start = match (from, state) {
                     (Some(id), _) => format!("({id}"),
-                    (None, JobsIn::Waiting) => match self.group_of(keys).await?.last_delivered {
+                    (None, JobsIn::Waiting) => match self.group_of(&stream).await?.last_delivered {
                         Some(id) => format!("({id}"),
                         None => "-".into(),
                     },
@@ -281,11 +287,12 @@ impl Queue {
                 };
                 let entries = self.range(&stream, &start, limit).await?;
                 let last = entries.last().map(|(id, _)| id.clone());
-                let jobs = entries.into_iter().map(|(entry, fields)| summary(state, &entry, p, fields)).collect();
+                let jobs =
+                    entries.into_iter().map(|(entry, fields)| summary(state, &entry, p, level, fields)).collect();
                 Ok((jobs, last))
             }
             JobsIn::Active => {
-                let ready = keys.ready();
+                let ready = keys.ready_at(level);
                 let start = from.map_or_else(|| "-".to_owned(), |id| format!("({id}"));
                 let pending: Vec<(String, String, u64, u64)> = self
                     .redis
@@ -299,11 +306,16 @@ impl Queue {
                             .query_async(c)
                             .await
                     })
-                    .await?;
+                    .await
+                    .or_else(|e| match e {
+                        // A priority's stream no worker read yet: nothing is held there.
+                        Error::Redis(e) if level != Priority::Normal && e.code() == Some("NOGROUP") => Ok(Vec::new()),
+                        other => Err(other),
+                    })?;
                 let mut jobs = Vec::new();
                 for (entry, consumer, idle, _) in &pending {
                     if let Some((_, fields)) = self.range(&ready, entry, 1).await?.pop() {
-                        let mut job = summary(JobsIn::Active, entry, p, fields);
+                        let mut job = summary(JobsIn::Active, entry, p, level, fields);
                         job.worker = Some((consumer.clone(), *idle));
                         jobs.push(job);
                     }
@@ -330,7 +342,7 @@ impl Queue {
                     .into_iter()
                     .map(|(member, due)| {
                         let fields = super::envelope::unpack_fields(&member).unwrap_or_default();
-                        let mut job = summary(state, "", p, fields);
+                        let mut job = summary(state, "", p, Priority::Normal, fields);
                         job.due_ms = Some(due as u64);
                         job
                     })
@@ -340,11 +352,10 @@ impl Queue {
         }
     }
 
-    async fn group_of(&self, keys: &QueueKeys) -> Result<GroupInfo> {
-        let ready = keys.ready();
+    async fn group_of(&self, ready: &str) -> Result<GroupInfo> {
         let groups: Value = self
             .redis
-            .with_conn(async |c| match redis::cmd("XINFO").arg("GROUPS").arg(&ready).query_async(c).await {
+            .with_conn(async |c| match redis::cmd("XINFO").arg("GROUPS").arg(ready).query_async(c).await {
                 Ok(v) => Ok(v),
                 // No stream yet: no group either.
                 Err(e) if e.code() == Some("ERR") => Ok(Value::Nil),
@@ -373,21 +384,19 @@ impl Queue {
     /// entries). `None` when it is nowhere.
     pub async fn find(&self, id: &str) -> Result<Option<JobSummary>> {
         let id = JobId::parse(id).map_err(|message| Error::InvalidArgument { what: "job id", message })?;
-        // An entry id (`<ms>-<seq>`, `@<partition>` after it): its entry in the stream.
-        let (entry, p) = match id.as_str().split_once('@') {
-            Some((entry, p)) => (entry, p.parse::<usize>().ok()),
-            None => (id.as_str(), Some(0)),
-        };
-        if let Some(p) = p.filter(|p| *p < self.partition_count())
-            && entry.split_once('-').is_some_and(|(a, b)| a.parse::<u64>().is_ok() && b.parse::<u64>().is_ok())
+        // An entry id (`<ms>-<seq>`, `@<partition>` and `/<priority>` after it): its entry in
+        // the stream of its priority.
+        if let Some((entry, p, level)) = id.entry_place()
+            && usize::from(p) < self.partition_count()
         {
-            let keys = &self.partitions[p];
-            if let Some((entry, fields)) = self.range(&keys.ready(), entry, 1).await?.pop() {
+            let (p, keys) = (usize::from(p), &self.partitions[usize::from(p)]);
+            let stream = keys.ready_at(level);
+            if let Some((entry, fields)) = self.range(&stream, entry, 1).await?.pop() {
                 let held: Vec<(String, String, u64, u64)> = self
                     .redis
                     .with_conn(async |c| {
                         redis::cmd("XPENDING")
-                            .arg(keys.ready())
+                            .arg(&stream)
                             .arg(GROUP)
                             .arg(&entry)
                             .arg(&entry)
@@ -395,34 +404,39 @@ impl Queue {
                             .query_async(c)
                             .await
                     })
-                    .await?;
+                    .await
+                    .or_else(|e| if e.is_missing_group() { Ok(Vec::new()) } else { Err(e) })?;
                 let acked = held.is_empty()
-                    && self.group_of(keys).await?.last_delivered.is_some_and(|ld| stream_id_le(&entry, &ld));
+                    && self.group_of(&stream).await?.last_delivered.is_some_and(|ld| stream_id_le(&entry, &ld));
                 if !acked {
                     let state = if held.is_empty() { JobsIn::Waiting } else { JobsIn::Active };
-                    let mut job = summary(state, &entry, p as u16, fields);
+                    let mut job = summary(state, &entry, p as u16, level, fields);
                     job.worker = held.first().map(|h| (h.1.clone(), h.2));
                     return Ok(Some(job));
                 }
             }
         }
         for (p, keys) in self.partitions.iter().enumerate() {
-            // A waiting job whose entry is not its id (a retried dead letter keeps its id).
-            let mut from = match self.group_of(keys).await?.last_delivered {
-                Some(id) => format!("({id}"),
-                None => "-".into(),
-            };
-            let mut read = 0;
-            while read < SEARCH_LIMIT {
-                let page = self.range(&keys.ready(), &from, 1000).await?;
-                let Some(last) = page.last().map(|e| e.0.clone()) else { break };
-                read += page.len();
-                for (entry, fields) in page {
-                    if fields.iter().any(|(k, v)| k == b"id" && v == id.as_str().as_bytes()) {
-                        return Ok(Some(summary(JobsIn::Waiting, &entry, p as u16, fields)));
+            // A waiting job whose entry is not its id (a retried dead letter keeps its id), in
+            // each priority's stream.
+            for level in Priority::ALL {
+                let stream = keys.ready_at(level);
+                let mut from = match self.group_of(&stream).await?.last_delivered {
+                    Some(id) => format!("({id}"),
+                    None => "-".into(),
+                };
+                let mut read = 0;
+                while read < SEARCH_LIMIT {
+                    let page = self.range(&stream, &from, 1000).await?;
+                    let Some(last) = page.last().map(|e| e.0.clone()) else { break };
+                    read += page.len();
+                    for (entry, fields) in page {
+                        if fields.iter().any(|(k, v)| k == b"id" && v == id.as_str().as_bytes()) {
+                            return Ok(Some(summary(JobsIn::Waiting, &entry, p as u16, level, fields)));
+                        }
                     }
+                    from = format!("({last}");
                 }
-                from = format!("({last}");
             }
             let mut from = "-".to_owned();
             let mut read = 0;
@@ -432,7 +446,7 @@ impl Queue {
                 read += page.len();
                 for (entry, fields) in page {
                     if fields.iter().any(|(k, v)| k == b"id" && v == id.as_str().as_bytes()) {
-                        return Ok(Some(summary(JobsIn::Dead, &entry, p as u16, fields)));
+                        return Ok(Some(summary(JobsIn::Dead, &entry, p as u16, Priority::Normal, fields)));
                     }
                 }
                 from = format!("({last}");
@@ -459,7 +473,7 @@ impl Queue {
                     for (member, due) in members {
                         let fields = super::envelope::unpack_fields(&member).unwrap_or_default();
                         if fields.iter().any(|(k, v)| k == b"id" && v == id.as_str().as_bytes()) {
-                            let mut job = summary(state, "", p as u16, fields);
+                            let mut job = summary(state, "", p as u16, Priority::Normal, fields);
                             job.due_ms = Some(due as u64);
                             return Ok(Some(job));
                         }
@@ -489,7 +503,7 @@ impl Queue {
             Pick::Ids(ids) => Some(ids.iter().map(|id| (id.as_str().to_owned(), false)).collect()),
         };
         for keys in self.partitions.iter() {
-            let (dead, ready) = (keys.dead(), keys.ready());
+            let dead = keys.dead();
             let mut from = "-".to_owned();
             loop {
                 let page = self.range(&dead, &from, 500).await?;
@@ -512,7 +526,7 @@ impl Queue {
                     match (retry, job) {
                         (true, Ok(job)) => {
                             let again = Envelope { attempt: 0, reclaims: 0, ..job };
-                            pipe.cmd("XADD").arg(&ready).arg("*");
+                            pipe.cmd("XADD").arg(keys.ready_at(again.priority)).arg("*");
                             again.write_to_pipe(&mut pipe);
                             pipe.ignore();
                             if let (Some(_), Some(id)) = (again.keep_ms, &again.id) {
@@ -566,7 +580,9 @@ impl Queue {
                 }
                 JobsIn::Waiting => {
                     self.redis
-                        .with_conn(async |c| scripts::PURGE_WAITING.key(keys.ready()).arg(GROUP).invoke_async(c).await)
+                        .with_conn(async |c| {
+                            scripts::PURGE_WAITING.key(&keys.ready_all()).arg(GROUP).invoke_async(c).await
+                        })
                         .await?
                 }
                 JobsIn::Delayed | JobsIn::Retrying | JobsIn::Dead => {
@@ -694,17 +710,18 @@ fn stream_id_le(a: &str, b: &str) -> bool {
 }
 
 /// A page's line for an entry's fields (`entry` empty for a delayed member: its id is a field).
-fn summary(state: JobsIn, entry: &str, p: u16, mut fields: Fields) -> JobSummary {
+fn summary(state: JobsIn, entry: &str, p: u16, level: Priority, mut fields: Fields) -> JobSummary {
     let reason = fields.iter().find(|(k, _)| k == b"e").map(|(_, v)| String::from_utf8_lossy(v).into_owned());
     fields.retain(|(k, _)| k != b"e");
     let entry_ms = entry.split('-').next().and_then(|ms| ms.parse::<u64>().ok()).unwrap_or(0);
     match Envelope::from_fields(&mut fields) {
         Ok(job) => {
-            let id = job.id.clone().map_or_else(|| JobId::of_entry(entry, p), JobId::from_string);
+            let id = job.id.clone().map_or_else(|| JobId::of_entry_at(entry, p, level), JobId::from_string);
             let enqueued_ms = job.enqueued_us.map_or(entry_ms, |t| t / 1000);
             JobSummary {
                 id,
                 state,
+                priority: job.priority,
                 name: job.name,
                 attempt: job.attempt,
                 enqueued_ms,
@@ -716,8 +733,9 @@ fn summary(state: JobsIn, entry: &str, p: u16, mut fields: Fields) -> JobSummary
             }
         }
         Err(e) => JobSummary {
-            id: JobId::of_entry(entry, p),
+            id: JobId::of_entry_at(entry, p, level),
             state,
+            priority: level,
             name: String::new(),
             attempt: 0,
             enqueued_ms: entry_ms,

@@ -25,6 +25,11 @@
 //! `unique.rs`), [`claim`](Queue::claim) (`claim.rs`), [`settle`](Queue::settle) and renew
 //! (`settle.rs`), the scheduler's duties (`maintain.rs`), what is in the queue (`inspect.rs`),
 //! the exact-delivery audit (`audit.rs`) and tracked jobs (`track.rs`).
+//!
+//! Priorities (`priority.rs`): a high or low job waits in a stream of its own beside the
+//! normal one, under the same hash tag; a claim reads all three in one script call
+//! (`lanes.rs`), which also applies the queue's rate limit (`limit.rs`). Delayed, retrying and
+//! dead jobs stay in the shared sets and carry their priority back to its stream.
 
 mod audit;
 mod backoff;
@@ -33,10 +38,13 @@ mod enqueue;
 pub mod envelope;
 mod inspect;
 mod keys;
+mod lanes;
+mod limit;
 mod maintain;
 pub mod manage;
 pub mod partition;
 mod periodic;
+pub mod priority;
 mod scripts;
 mod settle;
 mod slot;
@@ -48,11 +56,14 @@ pub use backoff::Backoff;
 pub use claim::{Claimed, Poison};
 pub use enqueue::{Enqueued, NewJob};
 pub use envelope::{DecodeError, Envelope, JobId, SEQ_LIMIT};
-pub use inspect::{DeadLetter, Depth};
+pub use inspect::{ByPriority, DeadLetter, Depth};
 pub use keys::{GROUP, QueueKeys};
+pub use lanes::{ClaimPlan, LIMITED_POLL};
+pub use limit::{Limit, Settings};
 pub use maintain::Reclaimed;
 pub use manage::{DeadDone, JobSummary, JobsIn, Page, Pick, Rates, SecondCount, WorkerRecord};
 pub use periodic::CronEntry;
+pub use priority::{Priority, Service};
 pub use settle::{Outcome, Settled};
 pub use track::{Cancelled, Event, JobInfo, JobState, Status};
 pub use unique::MAX_KEY_BYTES;
@@ -62,6 +73,7 @@ use crate::runtime::connection::Redis;
 use crate::runtime::error::{Error, Result};
 use partition::{Health, Rotation};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// How a queue treats its jobs.
@@ -115,6 +127,10 @@ pub struct Queue {
     claim_from: Rotation,
     /// Partitions that failed a request recently (their master is down): passed over a while.
     health: Health,
+    /// The queue's meta hash says high or low jobs were enqueued (read by the workers' watcher,
+    /// or written by this process): claims read every priority's stream, and an enqueue of a
+    /// high or low job need not say so again.
+    lanes: Arc<AtomicBool>,
 }
 
 impl Queue {
@@ -134,7 +150,18 @@ impl Queue {
             enqueue_to: Rotation::default(),
             claim_from: Rotation::default(),
             health: Health::default(),
+            lanes: Arc::default(),
         }
+    }
+
+    /// This process knows the queue uses priorities.
+    pub(crate) fn lanes_known(&self) -> bool {
+        self.lanes.load(Ordering::Relaxed)
+    }
+
+    /// The queue was seen to use priorities.
+    fn lanes_seen(&self) {
+        self.lanes.store(true, Ordering::Relaxed);
     }
 
     /// The queue's name.

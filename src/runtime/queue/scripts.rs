@@ -11,9 +11,11 @@ pub static PROMOTE: LazyLock<Script> = LazyLock::new(|| {
         r#"
 -- promote: move delayed and retrying jobs whose due time has come into the ready stream.
 -- KEYS[1] delayed zset  KEYS[2] ready stream  KEYS[3] dead stream  KEYS[4] retrying zset
+-- KEYS[5] high-priority stream  KEYS[6] low-priority stream
 -- ARGV[1] now (ms)  ARGV[2] most jobs to move from each set (<= 1000)
 -- Each member is a packed envelope: a MessagePack array of str, field name, value, ...; it
--- becomes the fields of one XADD. A member that does not unpack into fields (written by hand,
+-- becomes the fields of one XADD, to the stream of its priority (field 'p': 'high' or 'low';
+-- absent or anything else: the normal stream, KEYS[2]). A member that does not unpack into fields (written by hand,
 -- or corrupt) goes to the dead stream as it is (field 'packed'), so it never blocks the others.
 -- Returns the number of jobs moved to the ready stream. Jobs keep their order of due time.
 local moved = 0
@@ -23,7 +25,13 @@ for _, set in ipairs({KEYS[1], KEYS[4]}) do
     local ok, fields = pcall(cmsgpack.unpack, member)
     local added = false
     if ok and type(fields) == 'table' and #fields >= 2 and #fields % 2 == 0 then
-      local reply = redis.pcall('XADD', KEYS[2], '*', unpack(fields))
+      local stream = KEYS[2]
+      for i = 1, #fields, 2 do
+        if fields[i] == 'p' then
+          if fields[i + 1] == 'high' then stream = KEYS[5] elseif fields[i + 1] == 'low' then stream = KEYS[6] end
+        end
+      end
+      local reply = redis.pcall('XADD', stream, '*', unpack(fields))
       added = type(reply) ~= 'table' or reply.err == nil
     end
     if added then
@@ -56,16 +64,32 @@ pub static RECLAIM: LazyLock<Script> = LazyLock::new(|| {
 -- to waiting, or dead with an event. Its hash is found by its id under ARGV[9]: in the queue's
 -- hash tag, so in this slot (a key not in KEYS, but never of another slot). A job of an audited
 -- batch ('b' in 'm') that dies here has its bit set in that batch's bitmap (ARGV[10] .. name).
+-- Every priority's stream is scanned, each with its own cursor, and a job goes back to the
+-- stream it came from; the high and low streams are passed over while they have no group.
 -- KEYS[1] ready stream  KEYS[2] dead stream  KEYS[3] audit bitmap  KEYS[4] events stream
+-- KEYS[5] high-priority stream  KEYS[6] low-priority stream
 -- ARGV[1] group  ARGV[2] lease (ms)  ARGV[3] most entries  ARGV[4] reclaimer consumer name
--- ARGV[5] most reclaims per job  ARGV[6] cursor (stream id to scan from)  ARGV[7] '1' to audit
+-- ARGV[5] most reclaims per job  ARGV[6] cursor of the ready stream (stream id to scan from)
+-- ARGV[7] '1' to audit
 -- ARGV[8] what follows an entry id in a job id of this partition ('' or '@<partition>')
 -- ARGV[9] the prefix of a tracked job's status hash  ARGV[10] the prefix of a batch's bitmap
 -- ARGV[11] now (ms)  ARGV[12] events kept (approximate MAXLEN)
--- Returns {moved, dead, gone, next cursor}: gone counts entries deleted while pending (their
--- pending record is dropped by XAUTOCLAIM itself).
-local res = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[4], ARGV[2], ARGV[6], 'COUNT', ARGV[3])
-local moved, dead = 0, 0
+-- ARGV[13] ARGV[14] cursors of the high and low streams
+-- ARGV[15] ARGV[16] what follows an entry id in a job id of the high and low streams
+-- Returns {moved, dead, gone, next cursor, next high cursor, next low cursor}: gone counts
+-- entries deleted while pending (their pending record is dropped by XAUTOCLAIM itself).
+local moved, dead, gone = 0, 0, 0
+local function reclaim(stream, cursor, suffix, optional)
+local args = {'XAUTOCLAIM', stream, ARGV[1], ARGV[4], ARGV[2], cursor, 'COUNT', ARGV[3]}
+local res
+if optional then
+  local ok, reply = pcall(redis.call, unpack(args))
+  if not ok then return '0-0' end
+  res = reply
+else
+  res = redis.call(unpack(args))
+end
+gone = gone + #res[3]
 for _, entry in ipairs(res[2]) do
   local id, fields = entry[1], entry[2]
   if fields then
@@ -95,7 +119,7 @@ for _, entry in ipairs(res[2]) do
       end
     end
     if not job_id then
-      job_id = id .. ARGV[8]
+      job_id = id .. suffix
       kept[#kept + 1] = 'id'
       kept[#kept + 1] = job_id
     end
@@ -121,7 +145,7 @@ for _, entry in ipairs(res[2]) do
       end
       dead = dead + 1
     else
-      redis.call('XADD', KEYS[1], '*', unpack(kept))
+      redis.call('XADD', stream, '*', unpack(kept))
       if status and redis.call('HGET', status, 'state') == 'active' then
         redis.call('HSET', status, 'state', 'waiting')
         redis.call('HDEL', status, 'worker')
@@ -129,9 +153,14 @@ for _, entry in ipairs(res[2]) do
       moved = moved + 1
     end
   end
-  redis.call('XACK', KEYS[1], ARGV[1], id)
+  redis.call('XACK', stream, ARGV[1], id)
 end
-return {moved, dead, #res[3], res[1]}
+return res[1]
+end
+local next_normal = reclaim(KEYS[1], ARGV[6], ARGV[8], false)
+local next_high = reclaim(KEYS[5], ARGV[13], ARGV[15], true)
+local next_low = reclaim(KEYS[6], ARGV[14], ARGV[16], true)
+return {moved, dead, gone, next_normal, next_high, next_low}
 "#,
     )
 });
@@ -202,24 +231,27 @@ pub static PURGE_WAITING: LazyLock<Script> = LazyLock::new(|| {
 -- purge_waiting: remove every job no worker has been handed yet, and nothing else: the entries
 -- after the group's last-delivered id (in one script, so no claim slips between the read and
 -- the removal). Entries a worker holds stay.
--- KEYS[1] ready stream  ARGV[1] group
+-- KEYS[1..n] ready streams (one per priority)  ARGV[1] group
 -- Returns how many entries were removed.
-local ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', KEYS[1])
-if not ok then return 0 end
-local from = '-'
-for _, group in ipairs(groups) do
-  local fields = {}
-  for i = 1, #group, 2 do fields[group[i]] = group[i + 1] end
-  if fields['name'] == ARGV[1] then from = '(' .. fields['last-delivered-id'] end
-end
 local removed = 0
-while true do
-  local entries = redis.call('XRANGE', KEYS[1], from, '+', 'COUNT', 1000)
-  if #entries == 0 then break end
-  local ids = {}
-  for i, e in ipairs(entries) do ids[i] = e[1] end
-  removed = removed + redis.call('XDEL', KEYS[1], unpack(ids))
-  from = '(' .. ids[#ids]
+for _, stream in ipairs(KEYS) do
+  local ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', stream)
+  if ok then
+    local from = '-'
+    for _, group in ipairs(groups) do
+      local fields = {}
+      for i = 1, #group, 2 do fields[group[i]] = group[i + 1] end
+      if fields['name'] == ARGV[1] then from = '(' .. fields['last-delivered-id'] end
+    end
+    while true do
+      local entries = redis.call('XRANGE', stream, from, '+', 'COUNT', 1000)
+      if #entries == 0 then break end
+      local ids = {}
+      for i, e in ipairs(entries) do ids[i] = e[1] end
+      removed = removed + redis.call('XDEL', stream, unpack(ids))
+      from = '(' .. ids[#ids]
+    end
+  end
 end
 return removed
 "#,
@@ -253,24 +285,30 @@ pub static TRIM: LazyLock<Script> = LazyLock::new(|| {
 -- none is pending, the first entry not yet delivered. So no entry a worker holds or no worker has
 -- seen is ever removed. Removing the head (XTRIM MINID) costs far less than deleting entries one
 -- by one (XDEL), and leaves no tombstones, so the group's lag stays exact.
--- KEYS[1] ready stream  ARGV[1] group
--- Returns the number of entries removed (0 when the stream or the group does not exist).
-local ok, pending = pcall(redis.call, 'XPENDING', KEYS[1], ARGV[1])
-if not ok then return 0 end
-local keep_from = pending[2]
-if pending[1] == 0 then
-  local delivered
-  for _, group in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
-    local fields = {}
-    for i = 1, #group, 2 do fields[group[i]] = group[i + 1] end
-    if fields['name'] == ARGV[1] then delivered = fields['last-delivered-id'] end
+-- KEYS[1..n] ready streams (one per priority; one that does not exist is passed over)
+-- ARGV[1] group
+-- Returns the number of entries removed (0 from a stream or group that does not exist).
+local function trim(stream)
+  local ok, pending = pcall(redis.call, 'XPENDING', stream, ARGV[1])
+  if not ok then return 0 end
+  local keep_from = pending[2]
+  if pending[1] == 0 then
+    local delivered
+    for _, group in ipairs(redis.call('XINFO', 'GROUPS', stream)) do
+      local fields = {}
+      for i = 1, #group, 2 do fields[group[i]] = group[i + 1] end
+      if fields['name'] == ARGV[1] then delivered = fields['last-delivered-id'] end
+    end
+    if not delivered then return 0 end
+    local ms, seq = string.match(delivered, '^(%d+)-(%d+)$')
+    if not ms then return 0 end
+    keep_from = ms .. '-' .. string.format('%.0f', tonumber(seq) + 1)
   end
-  if not delivered then return 0 end
-  local ms, seq = string.match(delivered, '^(%d+)-(%d+)$')
-  if not ms then return 0 end
-  keep_from = ms .. '-' .. string.format('%.0f', tonumber(seq) + 1)
+  return redis.call('XTRIM', stream, 'MINID', keep_from)
 end
-return redis.call('XTRIM', KEYS[1], 'MINID', keep_from)
+local removed = 0
+for _, stream in ipairs(KEYS) do removed = removed + trim(stream) end
+return removed
 "#,
     )
 });
@@ -320,3 +358,61 @@ if ARGV[3] == 't' then
 end
 return {1, id}
 "#;
+
+/// Used by [`Queue::claim_planned`](super::Queue::claim_planned).
+pub static CLAIM: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+-- claim: take up to ARGV[3] jobs from the ready streams of every priority in one step: each
+-- level first up to its share (ARGV[4..6]), then what is left from the levels highest first, so
+-- no slot goes unused while any level has work. Under a rate limit (ARGV[7] > 0) never more
+-- jobs than the bucket holds: GCRA on Redis' clock (TIME, µs), the bucket being the time it
+-- will be empty again (KEYS[4]); only jobs actually handed out take tokens. A stream of a level
+-- that has no consumer group yet (its first job was just enqueued) gets one, from its start.
+-- KEYS[1] high stream  KEYS[2] normal stream  KEYS[3] low stream  KEYS[4] bucket
+-- ARGV[1] group  ARGV[2] consumer  ARGV[3] most jobs  ARGV[4] ARGV[5] ARGV[6] shares of high,
+-- normal and low  ARGV[7] µs per job (0: no limit)  ARGV[8] burst (jobs)
+-- Returns {wait, high entries, normal entries, low entries}, the entries as XREADGROUP gives
+-- them ({id, {field, value, ...}}); wait (µs) > 0 when the limit held jobs back: how long until
+-- the bucket has a token again.
+local want = tonumber(ARGV[3])
+local interval = tonumber(ARGV[7])
+local now, tat, wait = 0, 0, 0
+if interval > 0 then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  tat = math.max(tonumber(redis.call('GET', KEYS[4]) or '0') or 0, now)
+  local capacity = tonumber(ARGV[8]) * interval
+  local tokens = math.floor((now + capacity - tat) / interval)
+  if tokens < want then
+    if tokens < 0 then tokens = 0 end
+    want = tokens
+    wait = math.max(1, tat + (tokens + 1) * interval - capacity - now)
+  end
+end
+local got, taken = {{}, {}, {}}, 0
+local function read(i, n)
+  if n <= 0 then return end
+  local args = {'XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', n, 'STREAMS', KEYS[i], '>'}
+  local ok, reply = pcall(redis.call, unpack(args))
+  if not ok then
+    pcall(redis.call, 'XGROUP', 'CREATE', KEYS[i], ARGV[1], '0', 'MKSTREAM')
+    reply = redis.call(unpack(args))
+  end
+  if reply then
+    for _, entry in ipairs(reply[1][2]) do
+      got[i][#got[i] + 1] = entry
+      taken = taken + 1
+    end
+  end
+end
+for i = 1, 3 do read(i, math.min(tonumber(ARGV[3 + i]), want - taken)) end
+for i = 1, 3 do read(i, want - taken) end
+if interval > 0 and taken > 0 then
+  tat = tat + taken * interval
+  redis.call('SET', KEYS[4], string.format('%.0f', tat), 'PX', math.ceil((tat - now) / 1000) + 1000)
+end
+return {wait, got[1], got[2], got[3]}
+"#,
+    )
+});

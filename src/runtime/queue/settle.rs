@@ -6,6 +6,7 @@
 use super::claim::Claimed;
 use super::envelope::{Envelope, field};
 use super::partition::group_by_partition;
+use super::priority::Priority;
 use super::{GROUP, Queue};
 use crate::runtime::error::Result;
 use redis::Value;
@@ -100,8 +101,16 @@ impl Queue {
         let mut audits: Vec<(Option<&str>, Vec<u32>)> = Vec::new();
         let mut pipe = redis::pipe();
         pipe.atomic();
-        let ids: Vec<&str> = batch.iter().map(|(c, _)| c.entry_id.as_str()).collect();
-        pipe.cmd("XACK").arg(&ready).arg(GROUP).arg(&ids).ignore();
+        // One XACK per stream the batch's jobs came from (just the normal one for a queue that
+        // does not use priorities).
+        for level in Priority::ALL {
+            let ids: Vec<&str> =
+                batch.iter().filter(|(c, _)| c.priority == level).map(|(c, _)| c.entry_id.as_str()).collect();
+            if !ids.is_empty() {
+                let stream = if level == Priority::Normal { ready.clone() } else { keys.ready_at(level) };
+                pipe.cmd("XACK").arg(stream).arg(GROUP).arg(&ids).ignore();
+            }
+        }
         for (claimed, outcome) in batch {
             let job = match &claimed.job {
                 Ok(job) => job,
@@ -228,27 +237,35 @@ impl Queue {
 
     /// Resets the idle time of jobs `consumer` still runs, so they are not reclaimed.
     pub async fn renew(&self, consumer: &str, held: &[Claimed]) -> Result<()> {
-        for (p, claimed) in group_by_partition(held, |c| c.partition) {
-            let ids: Vec<&str> = claimed.iter().map(|c| c.entry_id.as_str()).collect();
-            self.renew_in(p, consumer, &ids).await?;
-        }
-        Ok(())
+        let held: Vec<(u16, Priority, &str)> =
+            held.iter().map(|c| (c.partition, c.priority, c.entry_id.as_str())).collect();
+        self.renew_held(consumer, &held).await
     }
 
-    /// Resets the idle time of the entries `consumer` holds, given as `(partition, entry id)`.
+    /// Resets the idle time of the entries `consumer` holds, given as `(partition, entry id)`
+    /// (of normal jobs).
     pub async fn renew_entries(&self, consumer: &str, held: &[(u16, &str)]) -> Result<()> {
-        for (p, entries) in group_by_partition(held, |(p, _)| *p) {
-            let ids: Vec<&str> = entries.iter().map(|(_, id)| *id).collect();
-            self.renew_in(p, consumer, &ids).await?;
+        let held: Vec<(u16, Priority, &str)> = held.iter().map(|(p, id)| (*p, Priority::Normal, *id)).collect();
+        self.renew_held(consumer, &held).await
+    }
+
+    /// Resets the idle time of the entries `consumer` holds, given as `(partition, priority,
+    /// entry id)`: one `XCLAIM` per stream they are in.
+    pub async fn renew_held(&self, consumer: &str, held: &[(u16, Priority, &str)]) -> Result<()> {
+        for (p, entries) in group_by_partition(held, |(p, _, _)| *p) {
+            for level in Priority::ALL {
+                let ids: Vec<&str> = entries.iter().filter(|(_, l, _)| *l == level).map(|(_, _, id)| *id).collect();
+                self.renew_in(p, level, consumer, &ids).await?;
+            }
         }
         Ok(())
     }
 
-    async fn renew_in(&self, p: u16, consumer: &str, entry_ids: &[&str]) -> Result<()> {
+    async fn renew_in(&self, p: u16, level: Priority, consumer: &str, entry_ids: &[&str]) -> Result<()> {
         if entry_ids.is_empty() {
             return Ok(());
         }
-        let ready = self.partition(p)?.ready();
+        let ready = self.partition(p)?.ready_at(level);
         self.redis
             .with_conn(async |c| {
                 redis::cmd("XCLAIM")

@@ -1,6 +1,6 @@
 //! Every metric conveyor exports: its name, HELP text and unit, in one place. Names follow
 //! Prometheus conventions (prefix `conveyor_`, base units, `_seconds`, `_total`); labels are
-//! bounded: `queue`, `role`, `scenario`, `phase`, `outcome`, `state`, `operation`, `entry` (a
+//! bounded: `queue`, `role`, `scenario`, `phase`, `outcome`, `state`, `operation`, `priority` (high, normal, low), `entry` (a
 //! periodic entry's name: the application's few), never a job id.
 
 use metrics::Unit;
@@ -30,6 +30,7 @@ pub const JOBS_PROMOTED: &str = "conveyor_jobs_promoted_total";
 pub const REDIS_ERRORS: &str = "conveyor_redis_errors_total";
 pub const CRON_FIRINGS: &str = "conveyor_cron_firings_total";
 pub const CRON_MISSED: &str = "conveyor_cron_missed_total";
+pub const RATE_LIMITED_WAITS: &str = "conveyor_rate_limited_waits_total";
 
 // Histograms. The three job stages are kept as bucket counts by `histograms.rs` (they arrive
 // as HDR histograms of many jobs); Redis operations go through the recorder, one sample a call.
@@ -40,6 +41,7 @@ pub const REDIS_OPERATION: &str = "conveyor_redis_operation_duration_seconds";
 
 // Gauges.
 pub const QUEUE_DEPTH: &str = "conveyor_queue_depth";
+pub const WAITING_BY_PRIORITY: &str = "conveyor_queue_waiting_by_priority";
 pub const OLDEST_WAITING_AGE: &str = "conveyor_queue_oldest_waiting_age_seconds";
 pub const JOBS_IN_FLIGHT: &str = "conveyor_jobs_in_flight";
 pub const WORKERS: &str = "conveyor_workers";
@@ -106,6 +108,11 @@ pub fn describe() {
         "Firings of a periodic entry no scheduler reached within its grace period, by entry (whether \
          its missed-firing policy enqueued them or not)."
     );
+    describe_counter!(
+        RATE_LIMITED_WAITS,
+        Unit::Count,
+        "Times a worker of this process waited for the queue's rate limit before it could claim."
+    );
     describe_histogram!(
         REDIS_OPERATION,
         Unit::Seconds,
@@ -118,6 +125,11 @@ pub fn describe() {
         Unit::Count,
         "Jobs in the queue by state: waiting (not yet claimed), in_flight (claimed, not settled), \
          delayed (waiting for a due time), dead (dead letters). Sampled every second."
+    );
+    describe_gauge!(
+        WAITING_BY_PRIORITY,
+        Unit::Count,
+        "Jobs waiting to be claimed by priority (high, normal, low), as conveyor exporter reads them."
     );
     describe_gauge!(
         OLDEST_WAITING_AGE,

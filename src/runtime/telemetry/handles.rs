@@ -98,6 +98,11 @@ impl JobMetrics {
     }
 }
 
+/// Counts one wait of a worker of `queue` for its rate limit.
+pub fn rate_limited(queue: &str) {
+    counter!(RATE_LIMITED_WAITS, "queue" => queue.to_owned()).increment(1);
+}
+
 /// Says whether `queue` is paused.
 pub fn queue_paused(queue: &str, paused: bool) {
     gauge!(QUEUE_PAUSED, "queue" => queue.to_owned()).set(if paused { 1.0 } else { 0.0 });
@@ -144,6 +149,8 @@ impl WorkerMetrics {
             settle: redis_operation(queue, "settle"),
         };
         m.idle.increment(1.0);
+        // Exported from the start (at 0), so a dashboard shows a queue's waits before the first.
+        counter!(RATE_LIMITED_WAITS, "queue" => queue.to_owned()).increment(0);
         m
     }
 

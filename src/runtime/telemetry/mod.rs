@@ -30,7 +30,7 @@ mod watch;
 pub use catalog::{BUCKETS, describe};
 pub use handles::{
     JobMetrics, JobTally, SchedulerMetrics, WorkerMetrics, cron_fired, cron_missed, jobs_enqueued, queue_paused,
-    redis_error, redis_operation, schedule_lag, worker_processes,
+    rate_limited, redis_error, redis_operation, schedule_lag, worker_processes,
 };
 
 pub use watch::QueueWatch;

@@ -1,11 +1,12 @@
-//! The exporter's watch: every queue under one prefix as Redis holds it — jobs by state, the
+//! The exporter's watch: every queue under one prefix as Redis holds it — jobs by state (and
+//! waiting jobs by priority), the
 //! oldest waiting job's age, paused, live worker processes, each periodic entry's latest
 //! firing — read through [`Admin`] every few seconds and set as gauges. Worker processes export
 //! the same depth for the queue they serve, but only while they run; this actor (in
 //! `conveyor exporter`) still reports a queue none of them serves, which is what the alert on
 //! "waiting jobs and no live worker" needs.
 
-use super::catalog::{CRON_LAST_FIRED, OLDEST_WAITING_AGE, QUEUE_DEPTH};
+use super::catalog::{CRON_LAST_FIRED, OLDEST_WAITING_AGE, QUEUE_DEPTH, WAITING_BY_PRIORITY};
 use crate::runtime::admin::Admin;
 use actix::prelude::*;
 use metrics::gauge;
@@ -59,6 +60,10 @@ impl QueueWatch {
                     ("dead", d.dead),
                 ] {
                     gauge!(QUEUE_DEPTH, "queue" => name(), "state" => state).set(n as f64);
+                }
+                for level in crate::runtime::queue::Priority::ALL {
+                    gauge!(WAITING_BY_PRIORITY, "queue" => name(), "priority" => level.name())
+                        .set(q.waiting_by_priority.of(level) as f64);
                 }
                 gauge!(OLDEST_WAITING_AGE, "queue" => name()).set(q.oldest_waiting_seconds);
                 super::queue_paused(&q.name, q.paused);

@@ -2,10 +2,11 @@
 //! [`POLL_EVERY`]: whether the queue is paused (workers claim nothing then), the ids of jobs
 //! asked to be cancelled (read from the queue's cancelled set) — and through them which runs in
 //! progress must see their token trip — and how many jobs the workers hold (for the process's
-//! heartbeat). Workers look here before they claim and before they start a job: local reads,
-//! and no lookup at all while nobody cancelled anything.
+//! heartbeat), and the queue's settings read with the pause in one round trip: its rate limit
+//! and whether it uses priorities. Workers look here before they claim and before they start a
+//! job: local reads, and no lookup at all while nobody cancelled anything.
 
-use crate::runtime::queue::{JobId, Queue};
+use crate::runtime::queue::{JobId, Limit, Queue, Settings};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -27,6 +28,10 @@ pub struct Board {
     paused: bool,
     /// Jobs the pool's workers hold (claimed, not settled yet).
     busy: usize,
+    /// The queue's rate limit, as last read.
+    limit: Option<Limit>,
+    /// The queue uses priorities: claims read every priority's stream.
+    lanes: bool,
 }
 
 /// The board as the pool hands it around.
@@ -46,6 +51,16 @@ impl Board {
     /// The queue is paused.
     pub fn paused(&self) -> bool {
         self.paused
+    }
+
+    /// The queue's rate limit, as last read.
+    pub fn limit(&self) -> Option<Limit> {
+        self.limit
+    }
+
+    /// The queue uses priorities.
+    pub fn lanes(&self) -> bool {
+        self.lanes
     }
 
     /// Jobs the pool's workers hold.
@@ -74,6 +89,20 @@ impl Board {
         }
     }
 
+    /// Takes in the queue's settings as just read.
+    pub(crate) fn apply(&mut self, queue: &str, Settings { paused, limit, lanes }: Settings) {
+        if self.limit != limit {
+            tracing::info!(queue, limit = ?limit, "the queue's rate limit changed");
+        }
+        self.limit = limit;
+        self.lanes = lanes;
+        if self.paused != paused {
+            self.paused = paused;
+            crate::runtime::telemetry::queue_paused(queue, paused);
+            tracing::info!(queue, paused, "the queue was {}", if paused { "paused" } else { "resumed" });
+        }
+    }
+
     fn forget_older_than(&mut self, age: Duration) {
         self.ids.retain(|_, at| at.elapsed() < age);
     }
@@ -95,20 +124,9 @@ pub async fn watch(queue: Queue, board: SharedBoard, stop: Rc<std::cell::Cell<bo
             }
             Err(e) => tracing::debug!(error = %e, "reading cancellations failed; next poll retries"),
         }
-        match queue.is_paused().await {
-            Ok(paused) => {
-                let was = std::mem::replace(&mut board.borrow_mut().paused, paused);
-                if was != paused {
-                    crate::runtime::telemetry::queue_paused(queue.name(), paused);
-                    tracing::info!(
-                        queue = queue.name(),
-                        paused,
-                        "the queue was {}",
-                        if paused { "paused" } else { "resumed" }
-                    );
-                }
-            }
-            Err(e) => tracing::debug!(error = %e, "reading whether the queue is paused failed; next poll retries"),
+        match queue.settings().await {
+            Ok(settings) => board.borrow_mut().apply(queue.name(), settings),
+            Err(e) => tracing::debug!(error = %e, "reading the queue's settings failed; next poll retries"),
         }
         if last_trim.elapsed() >= TRIM_EVERY {
             last_trim = Instant::now();

@@ -18,7 +18,7 @@ use super::scheduler::{DepthSample, Halt, Scheduler};
 use super::worker::{Worker, WorkerConfig};
 use crate::runtime::error::Result;
 use crate::runtime::handler::Registry;
-use crate::runtime::queue::{Queue, WorkerRecord};
+use crate::runtime::queue::{Queue, Service, WorkerRecord};
 use actix::prelude::*;
 use std::cell::Cell;
 use std::rc::Rc;
@@ -46,6 +46,7 @@ pub struct PoolBuilder {
     concurrency: usize,
     batch: usize,
     block: Duration,
+    service: Service,
     consumer_prefix: String,
     scheduler: bool,
     observers: Option<ObserverFactory>,
@@ -81,6 +82,7 @@ impl WorkerPool {
             concurrency: 1,
             batch: 64,
             block: Duration::from_millis(100),
+            service: Service::default(),
             consumer_prefix: instance_name(),
             scheduler: true,
             observers: None,
@@ -132,6 +134,12 @@ impl PoolBuilder {
         self
     }
 
+    /// How the workers share their claims among priorities (default: weighted 6/3/1).
+    pub fn service(mut self, service: Service) -> Self {
+        self.service = service;
+        self
+    }
+
     /// The start of every worker's consumer name (default: [`instance_name`]); unique per
     /// process across every process of the queue.
     pub fn consumer_prefix(mut self, prefix: impl Into<String>) -> Self {
@@ -171,6 +179,10 @@ impl PoolBuilder {
             .start()
         });
         let board = SharedBoard::default();
+        // The settings before the first claim: a limited queue is never claimed from without
+        // its limit, nor a paused one at all.
+        let settings = self.queue.settings().await?;
+        board.borrow_mut().apply(self.queue.name(), settings);
         let stop_watching = Rc::new(Cell::new(false));
         actix::spawn(super::board::watch(self.queue.clone(), board.clone(), stop_watching.clone()));
         let record = WorkerRecord {
@@ -194,6 +206,7 @@ impl PoolBuilder {
                     concurrency: self.concurrency,
                     batch: self.batch,
                     block: self.block,
+                    service: self.service,
                 };
                 let worker = Worker::new(self.queue.clone(), config, self.registry.clone(), board.clone());
                 match &self.observers {

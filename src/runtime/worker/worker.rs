@@ -17,7 +17,7 @@ use super::observer::{Observer, SettledBatch, SettledJob, Settlement};
 use crate::runtime::clock;
 use crate::runtime::connection::Conn;
 use crate::runtime::handler::{Attempt, JobError, Registry, Start};
-use crate::runtime::queue::JobId;
+use crate::runtime::queue::{ClaimPlan, JobId, Priority, Service};
 use crate::runtime::queue::{Claimed, Outcome, Queue, Settled};
 use crate::runtime::telemetry::{JobMetrics, JobTally, WorkerMetrics};
 use actix::prelude::*;
@@ -53,6 +53,8 @@ pub struct WorkerConfig {
     pub batch: usize,
     /// Longest a claim waits for work (bounds how long a stop takes to be noticed).
     pub block: Duration,
+    /// How it shares its claims among priorities (once the queue uses them).
+    pub service: Service,
 }
 
 /// One worker of a queue (an actor; see the module docs).
@@ -178,6 +180,8 @@ struct Ran {
 /// One job a worker holds.
 struct HeldJob {
     partition: u16,
+    /// Which of its partition's streams the entry is in.
+    priority: Priority,
     entry_id: String,
     /// The job's id when it is not its entry's (see [`Claimed::job_id`]).
     explicit_id: Option<String>,
@@ -188,8 +192,10 @@ struct HeldJob {
 impl HeldJob {
     fn job_id(&self) -> JobId {
         match &self.explicit_id {
-            Some(id) => JobId::parse(id).unwrap_or_else(|_| JobId::of_entry(&self.entry_id, self.partition)),
-            None => JobId::of_entry(&self.entry_id, self.partition),
+            Some(id) => {
+                JobId::parse(id).unwrap_or_else(|_| JobId::of_entry_at(&self.entry_id, self.partition, self.priority))
+            }
+            None => JobId::of_entry_at(&self.entry_id, self.partition, self.priority),
         }
     }
 }
@@ -209,6 +215,7 @@ impl Held {
         let explicit_id = c.job.as_ref().ok().and_then(|j| j.id.clone());
         let entry = Some(HeldJob {
             partition: c.partition,
+            priority: c.priority,
             entry_id: c.entry_id.clone(),
             explicit_id,
             cancel: CancellationToken::new(),
@@ -240,8 +247,8 @@ impl Held {
         self.len == 0
     }
 
-    fn iter(&self) -> impl Iterator<Item = (u16, &str)> {
-        self.entries.iter().flatten().map(|h| (h.partition, h.entry_id.as_str()))
+    fn iter(&self) -> impl Iterator<Item = (u16, Priority, &str)> {
+        self.entries.iter().flatten().map(|h| (h.partition, h.priority, h.entry_id.as_str()))
     }
 
     fn token(&self, slot: usize) -> CancellationToken {
@@ -448,9 +455,13 @@ impl WorkLoop {
     /// One claim of up to `count` jobs on the worker's own connection, waiting up to `block`.
     fn claim(&self, mut conn: Conn, count: usize, block: Duration) -> Claiming {
         let (queue, consumer) = (self.queue.clone(), self.config.consumer.clone());
+        let plan = {
+            let board = self.board.borrow();
+            ClaimPlan { service: self.config.service, limit: board.limit(), lanes: board.lanes() }
+        };
         Box::pin(async move {
             let began = Instant::now();
-            let result = match queue.claim(&mut conn, &consumer, count, block).await {
+            let result = match queue.claim_planned(&mut conn, &consumer, count, block, &plan).await {
                 Ok(jobs) => mark_active(&queue, &consumer, jobs).await,
                 Err(e) => Err(e),
             };
@@ -525,8 +536,8 @@ impl WorkLoop {
 
     /// Renews the lease of every job held.
     async fn renew(&self, held: &Held) {
-        let entries: Vec<(u16, &str)> = held.iter().collect();
-        if let Err(e) = self.queue.renew_entries(&self.config.consumer, &entries).await {
+        let entries: Vec<(u16, Priority, &str)> = held.iter().collect();
+        if let Err(e) = self.queue.renew_held(&self.config.consumer, &entries).await {
             tracing::warn!(consumer = %self.config.consumer, error = %e, "lease renewal failed");
         }
     }
