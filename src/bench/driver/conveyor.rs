@@ -91,7 +91,11 @@ pub async fn serve() -> Result<()> {
     flusher.abort();
     flush(&outbox);
     let records_sent = RECORDS_SENT.load(std::sync::atomic::Ordering::Relaxed);
-    reply(&Reply::Stopped { records_sent });
+    let remaining = match &queue {
+        Some((q, _)) => Some(q.depth().await?.unfinished()),
+        None => None,
+    };
+    reply(&Reply::Stopped { records_sent, remaining });
     Ok(())
 }
 

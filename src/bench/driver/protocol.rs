@@ -105,6 +105,11 @@ pub enum Reply {
     Stopped {
         /// Records the driver sent over the whole run (a cross-check of the count conveyor read).
         records_sent: u64,
+        /// Jobs still in the queue after the workers stopped, as the queue counts them (waiting,
+        /// active or reserved): jobs without a record that are there are unfinished, the others
+        /// lost. None when the driver cannot tell (every job without a record is then lost).
+        #[serde(default)]
+        remaining: Option<u64>,
     },
     /// Something failed; conveyor stops the run with this message.
     Error {

@@ -167,9 +167,9 @@ pub async fn run_driven(
     let cpu_seconds = processes::tree_cpu_seconds(&pids) - cpu_at_start;
 
     driver.send(&Request::Stop).await?;
-    let records_sent = driver
+    let (records_sent, remaining) = driver
         .expect("stopped", STOP_TIMEOUT, |r| match r {
-            Reply::Stopped { records_sent } => Some(records_sent),
+            Reply::Stopped { records_sent, remaining } => Some((records_sent, remaining)),
             _ => None,
         })
         .await?;
@@ -200,7 +200,9 @@ pub async fn run_driven(
         remote_processes: worker_pids.len().max(1) as u32,
         finished: ledger.finished.saturating_sub(probe_jobs),
         overlap: 0,
-        remaining: Depth::default(),
+        // What the queue still holds counts as unfinished (never as lost); it is all the
+        // driver can say of where each job is.
+        remaining: Depth { waiting: remaining.unwrap_or(0), ..Depth::default() },
         ceiling: None,
         cpu_seconds,
         system,
