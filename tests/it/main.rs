@@ -9,6 +9,7 @@ mod bad_input;
 mod cluster;
 mod cron;
 mod docs;
+mod drivers;
 mod eviction;
 mod examples;
 mod faults;

@@ -49,27 +49,26 @@ pub async fn serve() -> Result<()> {
                 q.reset().await?;
                 q.ensure_group().await?;
                 queue = Some((q, workers));
-                let settings = [
-                    ("workers", workers.count),
-                    ("concurrency", workers.concurrency),
-                    ("claim_batch", workers.batch),
-                ]
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), serde_json::json!(v)))
-                .chain([("processes".to_owned(), serde_json::json!(1))])
-                .collect();
+                let settings =
+                    [("workers", workers.count), ("concurrency", workers.concurrency), ("claim_batch", workers.batch)]
+                        .into_iter()
+                        .map(|(k, v)| (k.to_owned(), serde_json::json!(v)))
+                        .chain([("processes".to_owned(), serde_json::json!(1))])
+                        .collect();
                 let library = format!("conveyor {}", env!("CARGO_PKG_VERSION"));
                 reply(&Reply::Hello { driver: "conveyor".into(), library, settings });
             }
             Request::Enqueue { batch, jobs } => {
-                let (q, _) = queue.as_ref().ok_or_else(|| Error::Usage("conveyor driver: enqueue before hello".into()))?;
+                let (q, _) =
+                    queue.as_ref().ok_or_else(|| Error::Usage("conveyor driver: enqueue before hello".into()))?;
                 let now = clock::now_us();
                 let envelopes: Vec<Envelope> = jobs.iter().map(|j| envelope(j, now)).collect();
                 q.enqueue_batch(&envelopes).await?;
                 reply(&Reply::Enqueued { batch });
             }
             Request::Start => {
-                let (q, hint) = queue.as_ref().ok_or_else(|| Error::Usage("conveyor driver: start before hello".into()))?;
+                let (q, hint) =
+                    queue.as_ref().ok_or_else(|| Error::Usage("conveyor driver: start before hello".into()))?;
                 let outbox = outbox.clone();
                 pool = Some(
                     WorkerPool::builder(q.clone(), crate::bench::jobs::registry())

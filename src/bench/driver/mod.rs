@@ -148,7 +148,8 @@ impl Driver {
                     }
                     Err(e) => {
                         let short: String = line.chars().take(200).collect();
-                        let message = format!("driver {driver_name} sent a line that is not a protocol message ({e}): {short}");
+                        let message =
+                            format!("driver {driver_name} sent a line that is not a protocol message ({e}): {short}");
                         let _ = tx.send(Reply::Error { message });
                     }
                 }
@@ -253,12 +254,11 @@ mod tests {
     #[test]
     fn a_sleep_job_keeps_its_time_and_payload_size() {
         let kind = JobKind::Sleep { us: 1_500 };
-        let e = Envelope {
-            seq: Some(4),
-            enqueued_us: Some(10),
-            ..Envelope::new(kind.name(), kind.payload(100))
-        };
+        let e = Envelope { seq: Some(4), enqueued_us: Some(10), ..Envelope::new(kind.name(), kind.payload(100)) };
         let spec = job_spec(&e);
-        assert_eq!(spec, JobSpec { seq: 4, intended_ns: 10_000, kind: "sleep".into(), duration_us: 1_500, payload_bytes: 100 });
+        assert_eq!(
+            spec,
+            JobSpec { seq: 4, intended_ns: 10_000, kind: "sleep".into(), duration_us: 1_500, payload_bytes: 100 }
+        );
     }
 }

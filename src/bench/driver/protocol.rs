@@ -152,9 +152,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             reply,
-            Reply::Records {
-                records: vec![Record { seq: 1, enqueued_ns: 2, started_ns: 3, finished_ns: 4, pid: 5 }]
-            }
+            Reply::Records { records: vec![Record { seq: 1, enqueued_ns: 2, started_ns: 3, finished_ns: 4, pid: 5 }] }
         );
     }
 }

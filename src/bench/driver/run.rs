@@ -183,7 +183,12 @@ pub async fn run_driven(
     workers.counts.completed = workers.counts.completed.saturating_sub(probe_jobs);
     workers.counts.started = workers.counts.started.saturating_sub(probe_jobs);
     if records_sent != ledger.records {
-        tracing::warn!(driver = name, records_sent, read = ledger.records, "the driver counted other records than conveyor read");
+        tracing::warn!(
+            driver = name,
+            records_sent,
+            read = ledger.records,
+            "the driver counted other records than conveyor read"
+        );
     }
     let mut extra = Extra { rss_start: 0, rss_max, redis_bytes_per_job: vec![bytes_per_job], ..Extra::default() };
     extra.phases.produce_seconds = produce_seconds;

@@ -4,8 +4,8 @@
 //! SIGTERM stops intake, lets workers settle what they hold, and still builds the result.
 
 mod backlog;
-mod drivers;
 mod book;
+mod drivers;
 pub mod memory;
 mod patience;
 mod progress;
@@ -154,10 +154,11 @@ pub async fn run_scenario(
         extra.phases.idle_seconds = scenario.phases.idle.as_secs_f64();
     }
     backlog::release(&collector, scenario);
-    let producers: Vec<Addr<Producer>> = if interrupted { Vec::new() } else { producer_plans(scenario, run, scenario.backlog.jobs)? }
-        .into_iter()
-        .map(|plan| Producer::new(queue.clone(), plan, collector.clone().recipient()).start())
-        .collect();
+    let producers: Vec<Addr<Producer>> =
+        if interrupted { Vec::new() } else { producer_plans(scenario, run, scenario.backlog.jobs)? }
+            .into_iter()
+            .map(|plan| Producer::new(queue.clone(), plan, collector.clone().recipient()).start())
+            .collect();
 
     crate::runtime::telemetry::start_run(scenario.phases.warmup);
     let begun = Instant::now();
