@@ -61,6 +61,11 @@ fn every_driver_delivers_every_job_exactly_once() {
     let run_dir = std::fs::read_dir(&results).unwrap().next().expect("a results directory").unwrap().path();
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run_dir.join("result.json")).unwrap()).unwrap();
+    let schema_text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema/result.schema.json")).unwrap();
+    let schema = jsonschema::validator_for(&serde_json::from_str(&schema_text).unwrap()).unwrap();
+    let errors: Vec<String> = schema.iter_errors(&json).map(|e| format!("{e} at {}", e.instance_path())).collect();
+    assert!(errors.is_empty(), "result.json breaks its schema: {errors:#?}");
     let cells = json["cells"].as_array().unwrap();
     let names: Vec<&str> = cells.iter().map(|c| c["params"]["driver"].as_str().unwrap()).collect();
     assert_eq!(names, ALL.split(',').collect::<Vec<_>>(), "one cell per driver, in order");
@@ -123,4 +128,27 @@ fn a_scenario_a_driver_cannot_run_is_refused_naming_the_field() {
     let all = text(&out);
     assert_eq!(out.status.code(), Some(2), "{all}");
     assert!(all.contains(&file.display().to_string()) && all.contains("field \"backlog.jobs\""), "{all}");
+}
+
+#[test]
+fn a_driver_that_dies_mid_run_ends_the_run_with_its_name_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("drivers/bullmq");
+    std::fs::create_dir_all(&fake).unwrap();
+    // Answers the hello, then exits at the first batch.
+    let hello = r#"{"type":"hello","driver":"bullmq","library":"fake 0","settings":{}}"#;
+    std::fs::write(fake.join("start"), format!("read line\necho '{hello}'\nread line\nexit 3\n")).unwrap();
+    let (file, _) = scenario_file(dir.path(), "s.toml", "driver-dies", SHORT);
+    let results = dir.path().join("results");
+    let out = conveyor()
+        .env("CONVEYOR_DRIVERS_DIR", dir.path().join("drivers"))
+        .args(["run", "--quiet", "--driver", "bullmq", "--redis-url", &support::shared_server().url(), "--results"])
+        .arg(&results)
+        .arg(&file)
+        .output()
+        .unwrap();
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{all}");
+    assert!(all.contains("error: driver bullmq: exited before acknowledging a batch"), "{all}");
+    assert!(!results.exists(), "nothing was written");
 }

@@ -180,6 +180,17 @@ impl Driver {
         }
     }
 
+    /// The next unsolicited reply, if the driver sends one mid-run: an error (or its exit) ends
+    /// the run with the driver's message. Never resolves while the driver runs quietly.
+    pub async fn failure(&mut self) -> Error {
+        let message = match self.control.recv().await {
+            Some(Reply::Error { message }) => message,
+            Some(other) => format!("sent {other:?} in the middle of the run"),
+            None => "exited in the middle of the run".to_owned(),
+        };
+        Error::Driver { name: self.name.clone(), message }
+    }
+
     /// Waits for the process to exit (up to `timeout`, then kills it).
     pub async fn wait(mut self, timeout: Duration) {
         if tokio::time::timeout(timeout, self.child.wait()).await.is_err() {

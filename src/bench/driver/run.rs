@@ -5,8 +5,8 @@
 //! scenario's producers into the driver, drains until every job has a record, stops the driver,
 //! and builds the same [`RunResult`] from conveyor's own ledger.
 
+use super::Driver;
 use super::protocol::{Reply, Request, WorkersHint};
-use super::{Driver, DriverLink};
 use crate::bench::load::{Collector, Producer, Sink, TakeCounts, TakeSnapshot};
 use crate::bench::probe::processes;
 use crate::bench::probe::system::{RedisInfo, SystemInfo};
@@ -114,7 +114,7 @@ pub async fn run_driven(
         .await?;
     let mut pids = vec![driver.pid];
     pids.extend(worker_pids.iter().filter(|p| **p != driver.pid));
-    wait_for_probe(&driver.link, probe_jobs, scenario.phases.drain_timeout + START_TIMEOUT, name).await?;
+    wait_for_probe(&mut driver, probe_jobs, scenario.phases.drain_timeout + START_TIMEOUT).await?;
 
     // Measure (and warm-up), as a native run does, into the driver.
     let collector = Collector::new(None).start();
@@ -137,6 +137,10 @@ pub async fn run_driven(
             _ = &mut all_produced => break,
             _ = &mut interrupt => { interrupted = true; break; }
             _ = tick.tick() => rss_max = rss_max.max(processes::tree_rss_bytes(&pids)),
+            e = driver.failure() => {
+                futures::future::join_all(producers.iter().map(|p| p.send(crate::runtime::worker::Stop))).await;
+                return Err(e);
+            }
         }
     }
     if interrupted {
@@ -160,6 +164,7 @@ pub async fn run_driven(
             }
             _ = &mut interrupt => interrupted = true,
             _ = tick.tick() => rss_max = rss_max.max(processes::tree_rss_bytes(&pids)),
+            e = driver.failure() => return Err(e),
         }
     }
     let drain_seconds = drain_began.elapsed().as_secs_f64();
@@ -227,17 +232,23 @@ pub async fn run_driven(
 }
 
 /// Waits until the workers have run every memory-probe job: they are then up and warm.
-async fn wait_for_probe(link: &DriverLink, jobs: u64, timeout: Duration, name: &str) -> Result<()> {
+async fn wait_for_probe(driver: &mut Driver, jobs: u64, timeout: Duration) -> Result<()> {
     let deadline = Instant::now() + timeout;
     loop {
-        let done = link.ledger.lock().expect("not poisoned").finished;
-        if done >= jobs && link.ledger.lock().expect("not poisoned").all_finished_below(jobs) {
-            return Ok(());
-        }
+        let done = {
+            let ledger = driver.link.ledger.lock().expect("not poisoned");
+            if ledger.finished >= jobs && ledger.all_finished_below(jobs) {
+                return Ok(());
+            }
+            ledger.finished
+        };
         if Instant::now() >= deadline {
             let message = format!("its workers ran {done} of the {jobs} first jobs within {timeout:?}");
-            return Err(Error::Driver { name: name.to_owned(), message });
+            return Err(Error::Driver { name: driver.name.clone(), message });
         }
-        tokio::time::sleep(DRAIN_POLL).await;
+        tokio::select! {
+            _ = tokio::time::sleep(DRAIN_POLL) => {}
+            e = driver.failure() => return Err(e),
+        }
     }
 }
