@@ -11,7 +11,7 @@ use crate::bench::load::{Collector, Producer, Sink, TakeCounts, TakeSnapshot};
 use crate::bench::probe::processes;
 use crate::bench::probe::system::{RedisInfo, SystemInfo};
 use crate::bench::report::{BytesPerJob, DriverRun, RunResult};
-use crate::bench::run::{BuildInput, Extra, Interrupt, Progress, build_result, producer_plans, rfc3339_now};
+use crate::bench::run::{BuildInput, Extra, Interrupt, build_result, producer_plans, rfc3339_now};
 use crate::bench::scenario::Scenario;
 use crate::runtime::clock;
 use crate::runtime::connection::Redis;
@@ -50,7 +50,6 @@ pub async fn run_driven(
     let redis_info = RedisInfo::gather(redis, private_server).await;
     let run = RUNS.fetch_add(1, Ordering::Relaxed) + 1;
     let queue = format!("{}-{name}-{}-{run}", scenario.queue_name(), std::process::id());
-    let display = Progress::new(false);
 
     let mut driver = Driver::spawn(name)?;
     let hint = WorkersHint {
@@ -74,7 +73,7 @@ pub async fn run_driven(
             _ => None,
         })
         .await?;
-    display.note(&format!("driver {name}: {library}"));
+    tracing::info!(driver = name, %library, "driver ready");
 
     // The memory probe: jobs wait in the queue while no worker runs.
     let plans = producer_plans(scenario, run, 0)?;
