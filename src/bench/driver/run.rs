@@ -118,6 +118,7 @@ pub async fn run_driven(
     // Measure (and warm-up), as a native run does, into the driver.
     let collector = Collector::new(None).start();
     let cpu_at_start = processes::tree_cpu_seconds(&pids);
+    let rss_start = processes::tree_rss_bytes(&pids);
     let producers: Vec<Addr<Producer>> = producer_plans(scenario, run, probe_jobs)?
         .into_iter()
         .map(|plan| {
@@ -194,7 +195,7 @@ pub async fn run_driven(
             "the driver counted other records than conveyor read"
         );
     }
-    let mut extra = Extra { rss_start: 0, rss_max, redis_bytes_per_job: vec![bytes_per_job], ..Extra::default() };
+    let mut extra = Extra { rss_start, rss_max, redis_bytes_per_job: vec![bytes_per_job], ..Extra::default() };
     extra.phases.produce_seconds = produce_seconds;
     extra.phases.drain_seconds = drain_seconds;
     let mut result = build_result(BuildInput {

@@ -72,7 +72,7 @@ fn ratio_table(cells: &[CellResult]) -> Option<(Vec<String>, Vec<Vec<String>>)> 
             let mut row = vec![(*name).to_owned(), metric::format(m.value, m.unit)];
             for c in &others {
                 row.push(match c.metric(name) {
-                    Some(v) if m.value > 0.0 => format!("{:.2}×", v / m.value),
+                    Some(v) if m.value > 0.0 => ratio(v / m.value),
                     _ => "–".to_owned(),
                 });
             }
@@ -80,6 +80,18 @@ fn ratio_table(cells: &[CellResult]) -> Option<(Vec<String>, Vec<Vec<String>>)> 
         })
         .collect();
     Some((header, rows))
+}
+
+/// A ratio with two significant digits below 1 (`0.0011×`), two decimals up to 10, none above.
+fn ratio(r: f64) -> String {
+    if r >= 10.0 {
+        format!("{r:.0}×")
+    } else if r >= 1.0 || r <= 0.0 {
+        format!("{r:.2}×")
+    } else {
+        let digits = (-r.log10().floor()) as usize + 1;
+        format!("{r:.digits$}×")
+    }
 }
 
 #[cfg(test)]
@@ -103,5 +115,6 @@ mod tests {
         assert_eq!(header, ["metric", "conveyor", "bullmq / conveyor"]);
         assert_eq!(rows, vec![vec!["throughput".to_owned(), "1000/s".into(), "0.25×".into()]]);
         assert!(ratio_table(&cells[1..]).is_none(), "no conveyor cell, no ratios");
+        assert_eq!([ratio(0.001052), ratio(0.057), ratio(1.126), ratio(868.9)], ["0.0011×", "0.057×", "1.13×", "869×"]);
     }
 }
