@@ -353,15 +353,7 @@ fn run_command(args: RunArgs, local_workers: bool, registry: Arc<Registry>) -> R
     if local_workers {
         scenario.check_job_types(&args.scenario, &registry)?;
     }
-    if let Some(d) = args.duration {
-        if d.is_zero() {
-            return Err(Error::Usage("--duration: expected a duration above zero".into()));
-        }
-        scenario.set_duration(d);
-    }
-    if args.repeats.is_some_and(|n| !(1..=100).contains(&n)) {
-        return Err(Error::Usage("--repeats: expected 1 to 100 runs".into()));
-    }
+    apply_overrides(&mut scenario, args.duration, args.repeats)?;
     let settings = Settings::load(args.redis.config.as_deref())?;
     let results_dir = args.results.clone().unwrap_or_else(|| settings.results_dir());
     let chaos_plan = scenario.chaos.clone();
@@ -424,23 +416,43 @@ fn run_command(args: RunArgs, local_workers: bool, registry: Arc<Registry>) -> R
             eprintln!("warning: {warning}");
         }
     }
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&result).expect("serializes"));
+    Ok(verdict(&result, &path, args.json))
+}
+
+/// `--duration` and `--repeats`, checked and applied to `scenario`.
+fn apply_overrides(scenario: &mut Scenario, duration: Option<Duration>, repeats: Option<u32>) -> Result<()> {
+    if let Some(d) = duration {
+        if d.is_zero() {
+            return Err(Error::Usage("--duration: expected a duration above zero".into()));
+        }
+        scenario.set_duration(d);
+    }
+    if repeats.is_some_and(|n| !(1..=100).contains(&n)) {
+        return Err(Error::Usage("--repeats: expected 1 to 100 runs".into()));
+    }
+    Ok(())
+}
+
+/// Prints a suite's result (`--json`: the JSON, else the summary and where the files are) and
+/// returns its exit code: 0 when it passed, 1 naming what failed.
+fn verdict(result: &crate::bench::report::suite::SuiteResult, path: &Path, json: bool) -> ExitCode {
+    if json {
+        println!("{}", serde_json::to_string_pretty(result).expect("serializes"));
     } else {
-        print!("{}", crate::bench::report::console::summary(&result));
+        print!("{}", crate::bench::report::console::summary(result));
         println!("  result      {}", path.display());
     }
     if result.passed {
-        Ok(ExitCode::SUCCESS)
-    } else {
-        if result.lost > 0 {
-            eprintln!("FAIL: {} job(s) lost", result.lost);
-        }
-        for t in result.failed_targets() {
-            eprintln!("FAIL: target {} {} not met in {}: measured {}", t.metric, t.expected, t.cell, t.shown);
-        }
-        Ok(ExitCode::from(1))
+        return ExitCode::SUCCESS;
     }
+    for c in result.cells.iter().filter(|c| c.runs.iter().any(|r| r.counts.lost > 0)) {
+        let lost: u64 = c.runs.iter().map(|r| r.counts.lost).sum();
+        eprintln!("FAIL: {lost} job(s) lost in {}", c.label);
+    }
+    for t in result.failed_targets() {
+        eprintln!("FAIL: target {} {} not met in {}: measured {}", t.metric, t.expected, t.cell, t.shown);
+    }
+    ExitCode::from(1)
 }
 
 fn compare_drivers_command(args: CompareArgs, drivers: Vec<String>) -> Result<ExitCode> {
@@ -465,15 +477,7 @@ fn compare_drivers_command(args: CompareArgs, drivers: Vec<String>) -> Result<Ex
         s.driver = Some(d.clone());
         s.check_driver(path, "--drivers")?;
     }
-    if let Some(d) = args.duration {
-        if d.is_zero() {
-            return Err(Error::Usage("--duration: expected a duration above zero".into()));
-        }
-        scenario.set_duration(d);
-    }
-    if args.repeats.is_some_and(|n| !(1..=100).contains(&n)) {
-        return Err(Error::Usage("--repeats: expected 1 to 100 runs".into()));
-    }
+    apply_overrides(&mut scenario, args.duration, args.repeats)?;
     let settings = Settings::load(args.redis.config.as_deref())?;
     let results_dir = args.results.clone().unwrap_or_else(|| settings.results_dir());
     let (endpoint, server) = resolve_redis(&args.redis)?;
@@ -494,26 +498,7 @@ fn compare_drivers_command(args: CompareArgs, drivers: Vec<String>) -> Result<Ex
     })?;
     drop(server);
     let path = crate::bench::report::files::write(&result, &results_dir)?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&result).expect("serializes"));
-    } else {
-        print!("{}", crate::bench::report::console::summary(&result));
-        println!("  result      {}", path.display());
-    }
-    if result.passed {
-        Ok(ExitCode::SUCCESS)
-    } else {
-        for c in &result.cells {
-            let lost: u64 = c.runs.iter().map(|r| r.counts.lost).sum();
-            if lost > 0 {
-                eprintln!("FAIL: {}: {lost} job(s) lost", c.label);
-            }
-        }
-        for t in result.failed_targets() {
-            eprintln!("FAIL: target {} {} not met in {}: measured {}", t.metric, t.expected, t.cell, t.shown);
-        }
-        Ok(ExitCode::from(1))
-    }
+    Ok(verdict(&result, &path, args.json))
 }
 
 fn compare_command(baseline: &Path, current: &Path, tolerance: f64, min_latency_change: Duration) -> Result<ExitCode> {
