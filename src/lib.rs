@@ -51,6 +51,8 @@
 //!                                     └── promote · reclaim · trim ── Scheduler │
 //!  bench:  scenario.toml ─► run (coordinator) ─► Producer (load) ───────────────┘
 //!                                 └─► Collector ◄── StatsReporter ─► report (JSON, Markdown, HTML)
+//!          other queues: Producer ─► driver (stdin/stdout JSON) ─► BullMQ, Celery, RQ, Dramatiq
+//!                        ledger (audit, latency) ◄── records ◄── their workers
 //! ```
 //!
 //! - [`runtime::handler`]: job types, handlers, the registry; [`runtime::client`]: enqueueing,
@@ -58,7 +60,8 @@
 //!   [`runtime::queue`]: every Redis operation of a queue (keys, scripts, the wire format of
 //!   `docs/wire-format.md`); [`runtime::connection`]: one server or a cluster.
 //! - [`bench::scenario`], [`bench::run`], [`bench::report`], [`bench::load`], [`bench::probe`],
-//!   [`bench::chaos`], [`bench::benchmark`] (`conveyor bench`).
+//!   [`bench::chaos`], [`bench::benchmark`] (`conveyor bench`), [`bench::driver`] (other queues
+//!   under the same harness, `docs/drivers.md`).
 //! - [`console`]: the web console (actix-web, server-rendered), on [`Admin`] alone.
 //! - [`cli`]: the command line; `main.rs` only calls [`cli::main`], and an application's own binary
 //!   calls [`cli::main_with`] with its handlers.

@@ -5,6 +5,7 @@
 
 pub mod benchmark;
 pub mod chaos;
+pub mod driver;
 pub mod jobs;
 pub mod load;
 pub mod probe;

@@ -47,19 +47,13 @@ enum Command {
     Produce(RunArgs),
     /// Run workers (and a scheduler) for a queue until SIGINT or SIGTERM.
     Worker(WorkerArgs),
-    /// Compare two results of a scenario; exit 1 when a metric regressed beyond tolerance.
-    Compare {
-        /// Results directory (or its result.json) of the baseline run.
-        baseline: PathBuf,
-        /// Results directory (or its result.json) of the run to judge.
-        current: PathBuf,
-        /// Relative change allowed beyond the repeats' own spread ("10%" or "0.1").
-        #[arg(long, default_value = "10%", value_parser = crate::bench::report::compare::parse_tolerance)]
-        tolerance: f64,
-        /// Latency changes smaller than this never count as regressions.
-        #[arg(long, default_value = "100us", value_parser = humantime::parse_duration)]
-        min_latency_change: Duration,
-    },
+    /// Compare two results of a scenario (`compare BASELINE CURRENT`; exit 1 when a metric
+    /// regressed beyond tolerance), or queues: `compare --drivers conveyor,bullmq SCENARIO` runs
+    /// the scenario through each driver on one Redis and reports them side by side.
+    Compare(CompareArgs),
+    /// Serve the driver protocol for conveyor itself on stdin and stdout (what `--driver
+    /// conveyor` starts; see docs/drivers.md).
+    Driver,
     /// Check scenario files and report every error.
     Validate {
         #[arg(required = true)]
@@ -152,8 +146,47 @@ struct RunArgs {
     /// lose jobs silently.
     #[arg(long)]
     allow_eviction: bool,
+    /// Run the scenario against another queue through this driver (bullmq, celery, rq,
+    /// dramatiq, conveyor, native); overrides the scenario's `driver`.
+    #[arg(long)]
+    driver: Option<String>,
     #[command(flatten)]
     metrics: crate::runtime::telemetry::MetricsArgs,
+}
+
+#[derive(Args, Debug)]
+struct CompareArgs {
+    /// BASELINE and CURRENT results directories (or their result.json); with --drivers, one
+    /// scenario file instead.
+    #[arg(required = true, value_name = "BASELINE CURRENT | SCENARIO")]
+    paths: Vec<PathBuf>,
+    /// Queues to run the scenario through, comma-separated: native (conveyor in process),
+    /// conveyor, bullmq, celery, rq, dramatiq.
+    #[arg(long, value_delimiter = ',')]
+    drivers: Option<Vec<String>>,
+    /// Relative change allowed beyond the repeats' own spread ("10%" or "0.1").
+    #[arg(long, default_value = "10%", value_parser = crate::bench::report::compare::parse_tolerance)]
+    tolerance: f64,
+    /// Latency changes smaller than this never count as regressions.
+    #[arg(long, default_value = "100us", value_parser = humantime::parse_duration)]
+    min_latency_change: Duration,
+    #[command(flatten)]
+    redis: RedisArgs,
+    /// With --drivers: directory for result files (default `results`).
+    #[arg(long)]
+    results: Option<PathBuf>,
+    /// With --drivers: measured runs per queue; overrides the scenario's `repeats`.
+    #[arg(long)]
+    repeats: Option<u32>,
+    /// With --drivers: how long producers send; overrides the scenario's `jobs`/`duration`.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    duration: Option<Duration>,
+    /// With --drivers: print the result as JSON on stdout instead of the summary.
+    #[arg(long)]
+    json: bool,
+    /// With --drivers: no progress lines.
+    #[arg(long, short)]
+    quiet: bool,
 }
 
 #[derive(Args, Debug)]
@@ -246,8 +279,18 @@ fn dispatch(command: Command, registry: Arc<Registry>) -> Result<ExitCode> {
         Command::Run(args) => run_command(args, true, registry),
         Command::Produce(args) => run_command(args, false, registry),
         Command::Worker(args) => worker_command(args, registry),
-        Command::Compare { baseline, current, tolerance, min_latency_change } => {
-            compare_command(&baseline, &current, tolerance, min_latency_change)
+        Command::Compare(args) => match args.drivers.clone() {
+            Some(drivers) => compare_drivers_command(args, drivers),
+            None => match &args.paths[..] {
+                [baseline, current] => compare_command(baseline, current, args.tolerance, args.min_latency_change),
+                _ => Err(Error::Usage(
+                    "compare: expected BASELINE CURRENT (two results), or --drivers LIST SCENARIO".into(),
+                )),
+            },
+        },
+        Command::Driver => {
+            System::new().block_on(crate::bench::driver::conveyor::serve())?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Validate { files } => Ok(validate(&files)),
         Command::List { dir } => list(&dir),
@@ -304,18 +347,17 @@ fn resolve_redis_with(args: &RedisArgs, server_options: ServerOptions) -> Result
 
 fn run_command(args: RunArgs, local_workers: bool, registry: Arc<Registry>) -> Result<ExitCode> {
     let mut scenario = Scenario::load(&args.scenario)?;
+    if let Some(d) = &args.driver {
+        if !local_workers {
+            return Err(Error::Usage("--driver: a driver runs with `conveyor run`, not `produce`".into()));
+        }
+        scenario.driver = Some(d.clone());
+        scenario.check_driver(&args.scenario, "--driver")?;
+    }
     if local_workers {
         scenario.check_job_types(&args.scenario, &registry)?;
     }
-    if let Some(d) = args.duration {
-        if d.is_zero() {
-            return Err(Error::Usage("--duration: expected a duration above zero".into()));
-        }
-        scenario.set_duration(d);
-    }
-    if args.repeats.is_some_and(|n| !(1..=100).contains(&n)) {
-        return Err(Error::Usage("--repeats: expected 1 to 100 runs".into()));
-    }
+    apply_overrides(&mut scenario, args.duration, args.repeats)?;
     let settings = Settings::load(args.redis.config.as_deref())?;
     let results_dir = args.results.clone().unwrap_or_else(|| settings.results_dir());
     let chaos_plan = scenario.chaos.clone();
@@ -378,23 +420,89 @@ fn run_command(args: RunArgs, local_workers: bool, registry: Arc<Registry>) -> R
             eprintln!("warning: {warning}");
         }
     }
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&result).expect("serializes"));
+    Ok(verdict(&result, &path, args.json))
+}
+
+/// `--duration` and `--repeats`, checked and applied to `scenario`.
+fn apply_overrides(scenario: &mut Scenario, duration: Option<Duration>, repeats: Option<u32>) -> Result<()> {
+    if let Some(d) = duration {
+        if d.is_zero() {
+            return Err(Error::Usage("--duration: expected a duration above zero".into()));
+        }
+        scenario.set_duration(d);
+    }
+    if repeats.is_some_and(|n| !(1..=100).contains(&n)) {
+        return Err(Error::Usage("--repeats: expected 1 to 100 runs".into()));
+    }
+    Ok(())
+}
+
+/// Prints a suite's result (`--json`: the JSON, else the summary and where the files are) and
+/// returns its exit code: 0 when it passed, 1 naming what failed.
+fn verdict(result: &crate::bench::report::suite::SuiteResult, path: &Path, json: bool) -> ExitCode {
+    if json {
+        println!("{}", serde_json::to_string_pretty(result).expect("serializes"));
     } else {
-        print!("{}", crate::bench::report::console::summary(&result));
+        print!("{}", crate::bench::report::console::summary(result));
         println!("  result      {}", path.display());
     }
     if result.passed {
-        Ok(ExitCode::SUCCESS)
-    } else {
-        if result.lost > 0 {
-            eprintln!("FAIL: {} job(s) lost", result.lost);
-        }
-        for t in result.failed_targets() {
-            eprintln!("FAIL: target {} {} not met in {}: measured {}", t.metric, t.expected, t.cell, t.shown);
-        }
-        Ok(ExitCode::from(1))
+        return ExitCode::SUCCESS;
     }
+    for c in result.cells.iter().filter(|c| c.runs.iter().any(|r| r.counts.lost > 0)) {
+        let lost: u64 = c.runs.iter().map(|r| r.counts.lost).sum();
+        eprintln!("FAIL: {lost} job(s) lost in {}", c.label);
+    }
+    for t in result.failed_targets() {
+        eprintln!("FAIL: target {} {} not met in {}: measured {}", t.metric, t.expected, t.cell, t.shown);
+    }
+    ExitCode::from(1)
+}
+
+fn compare_drivers_command(args: CompareArgs, drivers: Vec<String>) -> Result<ExitCode> {
+    let [path] = &args.paths[..] else {
+        return Err(Error::Usage("compare --drivers: expected one scenario file after the driver list".into()));
+    };
+    if drivers.is_empty() || drivers.iter().any(String::is_empty) {
+        return Err(Error::Usage("--drivers: expected a comma-separated list of drivers".into()));
+    }
+    for (i, d) in drivers.iter().enumerate() {
+        if !crate::bench::driver::known(d) {
+            let known = crate::bench::driver::DRIVERS.join(", ");
+            return Err(Error::Usage(format!("--drivers: expected drivers among {known}, got {d:?}")));
+        }
+        if drivers[..i].contains(d) {
+            return Err(Error::Usage(format!("--drivers: {d:?} is named twice")));
+        }
+    }
+    let mut scenario = Scenario::load(path)?;
+    for d in &drivers {
+        let mut s = scenario.clone();
+        s.driver = Some(d.clone());
+        s.check_driver(path, "--drivers")?;
+    }
+    apply_overrides(&mut scenario, args.duration, args.repeats)?;
+    let settings = Settings::load(args.redis.config.as_deref())?;
+    let results_dir = args.results.clone().unwrap_or_else(|| settings.results_dir());
+    let (endpoint, server) = resolve_redis(&args.redis)?;
+    let progress = !args.quiet && !args.json;
+    let options = RunOptions {
+        local_workers: true,
+        instance: instance_name(),
+        progress,
+        private_server: server.is_some(),
+        ceiling: false,
+        registry: Arc::new(crate::bench::jobs::registry()),
+    };
+    let result = System::new().block_on(async move {
+        let redis = endpoint.connect().await?;
+        crate::runtime::eviction::check(&redis, false).await?;
+        let suite_options = run::SuiteOptions { announce: progress, run: options, repeats: args.repeats };
+        run::run_drivers(&scenario, &redis, &drivers, &suite_options, run::shutdown_signal()).await
+    })?;
+    drop(server);
+    let path = crate::bench::report::files::write(&result, &results_dir)?;
+    Ok(verdict(&result, &path, args.json))
 }
 
 fn compare_command(baseline: &Path, current: &Path, tolerance: f64, min_latency_change: Duration) -> Result<ExitCode> {

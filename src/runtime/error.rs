@@ -106,6 +106,15 @@ pub enum Error {
     #[error("--profile: {0}")]
     Profile(String),
 
+    /// A benchmark driver (the process that adapts another queue) failed or broke its protocol.
+    #[error("driver {name}: {message}")]
+    Driver {
+        /// The driver's name.
+        name: String,
+        /// What went wrong.
+        message: String,
+    },
+
     /// The metrics endpoint could not be set up.
     #[error("metrics: {0}")]
     Telemetry(String),

@@ -10,6 +10,7 @@ mod cluster;
 mod console;
 mod cron;
 mod docs;
+mod drivers;
 mod eviction;
 mod examples;
 mod faults;

@@ -12,5 +12,5 @@ mod producer;
 mod reporter;
 
 pub use collector::{Collector, Counts, ProducerReport, Publisher, Snapshot, TakeCounts, TakeSnapshot, WorkerReport};
-pub use producer::{End, MixEntry, Producer, ProducerPlan, producer_end};
+pub use producer::{End, MixEntry, Producer, ProducerPlan, Sink, producer_end};
 pub use reporter::{BenchStamp, StatsReporter};

@@ -8,6 +8,7 @@
 
 use super::collector::ProducerReport;
 use super::reporter::BenchStamp;
+use crate::bench::driver::DriverLink;
 use crate::bench::scenario::Schedule;
 use crate::bench::stats::ProducerStats;
 use crate::runtime::clock;
@@ -67,11 +68,42 @@ pub struct MixEntry {
     pub keep_ms: Option<u64>,
 }
 
+/// Where a producer's jobs go.
+#[derive(Clone)]
+pub enum Sink {
+    /// Into conveyor's queue (a native run).
+    Queue(Queue),
+    /// To a driver, which enqueues them into its own queue; the name labels the metrics.
+    Driver(DriverLink, String),
+}
+
+impl Sink {
+    fn label(&self) -> &str {
+        match self {
+            Sink::Queue(q) => q.keys().queue(),
+            Sink::Driver(_, name) => name,
+        }
+    }
+
+    /// Sends one batch; `warm[i]` says whether job `i` is warm-up.
+    async fn send(&self, batch: &[Envelope], warm: &[bool]) -> crate::runtime::error::Result<()> {
+        match self {
+            // Tracked jobs go through the enqueue script (their status hash); others are XADDs.
+            Sink::Queue(queue) if batch.iter().any(|j| j.keep_ms.is_some()) => {
+                let jobs = batch.iter().map(|e| NewJob { envelope: e.clone(), ..NewJob::default() }).collect();
+                queue.enqueue_jobs(jobs).await.map(drop)
+            }
+            Sink::Queue(queue) => queue.enqueue_batch(batch).await.map(drop),
+            Sink::Driver(link, _) => link.enqueue(batch, warm).await,
+        }
+    }
+}
+
 /// An actor that enqueues its [`ProducerPlan`] from the moment it starts, reports what it
 /// measured to the collector, and finishes when the plan is done or it is told to [`Stop`];
 /// [`Join`] waits for that.
 pub struct Producer {
-    queue: Queue,
+    sink: Sink,
     plan: ProducerPlan,
     collector: Recipient<ProducerReport>,
     lifecycle: Lifecycle,
@@ -80,7 +112,12 @@ pub struct Producer {
 impl Producer {
     /// A producer of `plan` on `queue`, reporting to `collector`; it sends once started.
     pub fn new(queue: Queue, plan: ProducerPlan, collector: Recipient<ProducerReport>) -> Self {
-        Self { queue, plan, collector, lifecycle: Lifecycle::new() }
+        Self::to(Sink::Queue(queue), plan, collector)
+    }
+
+    /// A producer of `plan` into `sink`, reporting to `collector`; it sends once started.
+    pub fn to(sink: Sink, plan: ProducerPlan, collector: Recipient<ProducerReport>) -> Self {
+        Self { sink, plan, collector, lifecycle: Lifecycle::new() }
     }
 }
 
@@ -88,7 +125,7 @@ impl Actor for Producer {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        let work = produce(self.queue.clone(), self.plan.clone(), self.collector.clone(), self.lifecycle.clone());
+        let work = produce(self.sink.clone(), self.plan.clone(), self.collector.clone(), self.lifecycle.clone());
         ctx.spawn(work.into_actor(self));
     }
 }
@@ -110,7 +147,7 @@ impl Handler<Join> for Producer {
     }
 }
 
-async fn produce(queue: Queue, plan: ProducerPlan, collector: Recipient<ProducerReport>, lifecycle: Lifecycle) {
+async fn produce(sink: Sink, plan: ProducerPlan, collector: Recipient<ProducerReport>, lifecycle: Lifecycle) {
     let start_us = clock::now_us();
     let warmup_end_us = start_us + plan.warmup.as_micros() as u64;
     let measure_end_us = match plan.end {
@@ -127,7 +164,7 @@ async fn produce(queue: Queue, plan: ProducerPlan, collector: Recipient<Producer
     // Of each job in `batch`: whether it was sent during warm-up.
     let mut warm: Vec<bool> = Vec::with_capacity(plan.batch);
     let stamps = [false, true].map(|warmup| BenchStamp { run: plan.run, warmup }.encode());
-    let enqueue_call = crate::runtime::telemetry::redis_operation(queue.keys().queue(), "enqueue");
+    let enqueue_call = crate::runtime::telemetry::redis_operation(sink.label(), "enqueue");
     let mut timer = crate::runtime::timer::LoopTimer::new();
 
     'plan: while !lifecycle.stopping() {
@@ -188,14 +225,7 @@ async fn produce(queue: Queue, plan: ProducerPlan, collector: Recipient<Producer
         // half-applied then shows up as duplicates in the audit, never as lost jobs.
         loop {
             let call = Instant::now();
-            // Tracked jobs go through the enqueue script (their status hash); others are XADDs.
-            let sent = if batch.iter().any(|j| j.keep_ms.is_some()) {
-                let jobs = batch.iter().map(|e| NewJob { envelope: e.clone(), ..NewJob::default() }).collect();
-                queue.enqueue_jobs(jobs).await.map(drop)
-            } else {
-                queue.enqueue_batch(&batch).await.map(drop)
-            };
-            match sent {
+            match sink.send(&batch, &warm).await {
                 Ok(_) => {
                     enqueue_call.record(call.elapsed());
                     stats.enqueue_call.record_us(call.elapsed().as_micros() as u64);

@@ -4,5 +4,6 @@
 
 pub mod ceiling;
 pub mod jitter;
+pub mod processes;
 pub mod profile;
 pub mod system;

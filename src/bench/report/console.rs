@@ -24,6 +24,13 @@ pub fn summary(suite: &SuiteResult) -> String {
         );
         let (header, rows) = table::rows(suite);
         s.push_str(&table::plain(&header, &rows, "  "));
+        if super::drivers::is_comparison(suite) {
+            let (header, rows) = super::drivers::setups(suite);
+            s.push_str(&table::plain(&header, &rows, "  "));
+            if let Some((header, rows)) = super::drivers::ratios(suite) {
+                s.push_str(&table::plain(&header, &rows, "  "));
+            }
+        }
         let c = &suite.system;
         let _ = writeln!(
             s,

@@ -56,21 +56,18 @@ pub fn render(suite: &SuiteResult) -> String {
     for chart in charts::all(suite) {
         let _ = writeln!(s, "<figure>{}<figcaption>{}</figcaption></figure>", chart.svg, esc(&chart.caption));
     }
-    s.push_str("<h2>Results</h2>\n<table>");
+    s.push_str("<h2>Results</h2>\n");
     let (header, rows) = table::rows(suite);
-    s.push_str("<tr>");
-    for h in &header {
-        let _ = write!(s, "<th>{}</th>", esc(h));
-    }
-    s.push_str("</tr>\n");
-    for r in &rows {
-        s.push_str("<tr>");
-        for c in r {
-            let _ = write!(s, "<td>{}</td>", esc(c));
+    html_table(&mut s, &header, &rows);
+    if super::drivers::is_comparison(suite) {
+        s.push_str("<h2>Queues</h2>\n");
+        let (header, rows) = super::drivers::setups(suite);
+        html_table(&mut s, &header, &rows);
+        if let Some((header, rows)) = super::drivers::ratios(suite) {
+            s.push_str("<p>Against the <code>conveyor</code> driver (the same harness; above 1 is more):</p>\n");
+            html_table(&mut s, &header, &rows);
         }
-        s.push_str("</tr>\n");
     }
-    s.push_str("</table>\n");
     let notes = suite.notes();
     if !notes.is_empty() {
         s.push_str("<h2>Notes</h2><ul>");
@@ -104,4 +101,20 @@ pub fn render(suite: &SuiteResult) -> String {
 /// Escapes text for HTML and XML.
 pub fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+fn html_table(s: &mut String, header: &[String], rows: &[Vec<String>]) {
+    s.push_str("<table><tr>");
+    for h in header {
+        let _ = write!(s, "<th>{}</th>", esc(h));
+    }
+    s.push_str("</tr>\n");
+    for r in rows {
+        s.push_str("<tr>");
+        for c in r {
+            let _ = write!(s, "<td>{}</td>", esc(c));
+        }
+        s.push_str("</tr>\n");
+    }
+    s.push_str("</table>\n");
 }

@@ -64,6 +64,22 @@ pub fn render(suite: &SuiteResult) -> String {
     }
     let (header, rows) = table::rows(suite);
     let _ = writeln!(s, "{}", table::markdown(&header, &rows));
+    if super::drivers::is_comparison(suite) {
+        let _ = writeln!(s, "## Queues\n");
+        let (header, rows) = super::drivers::setups(suite);
+        let _ = writeln!(s, "{}", table::markdown(&header, &rows));
+        if let Some((header, rows)) = super::drivers::ratios(suite) {
+            let _ = writeln!(s, "Against the `conveyor` driver (the same harness; above 1 is more):\n");
+            let _ = writeln!(s, "{}", table::markdown(&header, &rows));
+        }
+        let _ = writeln!(
+            s,
+            "Driver runs: latency counts from conveyor's intended send time to the end of the handler \
+             as the queue's worker recorded it; CPU is the driver's processes and their children; Redis \
+             bytes per job is the growth of `used_memory` while the memory probe's jobs wait. See \
+             docs/drivers.md.\n"
+        );
+    }
     let open_loop = suite.cells.iter().flat_map(|c| &c.runs).any(|r| r.setup.rate.is_some());
     let _ = writeln!(
         s,

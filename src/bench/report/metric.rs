@@ -68,6 +68,7 @@ const SCALARS: &[(&str, MetricDef)] = &[
     ("throughput_per_worker", def(Unit::PerSecond, Better::Higher)),
     ("enqueue_rate", def(Unit::PerSecond, Better::Higher)),
     ("jobs_per_cpu_second", def(Unit::PerSecond, Better::Higher)),
+    ("cpu_per_job", def(Unit::Micros, Better::Lower)),
     ("produced", def(Unit::Count, Better::Higher)),
     ("finished", def(Unit::Count, Better::Higher)),
     ("lost", def(Unit::Count, Better::Lower)),
@@ -115,7 +116,7 @@ pub fn examples() -> &'static str {
     "throughput, throughput_per_worker, enqueue_rate, <stage>.<stat> (stages: enqueue_to_start, \
      start_to_complete, end_to_end, enqueue_call, schedule_lag; stats: min, mean, p50, p90, p95, p99, \
      p999, max), ops.<enqueue|claim|ack|fail|status>.<stat>, lost, duplicates, dead, retried, \
-     unreported, completion_rate, duplicate_rate, drain_seconds, rss_bytes, rss_idle_bytes, redis_bytes_per_job, \
+     unreported, completion_rate, duplicate_rate, drain_seconds, rss_bytes, rss_idle_bytes, redis_bytes_per_job, cpu_per_job, \
      rss_slope_bytes_per_hour, rss_growth, redis_memory_slope_bytes_per_hour, throughput_cv, max_waiting, ceiling_share"
 }
 

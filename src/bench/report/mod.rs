@@ -5,6 +5,7 @@
 pub mod charts;
 pub mod compare;
 pub mod console;
+pub mod drivers;
 pub mod files;
 pub mod html;
 pub mod markdown;
@@ -90,9 +91,31 @@ pub struct RunResult {
     pub timeline: Vec<Sample>,
     /// Memory slopes and throughput steadiness over the produce phase (runs of 5 s or more).
     pub trends: Option<Trends>,
+    /// The driver that ran another queue (absent for conveyor's own, native, run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub driver: Option<DriverRun>,
     /// The merged histograms behind `latency_us` and `ops_us`, by stage or `ops.<op>`.
     #[serde(skip)]
     pub histograms: BTreeMap<String, Latency>,
+}
+
+/// What a driver run adds to a result: which queue ran, how, and what its processes cost.
+/// In a driver run, `resources` is the CPU of the driver's processes (the driver and every
+/// worker process it started), not conveyor's.
+#[derive(Debug, Clone, Serialize)]
+pub struct DriverRun {
+    /// The driver's name (`bullmq`).
+    pub name: String,
+    /// The queue library and its version, as the driver reported it.
+    pub library: String,
+    /// The worker settings the driver chose, as it reported them.
+    pub settings: BTreeMap<String, serde_json::Value>,
+    /// The driver's process and the worker processes it named.
+    pub pids: Vec<u32>,
+    /// Records the driver sent (duplicates included).
+    pub records: u64,
+    /// Records of sequence numbers conveyor never sent (counted as duplicates).
+    pub unexpected: u64,
 }
 
 /// How long each phase took.
@@ -400,10 +423,14 @@ impl RunResult {
         if let Some(t) = &self.trends {
             let _ = writeln!(s, "  trends      {}", t.summary());
         }
+        if let Some(d) = &self.driver {
+            let _ = writeln!(s, "  driver      {} ({}), processes {:?}", d.name, d.library, d.pids);
+        }
         let _ = writeln!(
             s,
-            "  resources   {:.2} CPU-s in this process ({:.0} jobs per CPU-second), RSS {:.1} MB",
+            "  resources   {:.2} CPU-s in {} ({:.0} jobs per CPU-second), RSS {:.1} MB",
             self.resources.cpu_seconds,
+            if self.driver.is_some() { "the driver's processes" } else { "this process" },
             self.resources.jobs_per_cpu_second,
             self.resources.rss_bytes as f64 / 1e6
         );

@@ -249,6 +249,9 @@ pub fn run_metrics(r: &RunResult) -> BTreeMap<String, f64> {
         put("throughput", r.throughput.jobs_per_second);
         put("throughput_per_worker", r.throughput.jobs_per_second_per_worker);
         put("jobs_per_cpu_second", r.resources.jobs_per_cpu_second);
+        if r.resources.cpu_seconds > 0.0 && c.finished > 0 {
+            put("cpu_per_job", r.resources.cpu_seconds * 1e6 / c.finished as f64);
+        }
         put("drain_seconds", r.phases.drain_seconds);
         put("max_waiting", r.max_waiting as f64);
         if r.throughput.enqueue_per_second > 0.0 {

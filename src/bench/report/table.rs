@@ -52,6 +52,7 @@ const ORDER_AFTER_OPS: &[&str] = &[
     "redis_memory_slope_bytes_per_hour",
     "throughput_cv",
     "jobs_per_cpu_second",
+    "cpu_per_job",
     "ceiling.xadd_per_second",
     "ceiling.cycle_per_second",
     "ceiling.concurrent_per_second",

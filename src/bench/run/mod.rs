@@ -5,6 +5,7 @@
 
 mod backlog;
 mod book;
+mod drivers;
 pub mod memory;
 mod patience;
 mod progress;
@@ -14,6 +15,7 @@ mod sampler;
 mod suite;
 
 pub use book::RunBook;
+pub use drivers::run_drivers;
 pub use progress::Progress;
 pub use suite::{SuiteOptions, run_suite};
 
@@ -108,7 +110,7 @@ pub async fn run_scenario(
         let cpu_seconds = crate::runtime::process::process_cpu_seconds() - cpu_at_start;
         return Ok(build_result(BuildInput {
             scenario,
-            queue: &queue,
+            queue: queue.keys().queue(),
             run,
             started_at,
             interrupted: false,
@@ -152,10 +154,11 @@ pub async fn run_scenario(
         extra.phases.idle_seconds = scenario.phases.idle.as_secs_f64();
     }
     backlog::release(&collector, scenario);
-    let producers: Vec<Addr<Producer>> = if interrupted { Vec::new() } else { producer_plans(scenario, run)? }
-        .into_iter()
-        .map(|plan| Producer::new(queue.clone(), plan, collector.clone().recipient()).start())
-        .collect();
+    let producers: Vec<Addr<Producer>> =
+        if interrupted { Vec::new() } else { producer_plans(scenario, run, scenario.backlog.jobs)? }
+            .into_iter()
+            .map(|plan| Producer::new(queue.clone(), plan, collector.clone().recipient()).start())
+            .collect();
 
     crate::runtime::telemetry::start_run(scenario.phases.warmup);
     let begun = Instant::now();
@@ -243,7 +246,7 @@ pub async fn run_scenario(
 
     Ok(build_result(BuildInput {
         scenario,
-        queue: &queue,
+        queue: queue.keys().queue(),
         run,
         started_at,
         interrupted,
@@ -281,19 +284,20 @@ fn schedule_pauses(scenario: &Scenario, workers: &[Addr<Worker>]) -> Vec<PauseRe
 
 /// Figures beyond the actors' statistics, gathered along the run.
 #[derive(Debug, Default)]
-struct Extra {
-    rss_start: u64,
-    rss_idle: Option<u64>,
-    rss_max: u64,
-    redis_bytes_per_job: Vec<BytesPerJob>,
-    ops: BTreeMap<String, Latency>,
-    pauses: Vec<PauseRecord>,
-    phases: PhaseTimes,
-    timeline: Vec<Sample>,
+pub(crate) struct Extra {
+    pub(crate) rss_start: u64,
+    pub(crate) rss_idle: Option<u64>,
+    pub(crate) rss_max: u64,
+    pub(crate) redis_bytes_per_job: Vec<BytesPerJob>,
+    pub(crate) ops: BTreeMap<String, Latency>,
+    pub(crate) pauses: Vec<PauseRecord>,
+    pub(crate) phases: PhaseTimes,
+    pub(crate) timeline: Vec<Sample>,
 }
 
-/// Splits the scenario's load between its producers.
-fn producer_plans(scenario: &Scenario, run: u32) -> Result<Vec<ProducerPlan>> {
+/// Splits the scenario's load between its producers; their sequence numbers start at
+/// `first_seq` (the jobs below it were sent before, as backlog or memory probe).
+pub(crate) fn producer_plans(scenario: &Scenario, run: u32, first_seq: u64) -> Result<Vec<ProducerPlan>> {
     let n = u64::from(scenario.producer.count);
     let schedule = scenario.producer.rate.schedule(scenario.capacity).map_err(crate::Error::Usage)?;
     let mut cumulative = 0;
@@ -309,8 +313,7 @@ fn producer_plans(scenario: &Scenario, run: u32) -> Result<Vec<ProducerPlan>> {
         .collect();
     Ok((0..n)
         .map(|index| ProducerPlan {
-            // Backlog jobs hold sequence numbers below the producers'.
-            index: scenario.backlog.jobs + index,
+            index: first_seq + index,
             producers: n,
             rate: schedule.share(n),
             batch: scenario.producer.batch as usize,
@@ -350,28 +353,30 @@ async fn remote_stats(
     }
 }
 
-struct BuildInput<'a> {
-    scenario: &'a Scenario,
-    queue: &'a Queue,
-    run: u32,
-    started_at: String,
-    interrupted: bool,
-    snapshot: &'a Snapshot,
-    workers: &'a WorkerStats,
-    local_workers: u32,
-    remote_processes: u32,
-    finished: u64,
+/// Everything a [`RunResult`] is built from (a driver run fills it too).
+pub(crate) struct BuildInput<'a> {
+    pub(crate) scenario: &'a Scenario,
+    /// The queue's name.
+    pub(crate) queue: &'a str,
+    pub(crate) run: u32,
+    pub(crate) started_at: String,
+    pub(crate) interrupted: bool,
+    pub(crate) snapshot: &'a Snapshot,
+    pub(crate) workers: &'a WorkerStats,
+    pub(crate) local_workers: u32,
+    pub(crate) remote_processes: u32,
+    pub(crate) finished: u64,
     /// Jobs finished in two partitions (see [`Queue::audit`]): duplicates too.
-    overlap: u64,
-    remaining: Depth,
-    ceiling: Option<ceiling::Ceiling>,
-    cpu_seconds: f64,
-    system: SystemInfo,
-    redis: RedisInfo,
-    extra: Extra,
+    pub(crate) overlap: u64,
+    pub(crate) remaining: Depth,
+    pub(crate) ceiling: Option<ceiling::Ceiling>,
+    pub(crate) cpu_seconds: f64,
+    pub(crate) system: SystemInfo,
+    pub(crate) redis: RedisInfo,
+    pub(crate) extra: Extra,
 }
 
-fn build_result(i: BuildInput<'_>) -> RunResult {
+pub(crate) fn build_result(i: BuildInput<'_>) -> RunResult {
     let p = &i.snapshot.producers;
     let w = &i.workers.counts;
     let measure_start = if p.measure_start_us > 0 { p.measure_start_us } else { w.first_start_us };
@@ -396,7 +401,7 @@ fn build_result(i: BuildInput<'_>) -> RunResult {
         schema_version: SCHEMA_VERSION,
         scenario: i.scenario.name.clone(),
         description: i.scenario.description.clone(),
-        queue: i.queue.keys().queue().to_owned(),
+        queue: i.queue.to_owned(),
         run: i.run,
         started_at: i.started_at,
         finished_at: rfc3339_now(),
@@ -466,11 +471,12 @@ fn build_result(i: BuildInput<'_>) -> RunResult {
         pauses: x.pauses,
         timeline: x.timeline,
         trends,
+        driver: None,
         histograms,
     }
 }
 
-fn rfc3339_now() -> String {
+pub(crate) fn rfc3339_now() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| "unknown".into())

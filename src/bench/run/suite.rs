@@ -1,6 +1,7 @@
 //! A whole scenario: the capacity probe (when a rate is a share of capacity), one unmeasured
 //! warm-up run (when runs repeat), then every matrix cell `repeats` times, each run through
-//! [`run_scenario`](super::run_scenario) on a freshly reset queue. Ctrl-C ends the run in hand
+//! [`run_scenario`](super::run_scenario) on a freshly reset queue (or, with a `driver`,
+//! through [`run_driven`](crate::bench::driver::run::run_driven) on a fresh queue of its own). Ctrl-C ends the run in hand
 //! (which still reports) and skips the rest.
 
 use super::{Interrupt, RunOptions, run_scenario};
@@ -47,7 +48,7 @@ pub async fn run_suite(
     let capacity = if scenario.needs_capacity() {
         let probe = capacity_probe(scenario);
         say(format!("── capacity probe: {} jobs, closed loop", probe.producer.jobs.unwrap_or(0)));
-        let r = run_scenario(&probe, redis, &options.run, stopper()).await?;
+        let r = run_one(&probe, redis, &options.run, stopper()).await?;
         say(format!("   capacity {:.0} jobs/s", r.throughput.jobs_per_second));
         Some(CapacityProbe { jobs_per_second: r.throughput.jobs_per_second, jobs: r.throughput.measured_jobs })
     } else {
@@ -61,7 +62,7 @@ pub async fn run_suite(
         let mut s = cells[0].apply(scenario);
         s.capacity = capacity.map(|c| c.jobs_per_second);
         say(format!("── warm-up run ({}), not measured", cells[0].label()));
-        run_scenario(&s, redis, &options.run, stopper()).await?;
+        run_one(&s, redis, &options.run, stopper()).await?;
     }
 
     let mut results = Vec::new();
@@ -81,7 +82,7 @@ pub async fn run_suite(
             }
             let label = if cell.values.is_empty() { String::new() } else { format!(" {}", cell.label()) };
             say(format!("── {}{label}, run {} of {repeats}", scenario.name, i + 1));
-            let r = run_scenario(&s, redis, &options.run, stopper()).await?;
+            let r = run_one(&s, redis, &options.run, stopper()).await?;
             interrupted |= r.interrupted;
             runs.push(r);
         }
@@ -113,6 +114,19 @@ pub async fn run_suite(
     };
     suite.judge(&scenario.targets);
     Ok(suite)
+}
+
+/// One run: conveyor's own path, or the queue behind the scenario's driver.
+async fn run_one(
+    s: &Scenario,
+    redis: &Redis,
+    options: &RunOptions,
+    interrupt: Interrupt,
+) -> Result<crate::bench::report::RunResult> {
+    match s.driver.as_deref() {
+        None | Some("native") => run_scenario(s, redis, options, interrupt).await,
+        Some(name) => crate::bench::driver::run::run_driven(s, redis, name, options.private_server, interrupt).await,
+    }
 }
 
 /// The closed-loop run that measures capacity: the scenario's workers and job mix, no matrix,

@@ -102,6 +102,10 @@ pub struct Scenario {
     /// Settings of `mode = "queue-ops"` (`[queue_ops]`).
     #[serde(default)]
     pub queue_ops: QueueOpsSection,
+    /// Run the scenario against another queue through this driver (`bullmq`, `celery`, `rq`,
+    /// `dramatiq`, `conveyor`; `native` or absent: conveyor's own path). See docs/drivers.md.
+    #[serde(default)]
+    pub driver: Option<String>,
     /// Jobs per second a closed-loop probe measured, for rates in "% capacity" (set by the
     /// suite before a run; never read from the file).
     #[serde(skip)]
@@ -465,6 +469,7 @@ impl Scenario {
 
     fn validate(&mut self, path: &Path) -> Result<()> {
         self.validate_suite(path)?;
+        self.check_driver(path, "driver")?;
         let bad = |field: &str, message: String| Err(invalid(path, field, message));
         if !valid_name(&self.name) {
             return bad("name", format!("expected letters, digits, '-', '_' or '.', got {:?}", self.name));
@@ -661,6 +666,50 @@ impl JobSpec {
 }
 
 impl Scenario {
+    /// The scenario's `driver` is one conveyor has, and the scenario uses only what drivers
+    /// run: the whole path (mode `run`), the `noop`, `sleep` and `cpu` kinds, no backlog,
+    /// events, chaos, matrix, partitions or tracked jobs. `field` names the driver in errors
+    /// (`driver`, or `--driver` when the command line set it).
+    pub fn check_driver(&self, path: &Path, field: &str) -> Result<()> {
+        let Some(name) = self.driver.as_deref() else { return Ok(()) };
+        let bad = |f: &str, message: String| Err(invalid(path, f, message));
+        if !crate::bench::driver::known(name) {
+            let known = crate::bench::driver::DRIVERS.join(", ");
+            return bad(field, format!("expected one of {known}, got {name:?}"));
+        }
+        if name == "native" {
+            return Ok(());
+        }
+        let why = |what: &str| format!("a run through driver {name:?} supports no {what} (docs/drivers.md)");
+        if self.mode != Mode::Run {
+            return bad("mode", format!("a run through driver {name:?} needs mode \"run\""));
+        }
+        if self.backlog.jobs > 0 {
+            return bad("backlog.jobs", why("backlog"));
+        }
+        if !self.events.is_empty() {
+            return bad("events", why("events"));
+        }
+        if !self.chaos.is_empty() {
+            return bad("chaos", why("[chaos]"));
+        }
+        if !self.matrix.is_empty() {
+            return bad("matrix", why("[matrix]"));
+        }
+        if self.queue.partitions > 1 {
+            return bad("queue.partitions", why("partitions"));
+        }
+        for (i, j) in self.jobs.iter().enumerate() {
+            if j.track {
+                return bad(&format!("jobs[{i}].track"), why("tracked jobs"));
+            }
+            if !matches!(j.kind(), Some(JobKind::Noop | JobKind::Sleep { .. } | JobKind::Cpu { .. })) {
+                return bad(&format!("jobs[{i}]"), format!("expected kind noop, sleep or cpu with driver {name:?}"));
+            }
+        }
+        Ok(())
+    }
+
     /// Every `type` job of the mix names a job type `registry` has a handler for.
     pub fn check_job_types(&self, path: &Path, registry: &crate::runtime::handler::Registry) -> Result<()> {
         for (i, spec) in self.jobs.iter().enumerate() {
