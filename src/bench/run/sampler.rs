@@ -84,8 +84,11 @@ impl Sampler {
     ) -> Sample {
         let now = Instant::now();
         let counts = collector.send(TakeCounts).await.unwrap_or_default();
-        let depth = queue.depth().await.unwrap_or_default();
-        let remote = self.remote_figures().await;
+        // The Redis reads at once: when Redis or the pool is slow for a moment, a sample waits
+        // for it once, not once per read.
+        let (depth, remote, redis_used_memory_bytes) =
+            futures::join!(queue.depth(), self.remote_figures(), used_memory(redis));
+        let depth = depth.unwrap_or_default();
         let (last_completed, last_at) = self.last;
         let local_rate = if now > last_at {
             counts.completed.saturating_sub(last_completed) as f64 / (now - last_at).as_secs_f64()
@@ -132,7 +135,7 @@ impl Sampler {
             delayed: depth.delayed + depth.retrying,
             dead: depth.dead,
             rss_bytes: crate::runtime::process::process_rss_bytes(),
-            redis_used_memory_bytes: used_memory(redis).await,
+            redis_used_memory_bytes,
             end_to_end_p99_us,
         };
         self.rss_max = self.rss_max.max(sample.rss_bytes);
