@@ -43,7 +43,11 @@ async fn a_matrix_with_repeats_targets_and_a_backlog_writes_a_valid_results_dire
          [matrix]\nworkers = [1, 2]\n\
          [targets]\nlost = \"= 0\"\n\"end_to_end.p50\" = \"< 1us\"\n\"throughput@workers=2\" = \"> 1\"\n",
     );
-    let r = suite(&s).await;
+    // A server of its own: the memory probe's figure is the growth of `used_memory`, which other
+    // tests on the shared server would move.
+    let server = support::own_server(&[]);
+    let redis = conveyor::connection::Redis::connect(&server.url()).await.unwrap();
+    let r = run::run_suite(&s, &redis, &options(), never()).await.unwrap_or_else(|e| panic!("suite failed: {e}"));
     assert!(r.warmup_run);
     assert_eq!(r.axes, ["workers"]);
     assert_eq!(r.cells.iter().map(|c| c.label.as_str()).collect::<Vec<_>>(), ["workers=1", "workers=2"]);
