@@ -5,7 +5,7 @@
 
 use crate::support;
 use conveyor::queue::{Depth, JobsIn, Pick, QueueOptions};
-use conveyor::{Admin, Client, JobContext, JobError, JobType, Queue, Registry, WorkerPool};
+use conveyor::{Admin, Client, JobContext, JobError, JobType, Registry, WorkerPool};
 use serde::{Deserialize, Serialize};
 use std::process::Output;
 use std::time::{Duration, Instant};
@@ -47,17 +47,6 @@ fn cli(args: &[&str]) -> Output {
 
 fn text(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
-async fn depth_until(queue: &Queue, done: impl Fn(&Depth) -> bool) -> Depth {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let d = queue.depth().await.unwrap();
-        if done(&d) || Instant::now() > deadline {
-            return d;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[actix_rt::test]
@@ -134,7 +123,7 @@ async fn dead_letters_are_retried_and_removed_under_load_and_nothing_else_is_tou
         .unwrap();
     // Ten dead letters (no handler for their type).
     let orphans = client.enqueue_batch(&(0..10).map(|n| Orphan { n }).collect::<Vec<_>>()).await.unwrap();
-    depth_until(&queue, |d| d.dead == 10).await;
+    support::depth_until(&queue, |d| d.dead == 10).await;
 
     // Under load: an audited batch of 3,000 jobs runs while dead letters are retried and removed.
     let load = client.audited_batch("admin-load");
@@ -153,7 +142,7 @@ async fn dead_letters_are_retried_and_removed_under_load_and_nothing_else_is_tou
         }
     }
     // The three retried die again (no handler); one of the ten was removed.
-    let d = depth_until(&queue, |d| d.unfinished() == 0 && d.dead == 9).await;
+    let d = support::depth_until(&queue, |d| d.unfinished() == 0 && d.dead == 9).await;
     assert_eq!(d, Depth { dead: 9, ..Depth::default() });
     let report = load.report(10).await.unwrap();
     assert_eq!((report.enqueued, report.finished), (3_000, 3_000), "no job of the load was lost: {report:?}");
@@ -174,7 +163,7 @@ async fn a_paused_queue_starts_nothing_new_in_any_process_and_a_resume_loses_not
     let (tx, mut started) = tokio::sync::mpsc::unbounded_channel();
     let pool = WorkerPool::builder(queue.clone(), registry(tx)).workers(2).concurrency(4).start().await.unwrap();
     client.enqueue_batch(&(0..50).map(|n| Work { n }).collect::<Vec<_>>()).await.unwrap();
-    depth_until(&queue, |d| d.unfinished() == 0).await;
+    support::depth_until(&queue, |d| d.unfinished() == 0).await;
     while started.try_recv().is_ok() {}
 
     let out = cli(&["pause", queue.name()]);
@@ -202,7 +191,7 @@ async fn a_paused_queue_starts_nothing_new_in_any_process_and_a_resume_loses_not
     assert_eq!(overview.live_workers, 1, "this process's pool has its heartbeat");
 
     assert!(cli(&["resume", queue.name()]).status.success());
-    let d = depth_until(&queue, |d| d.unfinished() == 0).await;
+    let d = support::depth_until(&queue, |d| d.unfinished() == 0).await;
     assert_eq!(d, Depth::default(), "everything enqueued while paused ran after the resume");
     pool.shutdown().await;
 }

@@ -110,18 +110,6 @@ async fn next(rx: &mut UnboundedReceiver<Seen>) -> Seen {
     tokio::time::timeout(Duration::from_secs(30), rx.recv()).await.expect("a handler ran").expect("handlers live")
 }
 
-/// Waits until the queue's depth satisfies `done`; a generous bound only stops a hung test.
-async fn depth_until(queue: &Queue, done: impl Fn(&Depth) -> bool) -> Depth {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let d = queue.depth().await.unwrap();
-        if done(&d) || Instant::now() > deadline {
-            return d;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[actix_rt::test]
 async fn a_handler_gets_its_typed_payload_and_the_job_its_enqueue_answered() {
     let (queue, client, pool, mut rx) = start("rt-typed", QueueOptions::default()).await;
@@ -145,7 +133,7 @@ async fn a_handler_gets_its_typed_payload_and_the_job_its_enqueue_answered() {
     for (i, id) in ids.iter().enumerate() {
         assert_eq!(by_id.get(id), Some(&format!("{i}.png@{i}")), "job {i} ran under the id its batch answered");
     }
-    let d = depth_until(&queue, |d| d.waiting + d.in_flight == 0).await;
+    let d = support::depth_until(&queue, |d| d.waiting + d.in_flight == 0).await;
     assert_eq!(d, Depth::default());
     pool.shutdown().await;
 }
@@ -177,7 +165,7 @@ async fn typed_errors_retry_retry_later_or_kill_and_a_panic_is_a_failed_attempt(
     assert_eq!((first.id.clone(), second.id.clone(), second.attempt), (later.clone(), later, 1));
     println!("retry_after(300ms): the next attempt began after {:?}", began.elapsed());
 
-    let d = depth_until(&queue, |d| d.dead == 2 && d.unfinished() == 0).await;
+    let d = support::depth_until(&queue, |d| d.dead == 2 && d.unfinished() == 0).await;
     assert_eq!(d, Depth { dead: 2, ..Depth::default() });
     let dead = queue.dead_letters(10).await.unwrap();
     let reason_of = |id: &JobId| {
@@ -199,7 +187,7 @@ async fn per_job_options_override_the_defaults_and_a_timeout_drops_the_run() {
     let id = client.enqueue_with(&hang, options).await.unwrap().into_id();
     let seen = next(&mut rx).await;
     assert_eq!((seen.max_attempts, seen.deadline), (1, true), "the job's own attempts, a deadline from its timeout");
-    let d = depth_until(&queue, |d| d.dead == 1).await;
+    let d = support::depth_until(&queue, |d| d.dead == 1).await;
     assert_eq!(d, Depth { dead: 1, ..Depth::default() });
     let dead = queue.dead_letters(10).await.unwrap();
     assert_eq!(dead[0].job.as_ref().unwrap().id.as_deref(), Some(id.as_str()));
@@ -254,7 +242,7 @@ async fn jobs_no_handler_can_run_go_to_the_dead_letters_with_the_reason_and_the_
     let fine = client.enqueue(&Resize { path: "after.png".into(), width: 9 }).await.unwrap();
     let mut ran = vec![next(&mut rx).await];
     ran.extend(std::iter::from_fn(|| rx.try_recv().ok()));
-    let d = depth_until(&queue, |d| d.dead == 4).await;
+    let d = support::depth_until(&queue, |d| d.dead == 4).await;
     ran.extend(std::iter::from_fn(|| rx.try_recv().ok()));
     assert_eq!(ran.iter().map(|s| s.id.clone()).collect::<Vec<_>>(), vec![fine], "only the good job ran");
     assert_eq!(d, Depth { dead: 4, ..Depth::default() }, "the others are dead letters, nothing is stuck");

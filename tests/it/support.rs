@@ -50,6 +50,19 @@ pub async fn redis() -> Redis {
     Redis::connect(&shared_server().url()).await.expect("connect to the shared test redis-server")
 }
 
+/// Waits until `queue`'s depth satisfies `done`, and answers it; a generous bound (60 s) only
+/// stops a hung test, whose assertion on the depth then fails.
+pub async fn depth_until(queue: &Queue, done: impl Fn(&conveyor::queue::Depth) -> bool) -> conveyor::queue::Depth {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let d = queue.depth().await.unwrap();
+        if done(&d) || std::time::Instant::now() > deadline {
+            return d;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// A fresh queue on the shared server, with its consumer group created.
 pub async fn queue(test: &str, options: QueueOptions) -> Queue {
     queue_with_clock(test, options, conveyor::clock::system()).await

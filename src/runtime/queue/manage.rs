@@ -294,24 +294,7 @@ impl Queue {
             JobsIn::Active => {
                 let ready = keys.ready_at(level);
                 let start = from.map_or_else(|| "-".to_owned(), |id| format!("({id}"));
-                let pending: Vec<(String, String, u64, u64)> = self
-                    .redis
-                    .with_conn(async |c| {
-                        redis::cmd("XPENDING")
-                            .arg(&ready)
-                            .arg(GROUP)
-                            .arg(&start)
-                            .arg("+")
-                            .arg(limit)
-                            .query_async(c)
-                            .await
-                    })
-                    .await
-                    .or_else(|e| match e {
-                        // A priority's stream no worker read yet: nothing is held there.
-                        Error::Redis(e) if level != Priority::Normal && e.code() == Some("NOGROUP") => Ok(Vec::new()),
-                        other => Err(other),
-                    })?;
+                let pending = self.pending_between(&ready, &start, "+", limit).await?;
                 let mut jobs = Vec::new();
                 for (entry, consumer, idle, _) in &pending {
                     if let Some((_, fields)) = self.range(&ready, entry, 1).await?.pop() {
@@ -378,6 +361,24 @@ impl Queue {
         Ok(entries.into_iter().filter_map(super::claim::entry_parts).collect())
     }
 
+    /// Entries of `stream` held by a worker, from `start` to `end` (XPENDING's extended form:
+    /// id, consumer, idle ms, deliveries), at most `count`; a stream no worker has read yet (no
+    /// group) holds none.
+    async fn pending_between(
+        &self,
+        stream: &str,
+        start: &str,
+        end: &str,
+        count: usize,
+    ) -> Result<Vec<(String, String, u64, u64)>> {
+        self.redis
+            .with_conn(async |c| {
+                redis::cmd("XPENDING").arg(stream).arg(GROUP).arg(start).arg(end).arg(count).query_async(c).await
+            })
+            .await
+            .or_else(|e| if e.is_missing_group() { Ok(Vec::new()) } else { Err(e) })
+    }
+
     /// One job's record, wherever it is: a tracked job's status, then the stream (an id that is
     /// an entry id), the waiting jobs whose id is a field of theirs (a retried dead letter), the
     /// dead letters, the delayed and retrying jobs (each searched up to [`SEARCH_LIMIT`]
@@ -392,20 +393,7 @@ impl Queue {
             let (p, keys) = (usize::from(p), &self.partitions[usize::from(p)]);
             let stream = keys.ready_at(level);
             if let Some((entry, fields)) = self.range(&stream, entry, 1).await?.pop() {
-                let held: Vec<(String, String, u64, u64)> = self
-                    .redis
-                    .with_conn(async |c| {
-                        redis::cmd("XPENDING")
-                            .arg(&stream)
-                            .arg(GROUP)
-                            .arg(&entry)
-                            .arg(&entry)
-                            .arg(1)
-                            .query_async(c)
-                            .await
-                    })
-                    .await
-                    .or_else(|e| if e.is_missing_group() { Ok(Vec::new()) } else { Err(e) })?;
+                let held = self.pending_between(&stream, &entry, &entry, 1).await?;
                 let acked = held.is_empty()
                     && self.group_of(&stream).await?.last_delivered.is_some_and(|ld| stream_id_le(&entry, &ld));
                 if !acked {
