@@ -73,6 +73,7 @@ pub mod runtime;
 pub mod testkit;
 
 pub use runtime::admin::Admin;
+pub use runtime::cancel::CancelToken;
 pub use runtime::client::{AuditedBatch, Client, Enqueue, Events};
 pub use runtime::error::{Error, Result};
 pub use runtime::handler::{JobContext, JobError, JobOutput, JobType, Json, Registry};

@@ -20,6 +20,73 @@ pub struct WorkerStats {
     pub end_to_end: Latency,
     /// What the workers counted, measured and warm-up jobs alike unless a field says otherwise.
     pub counts: WorkerCounts,
+    /// When jobs completed, measured and warm-up alike: what a window's throughput counts (a
+    /// backlog left by the warm-up is drained inside the measured window too).
+    pub completions: Timeline,
+}
+
+/// Completions counted per 10 ms, from the first one.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timeline {
+    /// The first bucket's index (µs since the epoch / [`Timeline::BUCKET_US`]).
+    base: u64,
+    counts: Vec<u32>,
+}
+
+impl Timeline {
+    /// Width of one bucket.
+    pub const BUCKET_US: u64 = 10_000;
+
+    /// Counts one completion at `at_us` (µs since the epoch).
+    pub fn record(&mut self, at_us: u64) {
+        self.record_n(at_us / Self::BUCKET_US, 1);
+    }
+
+    fn record_n(&mut self, bucket: u64, n: u32) {
+        if n == 0 {
+            return;
+        }
+        if self.counts.is_empty() {
+            self.base = bucket;
+        }
+        if bucket < self.base {
+            let grow = (self.base - bucket) as usize;
+            self.counts.splice(0..0, std::iter::repeat_n(0, grow));
+            self.base = bucket;
+        }
+        let i = (bucket - self.base) as usize;
+        if i >= self.counts.len() {
+            self.counts.resize(i + 1, 0);
+        }
+        self.counts[i] += n;
+    }
+
+    /// Adds another timeline's counts.
+    pub fn add(&mut self, o: &Timeline) {
+        for (i, n) in o.counts.iter().enumerate() {
+            self.record_n(o.base + i as u64, *n);
+        }
+    }
+
+    /// Completions from `from_us` to `to_us` (µs since the epoch); the buckets at either end
+    /// counted for the part of them inside.
+    pub fn between(&self, from_us: u64, to_us: u64) -> f64 {
+        let w = Self::BUCKET_US;
+        self.counts
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let start = (self.base + i as u64) * w;
+                let inside = (start + w).min(to_us).saturating_sub(start.max(from_us));
+                f64::from(*n) * inside as f64 / w as f64
+            })
+            .sum()
+    }
+
+    /// Nothing counted.
+    pub fn is_empty(&self) -> bool {
+        self.counts.is_empty()
+    }
 }
 
 /// Counters that travel with [`WorkerStats`].
@@ -82,6 +149,9 @@ struct Encoded {
     /// Missing in what an older conveyor published.
     #[serde(default)]
     at_us: u64,
+    /// Missing in what an older conveyor published.
+    #[serde(default)]
+    completions: Timeline,
 }
 
 /// A worker process's statistics as it published them through Redis.
@@ -103,6 +173,7 @@ impl Published {
             start_to_complete: Latency::decode(&e.start_to_complete)?,
             end_to_end: Latency::decode(&e.end_to_end)?,
             counts: e.counts,
+            completions: e.completions,
         };
         Ok(Self { stats, at_us: e.at_us })
     }
@@ -115,6 +186,7 @@ impl WorkerStats {
         self.start_to_complete.add(&o.start_to_complete);
         self.end_to_end.add(&o.end_to_end);
         self.counts.add(&o.counts);
+        self.completions.add(&o.completions);
     }
 
     /// Nothing counted yet (the histograms are then empty too), so there is nothing to report.
@@ -130,6 +202,7 @@ impl WorkerStats {
             start_to_complete: self.start_to_complete.encode(),
             end_to_end: self.end_to_end.encode(),
             at_us,
+            completions: self.completions.clone(),
         })
         .expect("stats always serialize")
     }
@@ -192,5 +265,20 @@ mod tests {
         assert_eq!(h.len(), 1000);
         assert!(h.value_at_quantile(0.5) < 600);
         assert!(h.value_at_quantile(0.95) > 990_000);
+    }
+
+    #[test]
+    fn a_timeline_counts_the_completions_of_a_window_wherever_they_were_recorded() {
+        let (mut a, mut b) = (Timeline::default(), Timeline::default());
+        for ms in 0..100u64 {
+            a.record(1_000_000_000 + ms * 1000); // one per ms for 100 ms
+        }
+        b.record(999_990_000); // 10 ms before a's first
+        b.record(1_000_050_500);
+        let published = Published::decode(&WorkerStats { completions: b, ..WorkerStats::default() }.encode(1)).unwrap();
+        a.add(&published.stats.completions);
+        assert_eq!(a.between(0, u64::MAX), 102.0);
+        assert_eq!(a.between(1_000_000_000, 1_000_100_000), 101.0);
+        assert_eq!(a.between(1_000_000_000, 1_000_005_000), 5.0, "half of the first bucket's ten");
     }
 }

@@ -12,6 +12,7 @@
 //!
 //! Per job the registry costs one hash lookup and one boxed future.
 
+use crate::runtime::cancel::CancelToken;
 use crate::runtime::queue::JobId;
 use futures::FutureExt;
 use futures::future::LocalBoxFuture;
@@ -22,7 +23,6 @@ use std::fmt;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio_util::sync::CancellationToken;
 
 /// A kind of job: its name on the wire and its payload type.
 ///
@@ -146,7 +146,7 @@ pub struct JobContext {
     /// Trips when the run should stop early: its timeout passed or the worker is shutting down
     /// and its grace period ran out. A handler that awaits I/O is dropped at its deadline anyway;
     /// one that loops can check this.
-    pub cancel: CancellationToken,
+    pub cancel: CancelToken,
 }
 
 impl JobContext {
@@ -375,7 +375,7 @@ pub(crate) struct Start {
     pub timeout: Option<Duration>,
     pub headers: Option<Vec<u8>>,
     /// Trips on the timeout, or when the job is cancelled while it runs.
-    pub cancel: CancellationToken,
+    pub cancel: CancelToken,
 }
 
 /// How a job's run ended, as the worker sees it.
@@ -427,7 +427,7 @@ mod tests {
             enqueued_us: 0,
             timeout,
             headers: None,
-            cancel: CancellationToken::new(),
+            cancel: CancelToken::new(),
         }
     }
 
@@ -499,7 +499,7 @@ mod tests {
     }
 
     /// Records, when dropped, whether the token had tripped.
-    struct Trip(CancellationToken, Arc<std::sync::atomic::AtomicBool>);
+    struct Trip(CancelToken, Arc<std::sync::atomic::AtomicBool>);
 
     impl Drop for Trip {
         fn drop(&mut self) {

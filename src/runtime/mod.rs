@@ -11,6 +11,7 @@
 
 pub mod acl;
 pub mod admin;
+pub mod cancel;
 pub mod client;
 pub mod clock;
 pub mod connection;

@@ -17,6 +17,7 @@ mod faults;
 mod fuzz;
 mod lanes;
 mod layout;
+mod pack;
 mod partition;
 mod queue;
 mod run;

@@ -221,7 +221,7 @@ async fn jobs_no_handler_can_run_go_to_the_dead_letters_with_the_reason_and_the_
     let bad = client.enqueue_raw(Resize::NAME, br#"{"path": 7}"#.to_vec(), Enqueue::new()).await.unwrap().into_id();
     let incomplete = queue.enqueue(&Envelope::new("image.resize", b"{}".to_vec())).await.unwrap();
     let ready = queue.keys().ready();
-    // A job from a newer conveyor: version 2.
+    // A job from a newer conveyor: version 3.
     let _: String = queue
         .redis()
         .with_conn(async |c| {
@@ -229,7 +229,7 @@ async fn jobs_no_handler_can_run_go_to_the_dead_letters_with_the_reason_and_the_
                 .arg(&ready)
                 .arg("*")
                 .arg("v")
-                .arg(2)
+                .arg(3)
                 .arg("n")
                 .arg("x")
                 .arg("d")
@@ -253,7 +253,7 @@ async fn jobs_no_handler_can_run_go_to_the_dead_letters_with_the_reason_and_the_
     assert!(has("no handler for job type \"video.encode\""), "{reasons:?}");
     assert!(has("payload does not decode as job type \"image.resize\""), "{reasons:?}");
     assert!(has("payload does not decode") && reasons.len() == 4, "{reasons:?}");
-    assert!(has("envelope version 2 is newer than this worker reads (1)"), "{reasons:?}");
+    assert!(has("envelope version 3 is newer than this worker reads (2)"), "{reasons:?}");
     let ids: Vec<Option<&str>> = dead.iter().map(|d| d.job.as_ref().ok().and_then(|j| j.id.as_deref())).collect();
     for id in [&unknown, &bad, &incomplete] {
         assert!(ids.contains(&Some(id.as_str())), "{id} is among the dead letters by its id: {ids:?}");

@@ -62,16 +62,22 @@ async fn jobs_enqueued_by_the_documented_python_example_run_on_a_conveyor_worker
     assert!(out.status.success(), "the example ran: {stdout}{}", String::from_utf8_lossy(&out.stderr));
     let enqueued = stdout.lines().find_map(|l| l.strip_prefix("enqueued ")).expect("it printed the entry id");
     let scheduled = stdout.lines().find_map(|l| l.strip_prefix("scheduled ")).expect("it printed the delayed id");
+    let packed = stdout.lines().find_map(|l| l.strip_prefix("packed ")).expect("it printed the packed entry id");
 
     let mut ran = Vec::new();
-    while ran.len() < 2 {
-        let got = tokio::time::timeout(Duration::from_secs(30), rx.recv()).await.expect("both jobs ran").unwrap();
+    while ran.len() < 4 {
+        let got = tokio::time::timeout(Duration::from_secs(30), rx.recv()).await.expect("every job ran").unwrap();
         ran.push(got);
     }
     ran.sort();
     assert_eq!(
         ran,
-        [("a@example.com".to_owned(), enqueued.to_owned()), ("later@example.com".to_owned(), scheduled.to_owned())],
+        [
+            ("a@example.com".to_owned(), enqueued.to_owned()),
+            ("later@example.com".to_owned(), scheduled.to_owned()),
+            ("p0@example.com".to_owned(), format!("{packed}.0")),
+            ("p1@example.com".to_owned(), format!("{packed}.1")),
+        ],
         "each job ran once, with its payload, under the id the producer saw"
     );
     pool.shutdown().await;

@@ -102,6 +102,9 @@ impl Observer for StatsReporter {
                 continue;
             }
             s.counts.started += 1;
+            if job.settlement == Settlement::Completed {
+                s.completions.record(job.finished_us.max(batch.settled_us));
+            }
             if stamp.warmup {
                 continue;
             }

@@ -382,7 +382,13 @@ pub(crate) fn build_result(i: BuildInput<'_>) -> RunResult {
     let measure_start = if p.measure_start_us > 0 { p.measure_start_us } else { w.first_start_us };
     let window_us = w.last_complete_us.saturating_sub(measure_start);
     let window_seconds = window_us as f64 / 1e6;
-    let jobs_per_second = if window_seconds > 0.0 { w.measured_completed as f64 / window_seconds } else { 0.0 };
+    // Every completion inside the window counts, warm-up jobs too: a backlog the warm-up left
+    // is drained inside the window, and leaving it out would count the window's work short.
+    let in_window = match &i.workers.completions {
+        t if t.is_empty() => w.measured_completed as f64,
+        t => t.between(measure_start, w.last_complete_us).max(w.measured_completed as f64),
+    };
+    let jobs_per_second = if window_seconds > 0.0 { in_window / window_seconds } else { 0.0 };
     let in_redis = i.remaining.unfinished();
     let not_finished = p.produced.saturating_sub(i.finished);
     let unfinished = not_finished.min(in_redis);
@@ -453,7 +459,8 @@ pub(crate) fn build_result(i: BuildInput<'_>) -> RunResult {
         ceiling: i.ceiling,
         resources: Resources {
             cpu_seconds: i.cpu_seconds,
-            jobs_per_cpu_second: if i.cpu_seconds > 0.0 { w.measured_completed as f64 / i.cpu_seconds } else { 0.0 },
+            // The whole run's work over the whole run's CPU (warm-up included in both).
+            jobs_per_cpu_second: if i.cpu_seconds > 0.0 { w.completed as f64 / i.cpu_seconds } else { 0.0 },
             rss_bytes: crate::runtime::process::process_rss_bytes(),
         },
         system: i.system,

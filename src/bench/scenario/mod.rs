@@ -204,6 +204,8 @@ pub struct QueueSection {
     /// Partitions of the queue, each under a hash tag of its own so they spread over a Redis
     /// Cluster's masters (1 = unpartitioned).
     pub partitions: u16,
+    /// Most jobs a producer's batch packs into one stream entry (1 = one job per entry).
+    pub pack: u16,
 }
 
 impl Default for QueueSection {
@@ -218,6 +220,7 @@ impl Default for QueueSection {
             backoff_base: d.backoff.base,
             backoff_max: d.backoff.max,
             partitions: d.partitions,
+            pack: d.pack,
         }
     }
 }
@@ -489,6 +492,16 @@ impl Scenario {
                 ),
             );
         }
+        if !(1..=crate::runtime::queue::envelope::MAX_PACK).contains(&usize::from(self.queue.pack)) {
+            return bad(
+                "queue.pack",
+                format!(
+                    "expected a whole number of jobs per stream entry from 1 to {}, got {}",
+                    crate::runtime::queue::envelope::MAX_PACK,
+                    self.queue.pack
+                ),
+            );
+        }
         if !valid_name(&self.queue.prefix) {
             return bad(
                 "queue.prefix",
@@ -633,6 +646,7 @@ impl Scenario {
             backoff: Backoff { base: self.queue.backoff_base, max: self.queue.backoff_max },
             audit: true,
             partitions: self.queue.partitions,
+            pack: self.queue.pack,
         }
     }
 }

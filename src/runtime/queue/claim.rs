@@ -1,5 +1,6 @@
-//! Claiming: a worker takes a batch of jobs in one `XREADGROUP`, and each entry of the reply is
-//! decoded straight into an [`Envelope`], its field values moved out of the reply, not copied.
+//! Claiming: a worker takes a batch of entries in one `XREADGROUP`, and each entry of the reply
+//! is decoded straight into the [`Envelope`] of its job — or of each job it packs (an entry of
+//! version 2), each a [`Claimed`] of its own that names its place in the entry.
 
 use super::envelope::{DecodeError, Envelope, Fields, JobId};
 use super::priority::Priority;
@@ -21,6 +22,17 @@ pub struct Claimed {
     pub partition: u16,
     /// The priority whose stream the entry is in (what acknowledging it names).
     pub priority: Priority,
+    /// Where the job is in an entry that packs several: `None` for an entry of one job.
+    pub pack: Option<PackPlace>,
+}
+
+/// A job's place in an entry that packs several jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PackPlace {
+    /// Its index, from 0.
+    pub index: u16,
+    /// How many jobs the entry packs.
+    pub of: u16,
 }
 
 /// An entry that is not a job this worker can read, with its fields as stored (they go to the
@@ -36,8 +48,9 @@ pub struct Poison {
 impl Claimed {
     /// The job's id: the one it carries (retried, reclaimed, delayed), else its entry's.
     pub fn job_id(&self) -> JobId {
-        match &self.job {
-            Ok(Envelope { id: Some(id), .. }) => JobId::from_string(id.clone()),
+        match (&self.job, self.pack) {
+            (Ok(Envelope { id: Some(id), .. }), _) => JobId::from_string(id.clone()),
+            (_, Some(place)) => JobId::of_packed(&self.entry_id, place.index, self.partition, self.priority),
             _ => JobId::of_entry_at(&self.entry_id, self.partition, self.priority),
         }
     }
@@ -145,14 +158,53 @@ fn parse_read_frame(frame: &[u8], partition: u16) -> redis::RedisResult<Vec<Clai
                 let (k, v) = (r.bulk()?.unwrap_or_default(), r.bulk()?.unwrap_or_default());
                 fields.push((k, v));
             }
-            let job = Envelope::from_slices(&fields).map_err(|error| Poison {
-                error,
-                fields: fields.iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect(),
-            });
-            out.push(Claimed { entry_id, job, partition, priority: Priority::Normal });
+            push_entry(entry_id, &fields, partition, Priority::Normal, &mut out);
         }
     }
     Ok(out)
+}
+
+/// The job of one entry, or each job it packs, as claimed jobs (copying the values they keep).
+pub(super) fn push_entry(
+    entry_id: String,
+    fields: &[(&[u8], &[u8])],
+    partition: u16,
+    priority: Priority,
+    out: &mut Vec<Claimed>,
+) {
+    let owned = |fields: &[(&[u8], &[u8])]| fields.iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect();
+    let Some(packed) = super::envelope::packed_value(fields.iter().copied()) else {
+        let job = Envelope::from_slices(fields).map_err(|error| Poison { error, fields: owned(fields) });
+        out.push(Claimed { entry_id, job, partition, priority, pack: None });
+        return;
+    };
+    let jobs = match super::envelope::packed_jobs(packed) {
+        Ok(jobs) => jobs,
+        // Not a list of jobs: the entry as a whole is poison.
+        Err(error) => {
+            out.push(Claimed {
+                entry_id,
+                job: Err(Poison { error, fields: owned(fields) }),
+                partition,
+                priority,
+                pack: None,
+            });
+            return;
+        }
+    };
+    let of = jobs.len() as u16;
+    out.reserve(jobs.len());
+    for (index, job_fields) in jobs.iter().enumerate() {
+        // Each job of the entry is decoded on its own: one that does not decode is poison alone.
+        let job = Envelope::from_slices(job_fields)
+            .map(|mut job| {
+                job.priority = priority;
+                job
+            })
+            .map_err(|error| Poison { error, fields: owned(job_fields) });
+        let pack = Some(PackPlace { index: index as u16, of });
+        out.push(Claimed { entry_id: entry_id.clone(), job, partition, priority, pack });
+    }
 }
 
 /// XREADGROUP's reply: `[[stream, [[id, [field, value, ...]], ...]]]` (RESP2; a map of streams
@@ -205,7 +257,13 @@ pub(super) fn entries_into(entries: Value, partition: u16, priority: Priority, o
     out.reserve(entries.len());
     for entry in entries {
         if let Some((entry_id, fields)) = entry_parts(entry) {
-            out.push(Claimed { entry_id, job: decode(fields), partition, priority });
+            let packed = super::envelope::packed_value(fields.iter().map(|(k, v)| (k.as_slice(), v.as_slice())));
+            if packed.is_some() {
+                let borrowed: Vec<(&[u8], &[u8])> = fields.iter().map(|(k, v)| (k.as_slice(), v.as_slice())).collect();
+                push_entry(entry_id, &borrowed, partition, priority, out);
+            } else {
+                out.push(Claimed { entry_id, job: decode(fields), partition, priority, pack: None });
+            }
         }
     }
 }

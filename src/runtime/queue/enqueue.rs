@@ -76,29 +76,48 @@ impl Queue {
         sent
     }
 
-    /// Adds jobs to the ready stream of partition `p` in one pipelined round trip.
+    /// Adds jobs to the ready stream of partition `p` in one pipelined round trip (consecutive
+    /// plain jobs packed into entries of up to [`QueueOptions::pack`](super::QueueOptions::pack)).
     pub async fn enqueue_batch_to(&self, p: u16, jobs: &[Envelope]) -> Result<Vec<JobId>> {
         let keys = self.partition(p)?;
         self.mark_lanes(jobs.iter().map(|j| j.priority)).await?;
-        let ready = keys.ready();
         let mut pipe = redis::pipe();
-        for job in jobs {
-            match job.priority {
-                Priority::Normal => pipe.cmd("XADD").arg(&ready).arg("*"),
-                other => pipe.cmd("XADD").arg(keys.ready_at(other)).arg("*"),
-            };
-            job.write_to_pipe(&mut pipe);
+        // Per command: its first job and how many it carries (more than one: packed).
+        let mut runs: Vec<(usize, usize)> = Vec::with_capacity(jobs.len());
+        let mut i = 0;
+        while i < jobs.len() {
+            let n = self.packable_run(jobs[i..].iter());
+            let stream = keys.ready_at(jobs[i].priority);
+            add_entry(&mut pipe, &stream, &jobs[i..i + n]);
+            runs.push((i, n));
+            i += n;
         }
         let ids: Vec<String> = self.redis.with_conn(async |c| pipe.query_async(c).await).await?;
-        crate::runtime::telemetry::jobs_enqueued(self.name(), ids.len() as u64);
-        Ok(ids
-            .into_iter()
-            .zip(jobs)
-            .map(|(id, job)| match job.priority {
-                Priority::Normal => JobId::from_entry(id, p),
-                other => JobId::of_entry_at(&id, p, other),
-            })
-            .collect())
+        crate::runtime::telemetry::jobs_enqueued(self.name(), jobs.len() as u64);
+        let mut out = Vec::with_capacity(jobs.len());
+        for (id, (first, n)) in ids.into_iter().zip(runs) {
+            let priority = jobs[first].priority;
+            if n > 1 {
+                out.extend((0..n).map(|k| JobId::of_packed(&id, k as u16, p, priority)));
+            } else if priority == Priority::Normal {
+                out.push(JobId::from_entry(id, p));
+            } else {
+                out.push(JobId::of_entry_at(&id, p, priority));
+            }
+        }
+        Ok(out)
+    }
+
+    /// How many of `jobs`, from the first, one entry takes: 1, or — when the queue packs — the
+    /// plain jobs of the first one's priority that follow it, up to the queue's `pack`.
+    fn packable_run<'a>(&self, jobs: impl Iterator<Item = &'a Envelope>) -> usize {
+        let most = usize::from(self.options.pack).clamp(1, super::envelope::MAX_PACK);
+        let mut jobs = jobs.peekable();
+        let Some(first) = jobs.peek().copied() else { return 0 };
+        if most == 1 || !packable(first) {
+            return 1;
+        }
+        jobs.take(most).take_while(|j| packable(j) && j.priority == first.priority).count()
     }
 
     /// Before the first high or low job this process enqueues: records in the queue's meta
@@ -184,13 +203,32 @@ impl Queue {
         // (delayed), a script reply.
         enum Reply {
             Entry(Priority),
+            /// An entry packing this many jobs of that priority.
+            Packed(Priority, usize),
             Known(JobId),
             /// The script's arguments, to send again if Redis does not know the script.
             Script(Vec<Vec<u8>>),
         }
         let now_ms = self.clock.now_ms();
         let mut replies = Vec::with_capacity(jobs.len());
-        for (_, job) in jobs {
+        let plain = |job: &NewJob| job.due_ms.is_none() && job.unique.is_none() && packable(&job.envelope);
+        let mut skip = 0;
+        for (at, (_, job)) in jobs.iter().enumerate() {
+            if skip > 0 {
+                skip -= 1;
+                continue;
+            }
+            // Plain jobs that follow one another share an entry, when the queue packs.
+            if plain(job) {
+                let n = self.packable_run(jobs[at..].iter().map_while(|(_, j)| plain(j).then_some(&j.envelope)));
+                if n > 1 {
+                    let run: Vec<&Envelope> = jobs[at..at + n].iter().map(|(_, j)| &j.envelope).collect();
+                    add_packed(&mut pipe, &keys.ready_at(job.envelope.priority), &run);
+                    replies.push(Reply::Packed(job.envelope.priority, n));
+                    skip = n - 1;
+                    continue;
+                }
+            }
             let mut envelope = job.envelope.clone();
             let tracked = envelope.keep_ms.is_some();
             // A delayed job has no entry yet, and a tracked one needs its id for its hash.
@@ -301,18 +339,24 @@ impl Queue {
         let mut out = Vec::with_capacity(replies.len());
         for (reply, answer) in replies.into_iter().zip(answers) {
             let value = answer.transpose()?.unwrap_or(Value::Nil);
-            out.push(match reply {
+            let one = match reply {
                 Reply::Known(id) => Enqueued::Added(id),
                 Reply::Entry(priority) => {
                     let id: String = redis::from_redis_value(value).map_err(redis::RedisError::from)?;
                     Enqueued::Added(JobId::of_entry_at(&id, p, priority))
+                }
+                Reply::Packed(priority, n) => {
+                    let id: String = redis::from_redis_value(value).map_err(redis::RedisError::from)?;
+                    out.extend((0..n).map(|k| Enqueued::Added(JobId::of_packed(&id, k as u16, p, priority))));
+                    continue;
                 }
                 Reply::Script(_) => {
                     let (added, id): (u8, String) = redis::from_redis_value(value).map_err(redis::RedisError::from)?;
                     let id = JobId::from_string(id);
                     if added == 1 { Enqueued::Added(id) } else { Enqueued::Duplicate(id) }
                 }
-            });
+            };
+            out.push(one);
         }
         let added = out.iter().filter(|e| matches!(e, Enqueued::Added(_))).count();
         crate::runtime::telemetry::jobs_enqueued(self.name(), added as u64);
@@ -331,6 +375,33 @@ impl Queue {
             if answered { self.health.answered(usize::from(p)) } else { self.health.failed(usize::from(p)) }
         }
     }
+}
+
+/// Whether a job may share an entry with others: untracked and without an id of its own (a
+/// packed job's id is made from its entry's).
+fn packable(job: &Envelope) -> bool {
+    job.keep_ms.is_none() && job.id.is_none() && job.reclaims == 0
+}
+
+/// Adds the `XADD` of one entry holding `jobs` to `pipe`: the job's own fields for one job,
+/// the jobs packed (version 2) for more.
+fn add_entry(pipe: &mut redis::Pipeline, stream: &str, jobs: &[Envelope]) {
+    if let [job] = jobs {
+        pipe.cmd("XADD").arg(stream).arg("*");
+        job.write_to_pipe(pipe);
+    } else {
+        let run: Vec<&Envelope> = jobs.iter().collect();
+        add_packed(pipe, stream, &run);
+    }
+}
+
+/// Adds the `XADD` of a version 2 entry packing `jobs` to `pipe`.
+fn add_packed(pipe: &mut redis::Pipeline, stream: &str, jobs: &[&Envelope]) {
+    let mut packed = Vec::with_capacity(8 + jobs.iter().map(|j| 32 + j.name.len() + j.payload.len()).sum::<usize>());
+    super::envelope::pack_entry(jobs.iter().copied(), &mut packed);
+    pipe.cmd("XADD").arg(stream).arg("*");
+    pipe.arg(super::envelope::field::VERSION).arg(super::envelope::PACKED_VERSION);
+    pipe.arg(super::envelope::field::JOBS).arg(packed);
 }
 
 /// Appends `a` to a command's arguments.

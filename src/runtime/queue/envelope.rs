@@ -23,8 +23,15 @@ use super::priority::Priority;
 use std::fmt;
 use std::ops::Range;
 
-/// The envelope version this build writes and the newest it reads.
-pub const VERSION: u32 = 1;
+/// The newest envelope version this build reads: 1 (one job per entry, written without `v`) and
+/// 2 (several jobs packed into one entry, see [`pack_entry`]).
+pub const VERSION: u32 = 2;
+
+/// The version of an entry that packs several jobs ([`pack_entry`]).
+pub const PACKED_VERSION: u32 = 2;
+
+/// Most jobs one stream entry may pack.
+pub const MAX_PACK: usize = 1024;
 
 /// Sequence numbers stay below this: a Redis bitmap (the audit) holds 2^32 bits.
 pub const SEQ_LIMIT: u64 = 1 << 32;
@@ -74,6 +81,9 @@ pub mod field {
     pub const PRIORITY: &str = "p";
     /// Dead letters only: why the job died.
     pub const REASON: &str = "e";
+    /// Version 2 entries only: the jobs packed into the entry, a MessagePack array of jobs, each
+    /// a MessagePack array of `str`: name, value, name, value, ... (the fields of one job).
+    pub const JOBS: &str = "x";
 }
 
 /// A stream entry's fields as Redis gives them: `(name, value)`, in order.
@@ -417,6 +427,11 @@ impl<'a> Packed<'a> {
         Ok(Self { bytes, pos, pairs_left: n / 2 })
     }
 
+    /// Where the array ends once every pair has been read.
+    fn end(&self) -> usize {
+        self.pos
+    }
+
     fn string(&mut self) -> Result<Range<usize>, DecodeError> {
         let (len, header) = match self.bytes.get(self.pos) {
             Some(&b @ 0xa0..=0xbf) => (usize::from(b & 0x1f), 1),
@@ -448,6 +463,85 @@ impl Iterator for Packed<'_> {
 fn be(bytes: &[u8], at: usize, width: usize) -> Result<usize, DecodeError> {
     let b = bytes.get(at..at + width).ok_or(DecodeError::Packed("truncated"))?;
     Ok(b.iter().fold(0usize, |n, &x| (n << 8) | usize::from(x)))
+}
+
+/// Writes the value of [`field::JOBS`] for `jobs` (at most [`MAX_PACK`] of one priority, with
+/// no id of their own: a packed job's id is its entry's, with its index, see
+/// [`JobId::of_packed`]): a MessagePack array holding, per job, the array of `str` of its
+/// fields — `n`, the optional fields among `t` to `b`, then `d` — written straight into one
+/// buffer. The entry is `v 2 x <this>`.
+pub fn pack_entry<'a>(jobs: impl ExactSizeIterator<Item = &'a Envelope>, out: &mut Vec<u8>) {
+    let w = "writing to a Vec cannot fail";
+    rmp::encode::write_array_len(out, jobs.len() as u32).expect(w);
+    let put = |out: &mut Vec<u8>, s: &[u8]| {
+        rmp::encode::write_str_len(out, s.len() as u32).expect(w);
+        out.extend_from_slice(s);
+    };
+    let mut digits = [0u8; 20];
+    for job in jobs {
+        let ints = [
+            (field::ENQUEUED, job.enqueued_us),
+            (field::SEQ, job.seq.map(u64::from)),
+            (field::ATTEMPT, (job.attempt > 0).then_some(u64::from(job.attempt))),
+            (field::MAX_ATTEMPTS, job.max_attempts.map(u64::from)),
+            (field::TIMEOUT, job.timeout_ms),
+            (field::DEADLINE, job.deadline_ms),
+            (field::KEEP, job.keep_ms),
+        ];
+        let bytes = [(field::HEADERS, job.headers.as_deref()), (field::BATCH, job.batch.as_deref().map(str::as_bytes))];
+        let set = ints.iter().filter(|(_, v)| v.is_some()).count() + bytes.iter().filter(|(_, v)| v.is_some()).count();
+        out.reserve(16 + set * 24 + job.name.len() + job.payload.len());
+        rmp::encode::write_array_len(out, ((set + 2) * 2) as u32).expect(w);
+        put(out, field::NAME.as_bytes());
+        put(out, job.name.as_bytes());
+        for (name, value) in ints {
+            if let Some(n) = value {
+                put(out, name.as_bytes());
+                put(out, decimal(n, &mut digits));
+            }
+        }
+        for (name, value) in bytes {
+            if let Some(v) = value {
+                put(out, name.as_bytes());
+                put(out, v);
+            }
+        }
+        put(out, field::PAYLOAD.as_bytes());
+        put(out, &job.payload);
+    }
+}
+
+/// The jobs of a version 2 entry's [`field::JOBS`] value, each as the `(name, value)` pairs of
+/// its fields (borrowed), in order: `Ok` per job whose array reads, or the error that stops the
+/// reading (a value that is not such an array: nothing after it can be found).
+pub fn packed_jobs(bytes: &[u8]) -> Result<Vec<Vec<(&[u8], &[u8])>>, DecodeError> {
+    let (n, mut pos) = match bytes.first() {
+        Some(&b @ 0x90..=0x9f) => (usize::from(b & 0x0f), 1),
+        Some(0xdc) => (be(bytes, 1, 2)?, 3),
+        Some(0xdd) => (be(bytes, 1, 4)?, 5),
+        _ => return Err(DecodeError::Packed("field \"x\": expected a MessagePack array of jobs")),
+    };
+    if n == 0 || n > MAX_PACK {
+        return Err(DecodeError::Packed("field \"x\": expected 1 to 1024 jobs"));
+    }
+    let mut jobs = Vec::with_capacity(n);
+    for _ in 0..n {
+        let rest = bytes.get(pos..).ok_or(DecodeError::Packed("truncated"))?;
+        let mut packed = Packed::new(rest)?;
+        let mut fields = Vec::with_capacity(packed.pairs_left);
+        for pair in packed.by_ref() {
+            let (k, v) = pair?;
+            fields.push((&rest[k], &rest[v]));
+        }
+        pos += packed.end();
+        jobs.push(fields);
+    }
+    Ok(jobs)
+}
+
+/// Whether an entry's fields are a version 2 entry of packed jobs: its [`field::JOBS`] value.
+pub fn packed_value<'a>(fields: impl IntoIterator<Item = (&'a [u8], &'a [u8])>) -> Option<&'a [u8]> {
+    fields.into_iter().find(|(k, _)| *k == field::JOBS.as_bytes()).map(|(_, v)| v)
 }
 
 /// Packs `(name, value)` pairs as a MessagePack array of `str` elements: name, value, name, ...
@@ -547,12 +641,24 @@ impl JobId {
         Self(format!("{entry_id}{}", Self::suffix_at(partition, priority)))
     }
 
+    /// The id of job `index` of the packed entry `entry_id` of partition `partition`'s stream of
+    /// `priority`: the entry's id with `.index` (`1733080000000-0.7`, `1733080000000-0.7@2`).
+    pub fn of_packed(entry_id: &str, index: u16, partition: u16, priority: Priority) -> Self {
+        Self(format!("{entry_id}.{index}{}", Self::suffix_at(partition, priority)))
+    }
+
     /// Where a job id made from an entry says its entry is: the entry id, its partition and
-    /// priority; `None` for an id of any other kind.
+    /// priority; `None` for an id of any other kind. (A packed job's id names its entry too:
+    /// see [`JobId::packed_index`] for its place in it.)
     pub fn entry_place(&self) -> Option<(&str, u16, Priority)> {
         let (entry, place) = match self.0.split_once('@') {
             Some((entry, place)) => (entry, Some(place)),
             None => (self.0.as_str(), None),
+        };
+        let entry = match entry.split_once('.') {
+            Some((entry, index)) if index.parse::<u16>().is_ok() => entry,
+            Some(_) => return None,
+            None => entry,
         };
         let (a, b) = entry.split_once('-')?;
         if a.parse::<u64>().is_err() || b.parse::<u64>().is_err() {
@@ -564,6 +670,14 @@ impl JobId {
             None => (place, Priority::Normal),
         };
         Some((entry, p.parse().ok()?, priority))
+    }
+
+    /// The index of a packed job in its entry (see [`JobId::of_packed`]); `None` for an id of
+    /// any other kind.
+    pub fn packed_index(&self) -> Option<u16> {
+        self.entry_place()?;
+        let entry = self.0.split_once('@').map_or(self.0.as_str(), |(e, _)| e);
+        entry.split_once('.')?.1.parse().ok()
     }
 
     /// The id as text.
@@ -686,9 +800,9 @@ mod tests {
         assert_eq!(decode(&fields).unwrap(), full());
         fields.push((b"v".to_vec(), b"1".to_vec()));
         assert_eq!(decode(&fields).unwrap(), full(), "version 1 said out loud");
-        fields.push((b"v".to_vec(), b"2".to_vec()));
+        fields.push((b"v".to_vec(), b"3".to_vec()));
         let e = decode(&fields).unwrap_err();
-        assert_eq!(e, DecodeError::NewerVersion(2));
+        assert_eq!(e, DecodeError::NewerVersion(3));
         assert!(e.to_string().contains("upgrade the worker"), "{e}");
     }
 
@@ -758,6 +872,23 @@ mod tests {
     }
 
     #[test]
+    fn an_entry_of_packed_jobs_is_the_documented_array_of_jobs() {
+        let documented = documented_hex("92 94 a1 6e");
+        let a = Envelope::new("ab", b"{}".to_vec());
+        let b = Envelope { enqueued_us: Some(1_733_080_000_000_123), ..Envelope::new("ab", b"[]".to_vec()) };
+        let mut written = Vec::new();
+        pack_entry([&a, &b].into_iter(), &mut written);
+        assert_eq!(written, documented, "test vector 5 is what conveyor writes");
+        let jobs = packed_jobs(&documented).unwrap();
+        assert_eq!(jobs.len(), 2);
+        assert_eq!(Envelope::from_slices(&jobs[0]).unwrap(), a);
+        assert_eq!(Envelope::from_slices(&jobs[1]).unwrap(), b);
+        assert!(packed_jobs(b"\x90").is_err(), "no job");
+        assert!(packed_jobs(b"\xc4\x01x").is_err(), "not an array");
+        assert!(packed_jobs(&documented[..20]).is_err(), "truncated");
+    }
+
+    #[test]
     fn the_packed_form_is_the_documented_msgpack_array_of_str() {
         let documented = documented_hex("96 a1 6e");
         let e = Envelope { id: Some("x".into()), ..Envelope::new("ab", b"{}".to_vec()) };
@@ -780,9 +911,15 @@ mod tests {
             ("order-42", None),
             ("5-1@x", None),
             ("5-1@0/urgent", None),
+            ("5-1.7", Some(("5-1", 0, Priority::Normal))),
+            ("5-1.7@2/low", Some(("5-1", 2, Priority::Low))),
+            ("5-1.x", None),
         ] {
             assert_eq!(JobId::parse(id).unwrap().entry_place(), place, "{id}");
         }
+        assert_eq!(JobId::of_packed("5-1", 7, 2, Priority::Low).as_str(), "5-1.7@2/low");
+        assert_eq!(JobId::of_packed("5-1", 7, 0, Priority::Normal).packed_index(), Some(7));
+        assert_eq!(JobId::of_entry("5-1", 0).packed_index(), None);
         assert_ne!(JobId::generate(), JobId::generate());
         assert!(JobId::parse("").is_err());
     }

@@ -287,8 +287,10 @@ impl Queue {
                 };
                 let entries = self.range(&stream, &start, limit).await?;
                 let last = entries.last().map(|(id, _)| id.clone());
-                let jobs =
-                    entries.into_iter().map(|(entry, fields)| summary(state, &entry, p, level, fields)).collect();
+                let jobs = entries
+                    .into_iter()
+                    .flat_map(|(entry, fields)| summaries(state, &entry, p, level, fields))
+                    .collect();
                 Ok((jobs, last))
             }
             JobsIn::Active => {
@@ -298,9 +300,10 @@ impl Queue {
                 let mut jobs = Vec::new();
                 for (entry, consumer, idle, _) in &pending {
                     if let Some((_, fields)) = self.range(&ready, entry, 1).await?.pop() {
-                        let mut job = summary(JobsIn::Active, entry, p, level, fields);
-                        job.worker = Some((consumer.clone(), *idle));
-                        jobs.push(job);
+                        for mut job in summaries(JobsIn::Active, entry, p, level, fields) {
+                            job.worker = Some((consumer.clone(), *idle));
+                            jobs.push(job);
+                        }
                     }
                 }
                 Ok((jobs, pending.last().map(|e| e.0.clone())))
@@ -398,9 +401,12 @@ impl Queue {
                     && self.group_of(&stream).await?.last_delivered.is_some_and(|ld| stream_id_le(&entry, &ld));
                 if !acked {
                     let state = if held.is_empty() { JobsIn::Waiting } else { JobsIn::Active };
-                    let mut job = summary(state, &entry, p as u16, level, fields);
-                    job.worker = held.first().map(|h| (h.1.clone(), h.2));
-                    return Ok(Some(job));
+                    let jobs = summaries(state, &entry, p as u16, level, fields);
+                    // A packed job: the one its id names among the entry's.
+                    if let Some(mut job) = jobs.into_iter().find(|j| j.id == id || id.packed_index().is_none()) {
+                        job.worker = held.first().map(|h| (h.1.clone(), h.2));
+                        return Ok(Some(job));
+                    }
                 }
             }
         }
@@ -695,6 +701,26 @@ impl Queue {
 fn stream_id_le(a: &str, b: &str) -> bool {
     let parse = |s: &str| s.split_once('-').and_then(|(m, q)| Some((m.parse::<u64>().ok()?, q.parse::<u64>().ok()?)));
     matches!((parse(a), parse(b)), (Some(a), Some(b)) if a <= b)
+}
+
+/// The page's lines for an entry's fields: one, or one per job of an entry that packs several.
+fn summaries(state: JobsIn, entry: &str, p: u16, level: Priority, fields: Fields) -> Vec<JobSummary> {
+    let packed: Option<Vec<Fields>> = {
+        let slices = fields.iter().map(|(k, v)| (k.as_slice(), v.as_slice()));
+        super::envelope::packed_value(slices)
+            .and_then(|x| super::envelope::packed_jobs(x).ok())
+            .map(|jobs| jobs.iter().map(|job| job.iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect()).collect())
+    };
+    let Some(jobs) = packed else { return vec![summary(state, entry, p, level, fields)] };
+    jobs.into_iter()
+        .enumerate()
+        .map(|(i, job)| {
+            let mut line = summary(state, entry, p, level, job);
+            line.id = JobId::of_packed(entry, i as u16, p, level);
+            line.priority = level;
+            line
+        })
+        .collect()
 }
 
 /// A page's line for an entry's fields (`entry` empty for a delayed member: its id is a field).

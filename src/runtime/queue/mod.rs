@@ -53,7 +53,7 @@ mod unique;
 
 pub use audit::{Audit, BatchReport};
 pub use backoff::Backoff;
-pub use claim::{Claimed, Poison};
+pub use claim::{Claimed, PackPlace, Poison};
 pub use enqueue::{Enqueued, NewJob};
 pub use envelope::{DecodeError, Envelope, JobId, SEQ_LIMIT};
 pub use inspect::{ByPriority, DeadLetter, Depth};
@@ -95,6 +95,13 @@ pub struct QueueOptions {
     pub audit: bool,
     /// Partitions of the queue, each under a hash tag of its own (1 = unpartitioned).
     pub partitions: u16,
+    /// Most jobs an enqueue packs into one stream entry (1 = one job per entry, up to
+    /// [`envelope::MAX_PACK`]). Consecutive plain jobs of one batch — ready now, untracked,
+    /// without an idempotency key or an id of their own, of one priority — share an entry: one
+    /// `XADD`, one pending record and one `XACK` for all of them, while each keeps its own id,
+    /// attempts, retries and dead letter. The jobs of one entry go to one worker, so keep it
+    /// small for long jobs; see `docs/wire-format.md` for what a reclaim does with them.
+    pub pack: u16,
 }
 
 impl Default for QueueOptions {
@@ -107,6 +114,7 @@ impl Default for QueueOptions {
             backoff: Backoff::default(),
             audit: true,
             partitions: 1,
+            pack: 1,
         }
     }
 }

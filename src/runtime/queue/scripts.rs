@@ -59,7 +59,10 @@ pub static RECLAIM: LazyLock<Script> = LazyLock::new(|| {
 -- id kept ('id' is added, from the old entry's id, when the job had none), then the old entry
 -- is acknowledged (the next trim removes it). An entry reclaimed more than ARGV[5] times is a
 -- job that keeps killing its worker: it goes to the dead-letter stream instead with the reason
--- in 'e', and its audit bit (field 's', on its own or packed in 'm') is set.
+-- in 'e', and its audit bit (field 's', on its own or packed in 'm') is set. An entry that
+-- packs several jobs (version 2, field 'x') is split: each of its jobs becomes an entry of its
+-- own, its id the entry's with '.' and its index, reclaimed once (those that had finished run
+-- again: the worker acknowledges a packed entry once all its jobs are done).
 -- A tracked job (its packed 'm' holds 'k', its retention) has its status hash updated too: back
 -- to waiting, or dead with an event. Its hash is found by its id under ARGV[9]: in the queue's
 -- hash tag, so in this slot (a key not in KEYS, but never of another slot). A job of an audited
@@ -79,7 +82,72 @@ pub static RECLAIM: LazyLock<Script> = LazyLock::new(|| {
 -- Returns {moved, dead, gone, next cursor, next high cursor, next low cursor}: gone counts
 -- entries deleted while pending (their pending record is dropped by XAUTOCLAIM itself).
 local moved, dead, gone = 0, 0, 0
-local function reclaim(stream, cursor, suffix, optional)
+-- One job taken back: to the dead letters past the most reclaims, else a new entry of 'stream'.
+local function put_back(stream, kept, reclaims, seq, batch, status, keep, job_id, name_of)
+  if reclaims > tonumber(ARGV[5]) then
+    local why = 'lease expired ' .. reclaims .. ' times'
+    kept[#kept + 1] = 'e'
+    kept[#kept + 1] = why
+    redis.call('XADD', KEYS[2], '*', unpack(kept))
+    if seq and seq < 4294967296 and ARGV[7] == '1' then
+      local bitmap = KEYS[3]
+      if batch then bitmap = ARGV[10] .. batch end
+      redis.call('SETBIT', bitmap, string.format('%.0f', seq), 1)
+    end
+    if status then
+      redis.call('HSET', status, 'state', 'dead', 'reason', why, 'finished_at', ARGV[11])
+      redis.call('PEXPIRE', status, keep)
+      redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[12], '*', 'id', job_id, 'kind', 'dead', 'name', name_of,
+        'attempt', redis.call('HGET', status, 'attempt') or '0', 'error', why, 'at', ARGV[11])
+    end
+    dead = dead + 1
+  else
+    redis.call('XADD', stream, '*', unpack(kept))
+    if status and redis.call('HGET', status, 'state') == 'active' then
+      redis.call('HSET', status, 'state', 'waiting')
+      redis.call('HDEL', status, 'worker')
+    end
+    moved = moved + 1
+  end
+end
+-- The jobs of a packed entry (version 2, field 'x'), each taken back as an entry of its own
+-- with its id (the entry's id, '.', its index) and a reclaim count of 1; an 'x' that is not a
+-- list of jobs goes to the dead letters as it is.
+local function unpack_entry(stream, id, fields, packed, suffix, level)
+  local ok, jobs = pcall(cmsgpack.unpack, packed)
+  if not ok or type(jobs) ~= 'table' then
+    local kept = {}
+    for i = 1, #fields do kept[i] = fields[i] end
+    kept[#kept + 1] = 'e'
+    kept[#kept + 1] = 'packed jobs in field x do not read as a MessagePack array of jobs'
+    redis.call('XADD', KEYS[2], '*', unpack(kept))
+    dead = dead + 1
+    return
+  end
+  for j, job in ipairs(jobs) do
+    local kept, seq, batch = {}, nil, nil
+    if type(job) == 'table' then
+      for k = 1, #job - 1, 2 do
+        local name, value = job[k], job[k + 1]
+        if name == 's' then seq = tonumber(value) end
+        if name == 'b' then batch = value end
+        kept[#kept + 1] = name
+        kept[#kept + 1] = value
+      end
+    end
+    local job_id = id .. '.' .. (j - 1) .. suffix
+    kept[#kept + 1] = 'id'
+    kept[#kept + 1] = job_id
+    if level ~= '' then
+      kept[#kept + 1] = 'p'
+      kept[#kept + 1] = level
+    end
+    kept[#kept + 1] = 'r'
+    kept[#kept + 1] = '1'
+    put_back(stream, kept, 1, seq, batch, nil, nil, job_id, '')
+  end
+end
+local function reclaim(stream, cursor, suffix, optional, level)
 local args = {'XAUTOCLAIM', stream, ARGV[1], ARGV[4], ARGV[2], cursor, 'COUNT', ARGV[3]}
 local res
 if optional then
@@ -92,7 +160,15 @@ end
 gone = gone + #res[3]
 for _, entry in ipairs(res[2]) do
   local id, fields = entry[1], entry[2]
+  local packed = nil
   if fields then
+    for i = 1, #fields, 2 do
+      if fields[i] == 'x' then packed = fields[i + 1] end
+    end
+  end
+  if packed then
+    unpack_entry(stream, id, fields, packed, suffix, level)
+  elseif fields then
     local kept, reclaims, seq, job_id, keep, batch, name_of = {}, 0, nil, nil, nil, nil, ''
     local function optional(name, value)
       if name == 's' then seq = tonumber(value) end
@@ -127,39 +203,15 @@ for _, entry in ipairs(res[2]) do
     kept[#kept + 1] = 'r'
     kept[#kept + 1] = tostring(reclaims)
     local status = keep and (ARGV[9] .. job_id)
-    if reclaims > tonumber(ARGV[5]) then
-      local why = 'lease expired ' .. reclaims .. ' times'
-      kept[#kept + 1] = 'e'
-      kept[#kept + 1] = why
-      redis.call('XADD', KEYS[2], '*', unpack(kept))
-      if seq and seq < 4294967296 and ARGV[7] == '1' then
-        local bitmap = KEYS[3]
-        if batch then bitmap = ARGV[10] .. batch end
-        redis.call('SETBIT', bitmap, string.format('%.0f', seq), 1)
-      end
-      if status then
-        redis.call('HSET', status, 'state', 'dead', 'reason', why, 'finished_at', ARGV[11])
-        redis.call('PEXPIRE', status, keep)
-        redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[12], '*', 'id', job_id, 'kind', 'dead', 'name', name_of,
-          'attempt', redis.call('HGET', status, 'attempt') or '0', 'error', why, 'at', ARGV[11])
-      end
-      dead = dead + 1
-    else
-      redis.call('XADD', stream, '*', unpack(kept))
-      if status and redis.call('HGET', status, 'state') == 'active' then
-        redis.call('HSET', status, 'state', 'waiting')
-        redis.call('HDEL', status, 'worker')
-      end
-      moved = moved + 1
-    end
+    put_back(stream, kept, reclaims, seq, batch, status, keep, job_id, name_of)
   end
   redis.call('XACK', stream, ARGV[1], id)
 end
 return res[1]
 end
-local next_normal = reclaim(KEYS[1], ARGV[6], ARGV[8], false)
-local next_high = reclaim(KEYS[5], ARGV[13], ARGV[15], true)
-local next_low = reclaim(KEYS[6], ARGV[14], ARGV[16], true)
+local next_normal = reclaim(KEYS[1], ARGV[6], ARGV[8], false, '')
+local next_high = reclaim(KEYS[5], ARGV[13], ARGV[15], true, 'high')
+local next_low = reclaim(KEYS[6], ARGV[14], ARGV[16], true, 'low')
 return {moved, dead, gone, next_normal, next_high, next_low}
 "#,
     )

@@ -82,12 +82,21 @@ impl Queue {
 
     /// [`Queue::settle`] of jobs held elsewhere.
     pub async fn settle_refs(&self, batch: &[(&Claimed, &Outcome)]) -> Result<Settled> {
-        let groups = group_by_partition(batch, |(c, _)| c.partition);
+        let acking: Vec<(&Claimed, &Outcome, bool)> = batch.iter().map(|(c, o)| (*c, *o, true)).collect();
+        self.settle_acking(&acking).await
+    }
+
+    /// [`Queue::settle_refs`], acknowledging the entry of only the jobs marked `true`: a job of
+    /// an entry that packs several is settled on its own (its retry, its dead letter, its audit
+    /// bit), and its entry acknowledged with the last of its jobs to finish — until then, a
+    /// reclaim hands the whole entry to another worker.
+    pub async fn settle_acking(&self, batch: &[(&Claimed, &Outcome, bool)]) -> Result<Settled> {
+        let groups = group_by_partition(batch, |(c, _, _)| c.partition);
         let settled = futures::future::try_join_all(groups.iter().map(|(p, jobs)| self.settle_in(*p, jobs))).await?;
         Ok(settled.into_iter().fold(Settled::default(), Settled::plus))
     }
 
-    async fn settle_in(&self, p: u16, batch: &[&(&Claimed, &Outcome)]) -> Result<Settled> {
+    async fn settle_in(&self, p: u16, batch: &[&(&Claimed, &Outcome, bool)]) -> Result<Settled> {
         if batch.is_empty() {
             return Ok(Settled::default());
         }
@@ -104,14 +113,17 @@ impl Queue {
         // One XACK per stream the batch's jobs came from (just the normal one for a queue that
         // does not use priorities).
         for level in Priority::ALL {
-            let ids: Vec<&str> =
-                batch.iter().filter(|(c, _)| c.priority == level).map(|(c, _)| c.entry_id.as_str()).collect();
+            let ids: Vec<&str> = batch
+                .iter()
+                .filter(|(c, _, ack)| *ack && c.priority == level)
+                .map(|(c, _, _)| c.entry_id.as_str())
+                .collect();
             if !ids.is_empty() {
                 let stream = if level == Priority::Normal { ready.clone() } else { keys.ready_at(level) };
                 pipe.cmd("XACK").arg(stream).arg(GROUP).arg(&ids).ignore();
             }
         }
-        for (claimed, outcome) in batch {
+        for (claimed, outcome, _) in batch {
             let job = match &claimed.job {
                 Ok(job) => job,
                 Err(poison) => {

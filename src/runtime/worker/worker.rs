@@ -14,6 +14,7 @@
 use super::board::{Board, SharedBoard};
 use super::lifecycle::{Join, Lifecycle, Stop};
 use super::observer::{Observer, SettledBatch, SettledJob, Settlement};
+use crate::runtime::cancel::CancelToken;
 use crate::runtime::clock;
 use crate::runtime::connection::Conn;
 use crate::runtime::handler::{Attempt, JobError, Registry, Start};
@@ -24,10 +25,11 @@ use actix::prelude::*;
 use futures::future::LocalBoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
+use std::cell::Cell;
 use std::collections::VecDeque;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio_util::sync::CancellationToken;
 
 /// Export metrics after this many settled jobs...
 const REPORT_EVERY_JOBS: u64 = 5_000;
@@ -175,6 +177,9 @@ struct Ran {
     /// µs since the epoch; 0 for jobs that never ran.
     started_us: u64,
     finished_us: u64,
+    /// Its entry is acknowledged when it settles: the entry's only job, or the last of the jobs
+    /// it packs to finish.
+    ack: bool,
 }
 
 /// One job a worker holds.
@@ -186,16 +191,21 @@ struct HeldJob {
     /// The job's id when it is not its entry's (see [`Claimed::job_id`]).
     explicit_id: Option<String>,
     /// Its run's token, tripped when the job is cancelled while it runs.
-    cancel: CancellationToken,
+    cancel: CancelToken,
+    /// In an entry that packs several jobs: its index, and how many of the entry's jobs have
+    /// not finished yet (shared by them).
+    pack: Option<(u16, Rc<Cell<u16>>)>,
 }
 
 impl HeldJob {
     fn job_id(&self) -> JobId {
-        match &self.explicit_id {
-            Some(id) => {
-                JobId::parse(id).unwrap_or_else(|_| JobId::of_entry_at(&self.entry_id, self.partition, self.priority))
-            }
+        let of_entry = || match &self.pack {
+            Some((index, _)) => JobId::of_packed(&self.entry_id, *index, self.partition, self.priority),
             None => JobId::of_entry_at(&self.entry_id, self.partition, self.priority),
+        };
+        match &self.explicit_id {
+            Some(id) => JobId::parse(id).unwrap_or_else(|_| of_entry()),
+            None => of_entry(),
         }
     }
 }
@@ -210,15 +220,18 @@ struct Held {
 }
 
 impl Held {
-    fn insert(&mut self, c: &Claimed) -> usize {
+    /// Holds a claimed job; `left` is the count its entry's jobs share when it packs several.
+    fn insert(&mut self, c: &Claimed, left: Option<&Rc<Cell<u16>>>) -> usize {
         self.len += 1;
         let explicit_id = c.job.as_ref().ok().and_then(|j| j.id.clone());
+        let pack = c.pack.zip(left).map(|(place, left)| (place.index, left.clone()));
         let entry = Some(HeldJob {
             partition: c.partition,
             priority: c.priority,
             entry_id: c.entry_id.clone(),
             explicit_id,
-            cancel: CancellationToken::new(),
+            cancel: CancelToken::new(),
+            pack,
         });
         match self.free.pop() {
             Some(i) => {
@@ -243,16 +256,33 @@ impl Held {
         self.len
     }
 
+    /// The job in `slot` finished: whether its entry is to be acknowledged with it (it was the
+    /// entry's only job, or the last of its jobs to finish).
+    fn finished(&self, slot: usize) -> bool {
+        match self.entries.get(slot).and_then(Option::as_ref).and_then(|h| h.pack.as_ref()) {
+            Some((_, left)) => {
+                left.set(left.get().saturating_sub(1));
+                left.get() == 0
+            }
+            None => true,
+        }
+    }
+
     fn is_empty(&self) -> bool {
         self.len == 0
     }
 
-    fn iter(&self) -> impl Iterator<Item = (u16, Priority, &str)> {
-        self.entries.iter().flatten().map(|h| (h.partition, h.priority, h.entry_id.as_str()))
+    /// Every entry held, once (the jobs of a packed entry share it).
+    fn entries(&self) -> Vec<(u16, Priority, &str)> {
+        let mut all: Vec<(u16, Priority, &str)> =
+            self.entries.iter().flatten().map(|h| (h.partition, h.priority, h.entry_id.as_str())).collect();
+        all.sort_unstable();
+        all.dedup();
+        all
     }
 
-    fn token(&self, slot: usize) -> CancellationToken {
-        self.entries[slot].as_ref().map_or_else(CancellationToken::new, |h| h.cancel.clone())
+    fn token(&self, slot: usize) -> CancelToken {
+        self.entries[slot].as_ref().map_or_else(CancelToken::new, |h| h.cancel.clone())
     }
 
     /// Trips the token of every job held whose id `board` has.
@@ -297,6 +327,8 @@ impl WorkLoop {
         renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let capacity = self.config.batch.max(1);
         let mut seen_generation = 0;
+        // Jobs per entry in the latest claim (entries may pack several jobs).
+        let mut per_entry = 1usize;
 
         loop {
             let stopping = self.lifecycle.stopping();
@@ -350,7 +382,8 @@ impl WorkLoop {
                 match conn.take() {
                     // A claim waits for work on its own connection while held jobs run and
                     // settle beside it.
-                    Some(c) => claiming = Some(self.claim(c, free, self.config.block)),
+                    // Entries, not jobs: an entry may pack several.
+                    Some(c) => claiming = Some(self.claim(c, free.div_ceil(per_entry).max(1), self.config.block)),
                     None => match self.queue.redis().blocking_connection().await {
                         Ok(c) => {
                             conn = Some(c);
@@ -368,15 +401,17 @@ impl WorkLoop {
 
             tokio::select! {
                 biased;
-                Some(ran) = running.next(), if !running.is_empty() => {
+                Some(mut ran) = running.next(), if !running.is_empty() => {
                     let now = Instant::now();
                     if done.is_empty() {
                         first_done = now;
                     }
                     last_done = now;
+                    ran.ack = held.finished(ran.slot);
                     done.push(ran);
                     // Whatever else finished meanwhile, in the same turn.
-                    while let Some(Some(ran)) = running.next().now_or_never() {
+                    while let Some(Some(mut ran)) = running.next().now_or_never() {
+                        ran.ack = held.finished(ran.slot);
                         done.push(ran);
                     }
                 }
@@ -402,8 +437,17 @@ impl WorkLoop {
                             if !jobs.is_empty() {
                                 metrics.claimed(jobs.len(), took, held.is_empty());
                                 let before = held.len();
+                                // The count of unfinished jobs the jobs of one packed entry share.
+                                let mut left: Option<Rc<Cell<u16>>> = None;
+                                let entries = jobs.iter().filter(|(c, _)| c.pack.is_none_or(|p| p.index == 0)).count();
+                                per_entry = (jobs.len() / entries.max(1)).max(1);
                                 for (job, cancelled) in jobs {
-                                    let slot = held.insert(&job);
+                                    if let Some(place) = job.pack
+                                        && place.index == 0
+                                    {
+                                        left = Some(Rc::new(Cell::new(place.of)));
+                                    }
+                                    let slot = held.insert(&job, left.as_ref());
                                     if cancelled {
                                         held.token(slot).cancel();
                                     }
@@ -474,7 +518,7 @@ impl WorkLoop {
         &self,
         slot: usize,
         claimed: Claimed,
-        cancel: CancellationToken,
+        cancel: CancelToken,
         queue_name: &Arc<str>,
     ) -> LocalBoxFuture<'static, Ran> {
         let registry = self.registry.clone();
@@ -489,11 +533,11 @@ impl WorkLoop {
                 Ok(job) => job,
                 Err(poison) => {
                     let outcome = Outcome::Dead(poison.error.to_string());
-                    return Ran { slot, claimed, outcome, started_us: 0, finished_us: 0 };
+                    return Ran { slot, claimed, outcome, started_us: 0, finished_us: 0, ack: true };
                 }
             };
             if cancelled {
-                return Ran { slot, claimed, outcome: Outcome::Cancelled, started_us: 0, finished_us: 0 };
+                return Ran { slot, claimed, outcome: Outcome::Cancelled, started_us: 0, finished_us: 0, ack: true };
             }
             let now_ms = clock::now_us() / 1000;
             let mut timeout = job.timeout_ms.map(Duration::from_millis);
@@ -501,7 +545,14 @@ impl WorkLoop {
                 if now_ms >= deadline {
                     let late = Duration::from_millis(now_ms - deadline);
                     let why = format!("its deadline passed {} before it could start", humantime::format_duration(late));
-                    return Ran { slot, claimed, outcome: Outcome::Dead(why), started_us: 0, finished_us: 0 };
+                    return Ran {
+                        slot,
+                        claimed,
+                        outcome: Outcome::Dead(why),
+                        started_us: 0,
+                        finished_us: 0,
+                        ack: true,
+                    };
                 }
                 let left = Duration::from_millis(deadline - now_ms);
                 timeout = Some(timeout.map_or(left, |t| t.min(left)));
@@ -527,16 +578,23 @@ impl WorkLoop {
                 Attempt::Done(Err(JobError::RetryAfter { delay, reason })) => Outcome::RetryAfter(delay, reason),
                 Attempt::Done(Err(JobError::Fail { reason })) => Outcome::Dead(reason),
                 Attempt::Refused(reason) => {
-                    return Ran { slot, claimed, outcome: Outcome::Dead(reason), started_us: 0, finished_us: 0 };
+                    return Ran {
+                        slot,
+                        claimed,
+                        outcome: Outcome::Dead(reason),
+                        started_us: 0,
+                        finished_us: 0,
+                        ack: true,
+                    };
                 }
             };
-            Ran { slot, claimed, outcome, started_us, finished_us: clock::now_us() }
+            Ran { slot, claimed, outcome, started_us, finished_us: clock::now_us(), ack: true }
         })
     }
 
     /// Renews the lease of every job held.
     async fn renew(&self, held: &Held) {
-        let entries: Vec<(u16, Priority, &str)> = held.iter().collect();
+        let entries = held.entries();
         if let Err(e) = self.queue.renew_held(&self.config.consumer, &entries).await {
             tracing::warn!(consumer = %self.config.consumer, error = %e, "lease renewal failed");
         }
@@ -547,11 +605,11 @@ impl WorkLoop {
     fn settle(&self, jobs: Vec<Ran>) -> Settling {
         let (queue, consumer, lifecycle) = (self.queue.clone(), self.config.consumer.clone(), self.lifecycle.clone());
         Box::pin(async move {
-            let batch: Vec<(&Claimed, &Outcome)> = jobs.iter().map(|r| (&r.claimed, &r.outcome)).collect();
+            let batch: Vec<(&Claimed, &Outcome, bool)> = jobs.iter().map(|r| (&r.claimed, &r.outcome, r.ack)).collect();
             let mut wait = FIRST_RETRY_WAIT;
             let began = Instant::now();
             loop {
-                match queue.settle_refs(&batch).await {
+                match queue.settle_acking(&batch).await {
                     Ok(s) => return (jobs, Some(s), began.elapsed()),
                     Err(e) => {
                         crate::runtime::telemetry::redis_error("worker");
