@@ -5,7 +5,9 @@
 //! 1. the Redis ceiling (plain pipelined clients, no runtime: [`crate::bench::probe::ceiling`]);
 //! 2. enqueue only: one producer actor, closed loop, no workers;
 //! 3. end to end: noop jobs drained by 10 workers in this process, closed loop;
-//! 4. the ratio of 3 to the concurrent ceiling;
+//! 4. the ratio of 3 to the concurrent ceiling; then 3 again with the producers' batches
+//!    packed into entries of [`PACK`] jobs, against the pipelined-`XADD` ceiling (one job per
+//!    entry), with what each job cost Redis (`INFO cpu`, `INFO commandstats`) in both;
 //! 5. open-loop latency at 1,000 jobs/s and at half the capacity measured in 3, each beside a
 //!    probe of how late the machine wakes a sleeping thread in the same window
 //!    ([`crate::bench::probe::jitter`]): the floor under any tail measured on it;
@@ -13,7 +15,7 @@
 //! 7. scaling: sleep-1ms jobs drained by one, then two `conveyor worker` processes (Redis is
 //!    not the bottleneck there, so the second process should nearly double throughput).
 //!
-//! With `--min-ratio`, it exits 1 when end-to-end falls below that fraction of the ceiling
+//! With `--min-ratio`, it exits 1 when end-to-end (either run) falls below that fraction of the ceiling
 //! measured in the same run: a regression guard that no machine's speed can trip.
 
 use crate::bench::load::{Collector, MixEntry, Producer, ProducerPlan, TakeCounts, producer_end};
@@ -21,6 +23,7 @@ use crate::bench::load::{Collector, MixEntry, Producer, ProducerPlan, TakeCounts
 use crate::bench::jobs::JobKind;
 use crate::bench::probe::ceiling::{self, Ceiling};
 use crate::bench::probe::jitter;
+use crate::bench::probe::redis_cpu::{RedisCost, RedisCpu};
 use crate::bench::report::{Percentiles, RunResult};
 use crate::bench::run::{self, RunOptions, memory};
 use crate::bench::scenario::{Rate, Scenario};
@@ -85,8 +88,12 @@ pub struct BenchResult {
     pub end_to_end_per_second: f64,
     /// `end_to_end_per_second / ceiling.concurrent_per_second`.
     pub ratio_to_ceiling: f64,
-    /// Measured jobs per CPU-second of this process in the end-to-end run.
+    /// Jobs per CPU-second of this process in the end-to-end run.
     pub jobs_per_cpu_second: f64,
+    /// What each job of the end-to-end run cost Redis.
+    pub end_to_end_redis: RedisCost,
+    /// End to end again, with several jobs per stream entry.
+    pub packed: Packed,
     /// Jobs lost in the end-to-end run, per the audit (anything above 0 is a bug).
     pub end_to_end_lost: u64,
     /// Jobs completed more than once in the end-to-end run.
@@ -106,6 +113,31 @@ pub struct BenchResult {
     /// Jobs/s with 1 and with 2 worker processes (sleep-1ms jobs); `None` when skipped.
     pub scaling: Option<Scaling>,
 }
+
+/// End to end with the producers' batches packed, [`PACK`] jobs per stream entry.
+#[derive(Debug, Clone, Serialize)]
+pub struct Packed {
+    /// Most jobs per entry (the queue's `pack`).
+    pub pack: u16,
+    /// Producers (closed loop, batches of 500).
+    pub producers: u32,
+    /// Noop jobs/s end to end, 10 workers in this process.
+    pub end_to_end_per_second: f64,
+    /// `end_to_end_per_second / ceiling.xadd_per_second`: against the pipelined single-entry
+    /// `XADD` ceiling measured in the same run.
+    pub ratio_to_xadd: f64,
+    /// Jobs per CPU-second of this process.
+    pub jobs_per_cpu_second: f64,
+    /// What each job cost Redis, and the jobs per entry measured.
+    pub redis: RedisCost,
+    /// Jobs lost, per the audit.
+    pub lost: u64,
+    /// Jobs completed more than once.
+    pub duplicates: u64,
+}
+
+/// Jobs per entry in the packed end-to-end run.
+pub const PACK: u16 = 100;
 
 /// The figures of tracked jobs.
 #[derive(Debug, Clone, Serialize)]
@@ -178,6 +210,7 @@ pub async fn run(redis: &Redis, size: BenchSize, progress: impl Fn(&str)) -> Res
     let enqueue_only_per_second = enqueue_only(redis, size.jobs).await?;
 
     progress("end to end: 10 workers, noop jobs, closed loop");
+    let cpu_before = RedisCpu::read(redis).await?;
     let e2e = run_text(
         redis,
         &format!(
@@ -187,6 +220,7 @@ pub async fn run(redis: &Redis, size: BenchSize, progress: impl Fn(&str)) -> Res
         ),
     )
     .await?;
+    let end_to_end_redis = cpu_before.cost_until(&RedisCpu::read(redis).await?, e2e.counts.completed);
     let end_to_end_per_second = e2e.throughput.jobs_per_second;
     if end_to_end_per_second.is_nan() || end_to_end_per_second <= 0.0 {
         return Err(Error::Io(std::io::Error::other(format!(
@@ -194,6 +228,30 @@ pub async fn run(redis: &Redis, size: BenchSize, progress: impl Fn(&str)) -> Res
             e2e.counts.produced, e2e.counts.lost
         ))));
     }
+
+    progress(&format!("end to end: 10 workers, noop jobs packed {PACK} per stream entry, closed loop"));
+    let producers = 2;
+    let cpu_before = RedisCpu::read(redis).await?;
+    let packed_run = run_text(
+        redis,
+        &format!(
+            "name = \"bench-packed\"\n[queue]\npack = {PACK}\n[producer]\ncount = {producers}\njobs = {}\nbatch = 500\n\
+             [workers]\ncount = 10\nbatch = 200\n[[jobs]]\nkind = \"noop\"\npayload_bytes = {PAYLOAD}\n\
+             [phases]\nwarmup = \"1s\"\n",
+            size.jobs
+        ),
+    )
+    .await?;
+    let packed = Packed {
+        pack: PACK,
+        producers,
+        end_to_end_per_second: packed_run.throughput.jobs_per_second,
+        ratio_to_xadd: packed_run.throughput.jobs_per_second / ceiling.xadd_per_second,
+        jobs_per_cpu_second: packed_run.resources.jobs_per_cpu_second,
+        redis: cpu_before.cost_until(&RedisCpu::read(redis).await?, packed_run.counts.completed),
+        lost: packed_run.counts.lost,
+        duplicates: packed_run.counts.duplicates,
+    };
 
     progress("end to end: 10 workers, a serde job type (100 bytes of JSON), closed loop");
     let json = crate::bench::jobs::Json::of_size(PAYLOAD);
@@ -304,6 +362,8 @@ pub async fn run(redis: &Redis, size: BenchSize, progress: impl Fn(&str)) -> Res
         enqueue_only_per_second,
         end_to_end_per_second,
         jobs_per_cpu_second: e2e.resources.jobs_per_cpu_second,
+        end_to_end_redis,
+        packed,
         end_to_end_lost: e2e.counts.lost,
         end_to_end_duplicates: e2e.counts.duplicates,
         latency,
@@ -457,6 +517,28 @@ impl BenchResult {
             self.end_to_end_duplicates
         );
         let _ = writeln!(s, "  jobs per CPU-second (conveyor only)  {:>10.0}", self.jobs_per_cpu_second);
+        let r = &self.end_to_end_redis;
+        let _ = writeln!(
+            s,
+            "  Redis CPU per job                    {:>10.2} µs (in commands {:.2} µs); {:.1} jobs per stream entry",
+            r.process_us_per_job, r.commands_us_per_job, r.jobs_per_entry
+        );
+        let p = &self.packed;
+        let _ = writeln!(
+            s,
+            "  end to end, {:>3} jobs per entry       {:>10.0} jobs/s  = {:.0}% of pipelined XADD ({} producers); lost {}, duplicates {}",
+            p.pack,
+            p.end_to_end_per_second,
+            100.0 * p.ratio_to_xadd,
+            p.producers,
+            p.lost,
+            p.duplicates
+        );
+        let _ = writeln!(
+            s,
+            "    jobs per CPU-second {:.0}; Redis CPU per job {:.2} µs (in commands {:.2} µs); {:.1} jobs per stream entry",
+            p.jobs_per_cpu_second, p.redis.process_us_per_job, p.redis.commands_us_per_job, p.redis.jobs_per_entry
+        );
         let j = &self.serde_job;
         let _ = writeln!(
             s,
