@@ -9,13 +9,15 @@ use crate::runtime::connection::Conn;
 use crate::runtime::connection::resp::Reader;
 use crate::runtime::error::Result;
 use redis::Value;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A job handed to a worker by [`Queue::claim`].
 #[derive(Debug, Clone)]
 pub struct Claimed {
-    /// Stream entry id: what acknowledging and renewing refer to.
-    pub entry_id: String,
+    /// Stream entry id: what acknowledging and renewing refer to (shared by the jobs of an entry
+    /// that packs several).
+    pub entry_id: Arc<str>,
     /// The decoded job, or why it could not be decoded (a poison entry).
     pub job: Result<Envelope, Poison>,
     /// The partition whose stream the entry is in (0 when the queue is not partitioned).
@@ -63,7 +65,7 @@ impl Claimed {
         }
         let id = match &self.job {
             Ok(Envelope { id: Some(id), .. }) => id.as_str(),
-            _ => self.entry_id.as_str(),
+            _ => &*self.entry_id,
         };
         id.split('-').next().and_then(|ms| ms.parse::<u64>().ok()).map_or(0, |ms| ms * 1000)
     }
@@ -152,7 +154,7 @@ fn parse_read_frame(frame: &[u8], partition: u16) -> redis::RedisResult<Vec<Clai
         for _ in 0..entries {
             r.array()?; // [id, fields]
             let id = r.bulk()?.unwrap_or_default();
-            let entry_id = String::from_utf8_lossy(id).into_owned();
+            let entry_id: Arc<str> = Arc::from(String::from_utf8_lossy(id));
             fields.clear();
             for _ in 0..r.array()?.unwrap_or(0) / 2 {
                 let (k, v) = (r.bulk()?.unwrap_or_default(), r.bulk()?.unwrap_or_default());
@@ -166,7 +168,7 @@ fn parse_read_frame(frame: &[u8], partition: u16) -> redis::RedisResult<Vec<Clai
 
 /// The job of one entry, or each job it packs, as claimed jobs (copying the values they keep).
 pub(super) fn push_entry(
-    entry_id: String,
+    entry_id: Arc<str>,
     fields: &[(&[u8], &[u8])],
     partition: u16,
     priority: Priority,
@@ -260,9 +262,9 @@ pub(super) fn entries_into(entries: Value, partition: u16, priority: Priority, o
             let packed = super::envelope::packed_value(fields.iter().map(|(k, v)| (k.as_slice(), v.as_slice())));
             if packed.is_some() {
                 let borrowed: Vec<(&[u8], &[u8])> = fields.iter().map(|(k, v)| (k.as_slice(), v.as_slice())).collect();
-                push_entry(entry_id, &borrowed, partition, priority, out);
+                push_entry(Arc::from(entry_id), &borrowed, partition, priority, out);
             } else {
-                out.push(Claimed { entry_id, job: decode(fields), partition, priority, pack: None });
+                out.push(Claimed { entry_id: Arc::from(entry_id), job: decode(fields), partition, priority, pack: None });
             }
         }
     }

@@ -539,9 +539,18 @@ pub fn packed_jobs(bytes: &[u8]) -> Result<Vec<Vec<(&[u8], &[u8])>>, DecodeError
     Ok(jobs)
 }
 
-/// Whether an entry's fields are a version 2 entry of packed jobs: its [`field::JOBS`] value.
+/// Whether an entry's fields are a version 2 entry of packed jobs (`v 2` and an `x`): its
+/// [`field::JOBS`] value.
 pub fn packed_value<'a>(fields: impl IntoIterator<Item = (&'a [u8], &'a [u8])>) -> Option<&'a [u8]> {
-    fields.into_iter().find(|(k, _)| *k == field::JOBS.as_bytes()).map(|(_, v)| v)
+    let (mut version, mut jobs) = (false, None);
+    for (k, v) in fields {
+        match k {
+            b"v" => version = v == b"2",
+            b"x" => jobs = Some(v),
+            _ => {}
+        }
+    }
+    jobs.filter(|_| version)
 }
 
 /// Packs `(name, value)` pairs as a MessagePack array of `str` elements: name, value, name, ...
@@ -601,7 +610,7 @@ pub struct JobId(String);
 impl JobId {
     /// The id of the job first held by entry `entry_id` of partition `partition`.
     pub fn of_entry(entry_id: &str, partition: u16) -> Self {
-        Self(format!("{entry_id}{}", Self::suffix(partition)))
+        Self::of_entry_at(entry_id, partition, Priority::Normal)
     }
 
     /// [`JobId::of_entry`], taking the entry id's string (no copy in partition 0).
@@ -638,13 +647,37 @@ impl JobId {
 
     /// The id of the job in entry `entry_id` of partition `partition`'s stream of `priority`.
     pub fn of_entry_at(entry_id: &str, partition: u16, priority: Priority) -> Self {
-        Self(format!("{entry_id}{}", Self::suffix_at(partition, priority)))
+        Self::made(entry_id, None, partition, priority)
+    }
+
+    /// `entry_id`, `.index` for a packed job, then where the entry is (see
+    /// [`JobId::suffix_at`]), written into one string (every job makes one: no `format!`).
+    fn made(entry_id: &str, index: Option<u16>, partition: u16, priority: Priority) -> Self {
+        let mut id = String::with_capacity(entry_id.len() + 16);
+        id.push_str(entry_id);
+        let mut digits = [0u8; 20];
+        let mut number = |id: &mut String, n: u64| {
+            id.push_str(std::str::from_utf8(decimal(n, &mut digits)).expect("digits are ASCII"))
+        };
+        if let Some(index) = index {
+            id.push('.');
+            number(&mut id, u64::from(index));
+        }
+        if partition > 0 || priority != Priority::Normal {
+            id.push('@');
+            number(&mut id, u64::from(partition));
+            if priority != Priority::Normal {
+                id.push('/');
+                id.push_str(priority.name());
+            }
+        }
+        Self(id)
     }
 
     /// The id of job `index` of the packed entry `entry_id` of partition `partition`'s stream of
     /// `priority`: the entry's id with `.index` (`1733080000000-0.7`, `1733080000000-0.7@2`).
     pub fn of_packed(entry_id: &str, index: u16, partition: u16, priority: Priority) -> Self {
-        Self(format!("{entry_id}.{index}{}", Self::suffix_at(partition, priority)))
+        Self::made(entry_id, Some(index), partition, priority)
     }
 
     /// Where a job id made from an entry says its entry is: the entry id, its partition and
@@ -903,6 +936,9 @@ mod tests {
         assert_eq!(JobId::of_entry_at("5-1", 0, Priority::Normal).as_str(), "5-1");
         assert_eq!(JobId::of_entry_at("5-1", 0, Priority::High).as_str(), "5-1@0/high");
         assert_eq!(JobId::of_entry_at("5-1", 3, Priority::Low).as_str(), "5-1@3/low");
+        for (p, level) in [(0, Priority::Normal), (0, Priority::High), (7, Priority::Normal), (12, Priority::Low)] {
+            assert_eq!(JobId::of_entry_at("5-1", p, level).as_str(), format!("5-1{}", JobId::suffix_at(p, level)));
+        }
         for (id, place) in [
             ("5-1", Some(("5-1", 0, Priority::Normal))),
             ("5-1@3", Some(("5-1", 3, Priority::Normal))),

@@ -60,7 +60,7 @@ pub static RECLAIM: LazyLock<Script> = LazyLock::new(|| {
 -- is acknowledged (the next trim removes it). An entry reclaimed more than ARGV[5] times is a
 -- job that keeps killing its worker: it goes to the dead-letter stream instead with the reason
 -- in 'e', and its audit bit (field 's', on its own or packed in 'm') is set. An entry that
--- packs several jobs (version 2, field 'x') is split: each of its jobs becomes an entry of its
+-- packs several jobs (version 2: 'v' 2 and field 'x') is split: each of its jobs becomes an entry of its
 -- own, its id the entry's with '.' and its index, reclaimed once (those that had finished run
 -- again: the worker acknowledges a packed entry once all its jobs are done).
 -- A tracked job (its packed 'm' holds 'k', its retention) has its status hash updated too: back
@@ -160,12 +160,14 @@ end
 gone = gone + #res[3]
 for _, entry in ipairs(res[2]) do
   local id, fields = entry[1], entry[2]
-  local packed = nil
+  local packed, version = nil, nil
   if fields then
     for i = 1, #fields, 2 do
       if fields[i] == 'x' then packed = fields[i + 1] end
+      if fields[i] == 'v' then version = fields[i + 1] end
     end
   end
+  if version ~= '2' then packed = nil end
   if packed then
     unpack_entry(stream, id, fields, packed, suffix, level)
   elseif fields then

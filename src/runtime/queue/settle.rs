@@ -116,7 +116,7 @@ impl Queue {
             let ids: Vec<&str> = batch
                 .iter()
                 .filter(|(c, _, ack)| *ack && c.priority == level)
-                .map(|(c, _, _)| c.entry_id.as_str())
+                .map(|(c, _, _)| &*c.entry_id)
                 .collect();
             if !ids.is_empty() {
                 let stream = if level == Priority::Normal { ready.clone() } else { keys.ready_at(level) };
@@ -250,7 +250,7 @@ impl Queue {
     /// Resets the idle time of jobs `consumer` still runs, so they are not reclaimed.
     pub async fn renew(&self, consumer: &str, held: &[Claimed]) -> Result<()> {
         let held: Vec<(u16, Priority, &str)> =
-            held.iter().map(|c| (c.partition, c.priority, c.entry_id.as_str())).collect();
+            held.iter().map(|c| (c.partition, c.priority, &*c.entry_id)).collect();
         self.renew_held(consumer, &held).await
     }
 

@@ -187,7 +187,7 @@ struct HeldJob {
     partition: u16,
     /// Which of its partition's streams the entry is in.
     priority: Priority,
-    entry_id: String,
+    entry_id: Arc<str>,
     /// The job's id when it is not its entry's (see [`Claimed::job_id`]).
     explicit_id: Option<String>,
     /// Its run's token, tripped when the job is cancelled while it runs.
@@ -275,7 +275,7 @@ impl Held {
     /// Every entry held, once (the jobs of a packed entry share it).
     fn entries(&self) -> Vec<(u16, Priority, &str)> {
         let mut all: Vec<(u16, Priority, &str)> =
-            self.entries.iter().flatten().map(|h| (h.partition, h.priority, h.entry_id.as_str())).collect();
+            self.entries.iter().flatten().map(|h| (h.partition, h.priority, &*h.entry_id)).collect();
         all.sort_unstable();
         all.dedup();
         all
@@ -295,8 +295,9 @@ impl Held {
     }
 }
 
-/// A claim in flight: it owns the worker's blocking connection until it returns.
-type Claiming = LocalBoxFuture<'static, (Conn, crate::Result<Vec<(Claimed, bool)>>, Duration)>;
+/// A claim in flight: it owns the worker's blocking connection until it returns; the jobs come
+/// back with the indexes of those cancelled meanwhile.
+type Claiming = LocalBoxFuture<'static, (Conn, crate::Result<(Vec<Claimed>, Vec<usize>)>, Duration)>;
 /// A settle in flight, with the jobs it settles (`None`: given up after retries).
 type Settling = LocalBoxFuture<'static, (Vec<Ran>, Option<Settled>, Duration)>;
 
@@ -431,7 +432,7 @@ impl WorkLoop {
                 (c, result, took) = async { claiming.as_mut().expect("guarded").await }, if claiming.is_some() => {
                     claiming = None;
                     match result {
-                        Ok(jobs) => {
+                        Ok((jobs, cancelled)) => {
                             retry_wait = FIRST_RETRY_WAIT;
                             conn = Some(c);
                             if !jobs.is_empty() {
@@ -439,16 +440,17 @@ impl WorkLoop {
                                 let before = held.len();
                                 // The count of unfinished jobs the jobs of one packed entry share.
                                 let mut left: Option<Rc<Cell<u16>>> = None;
-                                let entries = jobs.iter().filter(|(c, _)| c.pack.is_none_or(|p| p.index == 0)).count();
+                                let entries = jobs.iter().filter(|c| c.pack.is_none_or(|p| p.index == 0)).count();
                                 per_entry = (jobs.len() / entries.max(1)).max(1);
-                                for (job, cancelled) in jobs {
+                                let mut cancelled = cancelled.into_iter().peekable();
+                                for (i, job) in jobs.into_iter().enumerate() {
                                     if let Some(place) = job.pack
                                         && place.index == 0
                                     {
                                         left = Some(Rc::new(Cell::new(place.of)));
                                     }
                                     let slot = held.insert(&job, left.as_ref());
-                                    if cancelled {
+                                    if cancelled.next_if_eq(&i).is_some() {
                                         held.token(slot).cancel();
                                     }
                                     queued.push_back((slot, job));
@@ -539,9 +541,9 @@ impl WorkLoop {
             if cancelled {
                 return Ran { slot, claimed, outcome: Outcome::Cancelled, started_us: 0, finished_us: 0, ack: true };
             }
-            let now_ms = clock::now_us() / 1000;
             let mut timeout = job.timeout_ms.map(Duration::from_millis);
             if let Some(deadline) = job.deadline_ms {
+                let now_ms = clock::now_us() / 1000;
                 if now_ms >= deadline {
                     let late = Duration::from_millis(now_ms - deadline);
                     let why = format!("its deadline passed {} before it could start", humantime::format_duration(late));
@@ -663,25 +665,27 @@ impl WorkLoop {
 }
 
 /// Marks the tracked jobs of a claim active (one round trip, only when the claim has any) and
-/// answers, for each job, whether it was cancelled meanwhile.
-async fn mark_active(queue: &Queue, consumer: &str, jobs: Vec<Claimed>) -> crate::Result<Vec<(Claimed, bool)>> {
+/// answers which of them (their indexes, in order) were cancelled meanwhile.
+async fn mark_active(queue: &Queue, consumer: &str, jobs: Vec<Claimed>) -> crate::Result<(Vec<Claimed>, Vec<usize>)> {
     let tracked: Vec<(usize, JobId)> = jobs
         .iter()
         .enumerate()
         .filter(|(_, c)| c.job.as_ref().is_ok_and(|j| j.keep_ms.is_some()))
         .map(|(i, c)| (i, c.job_id()))
         .collect();
-    let mut cancelled = vec![false; jobs.len()];
+    let mut cancelled = Vec::new();
     if !tracked.is_empty() {
         let ask: Vec<(u16, &JobId, u16)> = tracked
             .iter()
             .map(|(i, id)| (jobs[*i].partition, id, jobs[*i].job.as_ref().map_or(0, |j| j.attempt)))
             .collect();
         for ((i, _), was) in tracked.iter().zip(queue.mark_active(consumer, &ask).await?) {
-            cancelled[*i] = was;
+            if was {
+                cancelled.push(*i);
+            }
         }
     }
-    Ok(jobs.into_iter().zip(cancelled).collect())
+    Ok((jobs, cancelled))
 }
 
 /// The worker's own figures: every job, latency from its enqueue time.
