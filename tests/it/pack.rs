@@ -159,3 +159,31 @@ async fn the_entry_of_a_dead_worker_is_split_into_jobs_of_their_own_that_keep_th
     assert_eq!((d.waiting, d.in_flight, d.dead), (0, 0, 0));
     pool.shutdown().await;
 }
+
+/// Worker processes on a partitioned queue that packs: one of two is killed (SIGKILL) while it
+/// holds packed entries. The reclaim splits them and the other process runs their jobs: every
+/// job produced finishes, none is lost; the jobs of the dead worker's entries that had already
+/// finished run again (at least once), and the audit counts them as duplicates.
+#[test]
+fn a_worker_process_killed_holding_packed_entries_of_a_partitioned_queue_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "pack = 50\npartitions = 3\nlease = \"1s\"\n[producer]\nrate = 3000\nduration = \"3s\"\nbatch = 200\n\
+                [workers]\ncount = 2\nconcurrency = 4\nbatch = 100\n\
+                [[jobs]]\nkind = \"sleep\"\nduration = \"1ms\"\n[phases]\ndrain_timeout = \"60s\"\n";
+    let (scenario, _) = support::scenario_file(dir.path(), "pack-kill.toml", "pack-kill", text);
+    let url = support::shared_server().url();
+    let victim = support::start_worker(support::worker(&url, &scenario, &["--metrics-addr", "off"]));
+    let survivor = support::start_worker(support::worker(&url, &scenario, &["--metrics-addr", "off"]));
+    let producer = support::producer(&url, &dir.path().join("results"), &scenario, &[]).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    victim.kill();
+    let out = producer.wait_with_output().unwrap();
+    survivor.terminate();
+    let json = support::json_output(&out);
+    let counts = &json["cells"][0]["runs"][0]["counts"];
+    eprintln!("PACKED KILL: counts {counts}");
+    assert_eq!(counts["lost"], 0, "{counts}");
+    assert_eq!(counts["unfinished"], 0, "{counts}");
+    assert_eq!(counts["finished"], counts["produced"], "{counts}");
+    assert!(counts["produced"].as_u64().unwrap() >= 9000, "an open loop sends its whole plan: {counts}");
+}

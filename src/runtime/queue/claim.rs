@@ -264,7 +264,13 @@ pub(super) fn entries_into(entries: Value, partition: u16, priority: Priority, o
                 let borrowed: Vec<(&[u8], &[u8])> = fields.iter().map(|(k, v)| (k.as_slice(), v.as_slice())).collect();
                 push_entry(Arc::from(entry_id), &borrowed, partition, priority, out);
             } else {
-                out.push(Claimed { entry_id: Arc::from(entry_id), job: decode(fields), partition, priority, pack: None });
+                out.push(Claimed {
+                    entry_id: Arc::from(entry_id),
+                    job: decode(fields),
+                    partition,
+                    priority,
+                    pack: None,
+                });
             }
         }
     }

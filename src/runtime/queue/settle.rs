@@ -113,11 +113,8 @@ impl Queue {
         // One XACK per stream the batch's jobs came from (just the normal one for a queue that
         // does not use priorities).
         for level in Priority::ALL {
-            let ids: Vec<&str> = batch
-                .iter()
-                .filter(|(c, _, ack)| *ack && c.priority == level)
-                .map(|(c, _, _)| &*c.entry_id)
-                .collect();
+            let ids: Vec<&str> =
+                batch.iter().filter(|(c, _, ack)| *ack && c.priority == level).map(|(c, _, _)| &*c.entry_id).collect();
             if !ids.is_empty() {
                 let stream = if level == Priority::Normal { ready.clone() } else { keys.ready_at(level) };
                 pipe.cmd("XACK").arg(stream).arg(GROUP).arg(&ids).ignore();
@@ -249,8 +246,7 @@ impl Queue {
 
     /// Resets the idle time of jobs `consumer` still runs, so they are not reclaimed.
     pub async fn renew(&self, consumer: &str, held: &[Claimed]) -> Result<()> {
-        let held: Vec<(u16, Priority, &str)> =
-            held.iter().map(|c| (c.partition, c.priority, &*c.entry_id)).collect();
+        let held: Vec<(u16, Priority, &str)> = held.iter().map(|c| (c.partition, c.priority, &*c.entry_id)).collect();
         self.renew_held(consumer, &held).await
     }
 
