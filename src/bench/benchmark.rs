@@ -8,7 +8,8 @@
 //! 4. the ratio of 3 to the concurrent ceiling; then 3 again with the producers' batches
 //!    packed into entries of [`PACK`] jobs, against the pipelined-`XADD` ceiling (one job per
 //!    entry), with what each job cost Redis (`INFO cpu`, `INFO commandstats`) in both;
-//! 5. open-loop latency at 1,000 jobs/s and at half the capacity measured in 3, each beside a
+//! 5. open-loop latency at 1,000 jobs/s, at half the capacity measured in 3, and packed at half
+//!    the packed capacity, each beside a
 //!    probe of how late the machine wakes a sleeping thread in the same window
 //!    ([`crate::bench::probe::jitter`]): the floor under any tail measured on it;
 //! 6. memory: this process's RSS with 20 idle workers, and Redis bytes per queued job;
@@ -184,8 +185,11 @@ pub struct Scaling {
 /// in the same window.
 #[derive(Debug, Clone, Serialize)]
 pub struct LatencyAt {
-    /// The planned send rate, in jobs/s: 1,000, or half the end-to-end capacity measured before.
+    /// The planned send rate, in jobs/s: 1,000, or half the end-to-end capacity measured before
+    /// (of one job per entry, or packed).
     pub rate: f64,
+    /// Most jobs per stream entry (the queue's `pack`).
+    pub pack: u16,
     /// From the intended enqueue time to the handler's start (µs).
     pub enqueue_to_start_us: Percentiles,
     /// From the intended enqueue time to Redis acknowledging the settle (µs).
@@ -294,14 +298,16 @@ pub async fn run(redis: &Redis, size: BenchSize, progress: impl Fn(&str)) -> Res
     Queue::new(redis.clone(), "bench-bench-tracked", QueueOptions::default(), clock::system()).reset().await?;
 
     let mut latency = Vec::new();
-    for rate in [1_000.0, (end_to_end_per_second / 2.0).round()] {
+    let half_packed = (packed.end_to_end_per_second / 2.0).round();
+    for (rate, pack) in [(1_000.0, 1), ((end_to_end_per_second / 2.0).round(), 1), (half_packed, PACK)] {
         let window = size.latency_window.max(Duration::from_secs_f64(size.latency_jobs as f64 / rate));
-        progress(&format!("open-loop latency at {rate} jobs/s for {:.0} s", window.as_secs_f64()));
+        let packing = if pack > 1 { format!(", {pack} jobs per entry") } else { String::new() };
+        progress(&format!("open-loop latency at {rate} jobs/s{packing} for {:.0} s", window.as_secs_f64()));
         let probe = jitter::Probe::start()?;
         let r = run_text(
             redis,
             &format!(
-                "name = \"bench-latency\"\n[producer]\nrate = {rate}\nduration = \"{}ms\"\nbatch = 500\n\
+                "name = \"bench-latency\"\n[queue]\npack = {pack}\n[producer]\nrate = {rate}\nduration = \"{}ms\"\nbatch = 500\n\
                  [workers]\ncount = 10\nbatch = 200\n[[jobs]]\nkind = \"noop\"\npayload_bytes = {PAYLOAD}\n\
                  [phases]\nwarmup = \"1s\"\n",
                 window.as_millis()
@@ -312,6 +318,7 @@ pub async fn run(redis: &Redis, size: BenchSize, progress: impl Fn(&str)) -> Res
         let r = r?;
         latency.push(LatencyAt {
             rate,
+            pack,
             enqueue_to_start_us: r.latency_us.enqueue_to_start,
             end_to_end_us: r.latency_us.end_to_end,
             schedule_lag_us: r.latency_us.schedule_lag,
@@ -552,8 +559,9 @@ impl BenchResult {
             let p = &l.enqueue_to_start_us;
             let _ = writeln!(
                 s,
-                "  open loop {:>7.0}/s enqueue→start    p50 {:.3} ms  p99 {:.3} ms  p99.9 {:.3} ms  max {:.3} ms (lost {})",
+                "  open loop {:>7.0}/s{} enqueue→start    p50 {:.3} ms  p99 {:.3} ms  p99.9 {:.3} ms  max {:.3} ms (lost {})",
                 l.rate,
+                if l.pack > 1 { format!(" ({} per entry)", l.pack) } else { String::new() },
                 p.p50 as f64 / 1e3,
                 p.p99 as f64 / 1e3,
                 p.p999 as f64 / 1e3,
