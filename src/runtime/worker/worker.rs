@@ -139,15 +139,23 @@ struct Tally {
     jobs: u64,
     since: Instant,
     export: JobMetrics,
+    /// Loop turns: the clock is read every [`LOOK_EVERY_TURNS`] of them, not on every one.
+    turns: u32,
 }
+
+/// How many loop turns pass between two looks at the clock for an export that is due (a busy
+/// loop turns every few µs; an idle one at least once per claim's wait).
+const LOOK_EVERY_TURNS: u32 = 8;
 
 impl Tally {
     fn new(queue: &str) -> Self {
-        Self { stats: JobTally::default(), jobs: 0, since: Instant::now(), export: JobMetrics::new(queue) }
+        Self { stats: JobTally::default(), jobs: 0, since: Instant::now(), export: JobMetrics::new(queue), turns: 0 }
     }
 
     fn flush_if_due(&mut self, force: bool) {
-        if force || self.jobs >= REPORT_EVERY_JOBS || self.since.elapsed() >= REPORT_EVERY {
+        self.turns = self.turns.wrapping_add(1);
+        let look = self.jobs > 0 && self.turns.is_multiple_of(LOOK_EVERY_TURNS);
+        if force || self.jobs >= REPORT_EVERY_JOBS || (look && self.since.elapsed() >= REPORT_EVERY) {
             if !self.stats.is_empty() {
                 self.export.export(&std::mem::take(&mut self.stats));
             }
@@ -315,8 +323,8 @@ impl WorkLoop {
         let mut queued: VecDeque<(usize, Claimed)> = VecDeque::new();
         let mut running: FuturesUnordered<LocalBoxFuture<'static, Ran>> = FuturesUnordered::new();
         let mut done: Vec<Ran> = Vec::new();
-        // When the first job of `done` and the latest finished.
-        let (mut first_done, mut last_done) = (Instant::now(), Instant::now());
+        // When the first job of `done` and the latest finished (µs since the epoch).
+        let (mut first_done, mut last_done) = (0u64, 0u64);
         // Wakes the loop to look at `done` again; armed only while finished jobs wait.
         let settle_timer = tokio::time::sleep(Duration::ZERO);
         tokio::pin!(settle_timer);
@@ -352,16 +360,20 @@ impl WorkLoop {
             // Settle what finished: a whole batch of it, nothing else running, no job finished
             // for a moment (what still runs is slow), or the first has waited long enough.
             if settling.is_none() && !done.is_empty() {
-                let now = Instant::now();
+                let now = clock::now_us();
+                let (idle_us, within_us) = (SETTLE_IDLE.as_micros() as u64, SETTLE_WITHIN.as_micros() as u64);
                 let nothing_else = running.is_empty() && queued.is_empty();
-                let quiet = now >= last_done + SETTLE_IDLE;
-                if nothing_else || quiet || done.len() >= capacity || now >= first_done + SETTLE_WITHIN {
+                // (A system clock set back counts as quiet: the settle goes out, never stalls.)
+                let quiet = now >= last_done + idle_us || now < first_done;
+                if nothing_else || quiet || done.len() >= capacity || now >= first_done + within_us {
                     settling_jobs = done.len();
                     settling = Some(self.settle(std::mem::take(&mut done)));
                     timer_armed = false;
                 } else if !timer_armed {
-                    let at = (last_done + SETTLE_IDLE).min(first_done + SETTLE_WITHIN);
-                    settle_timer.as_mut().reset(tokio::time::Instant::from_std(at));
+                    let at_us = (last_done + idle_us).min(first_done + within_us);
+                    let wait = Duration::from_micros(at_us.saturating_sub(now)).min(SETTLE_WITHIN);
+                    let at = tokio::time::Instant::now() + wait;
+                    settle_timer.as_mut().reset(at);
                     timer_armed = true;
                 }
             }
@@ -403,7 +415,8 @@ impl WorkLoop {
             tokio::select! {
                 biased;
                 Some(mut ran) = running.next(), if !running.is_empty() => {
-                    let now = Instant::now();
+                    // When it finished (the job read the clock then; one that never ran did not).
+                    let now = if ran.finished_us > 0 { ran.finished_us } else { clock::now_us() };
                     if done.is_empty() {
                         first_done = now;
                     }
