@@ -11,11 +11,16 @@ use redis::Value;
 use std::time::Duration;
 
 /// How many jobs are in each state.
+///
+/// `waiting` and `in_flight` count stream entries: on a queue that packs several jobs into one
+/// entry ([`QueueOptions::pack`](super::QueueOptions::pack)), each counts as one, whatever the
+/// number of jobs it carries (Redis keeps no per-job count of a stream, and reading every entry
+/// to count would cost what packing saves).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Depth {
-    /// In the stream and not yet handed to a worker.
+    /// In the stream and not yet handed to a worker (entries; see above).
     pub waiting: u64,
-    /// Handed to a worker and not yet settled.
+    /// Handed to a worker and not yet settled (entries; see above).
     pub in_flight: u64,
     /// Waiting for their due time (delayed jobs).
     pub delayed: u64,
