@@ -89,6 +89,9 @@ pub mod field {
 /// A stream entry's fields as Redis gives them: `(name, value)`, in order.
 pub type Fields = Vec<(Vec<u8>, Vec<u8>)>;
 
+/// One job's fields borrowed from the bytes that hold them: `(name, value)`, in order.
+pub type FieldSlices<'a> = Vec<(&'a [u8], &'a [u8])>;
+
 /// One job as conveyor stores it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Envelope {
@@ -514,7 +517,7 @@ pub fn pack_entry<'a>(jobs: impl ExactSizeIterator<Item = &'a Envelope>, out: &m
 /// The jobs of a version 2 entry's [`field::JOBS`] value, each as the `(name, value)` pairs of
 /// its fields (borrowed), in order: `Ok` per job whose array reads, or the error that stops the
 /// reading (a value that is not such an array: nothing after it can be found).
-pub fn packed_jobs(bytes: &[u8]) -> Result<Vec<Vec<(&[u8], &[u8])>>, DecodeError> {
+pub fn packed_jobs(bytes: &[u8]) -> Result<Vec<FieldSlices<'_>>, DecodeError> {
     let (n, mut pos) = match bytes.first() {
         Some(&b @ 0x90..=0x9f) => (usize::from(b & 0x0f), 1),
         Some(0xdc) => (be(bytes, 1, 2)?, 3),
