@@ -89,6 +89,9 @@ pub mod field {
 /// A stream entry's fields as Redis gives them: `(name, value)`, in order.
 pub type Fields = Vec<(Vec<u8>, Vec<u8>)>;
 
+/// The optional fields of a job that may be packed: the numbers, the byte values, how many are set.
+type OptionalFields<'a> = ([(&'static str, Option<u64>); 7], [(&'static str, Option<&'a [u8]>); 2], usize);
+
 /// One job's fields borrowed from the bytes that hold them: `(name, value)`, in order.
 pub type FieldSlices<'a> = Vec<(&'a [u8], &'a [u8])>;
 
@@ -155,10 +158,9 @@ impl Envelope {
         Self { name: name.into(), payload: payload.into(), ..Self::default() }
     }
 
-    /// The optional fields and the payload packed as the value of `m` (see [`pack_fields`]),
-    /// written straight into one buffer; `None` when the job has no optional field (the payload
-    /// then travels as `d`).
-    fn packed_more(&self) -> Option<Vec<u8>> {
+    /// The optional fields that may be packed, numbers and bytes, each `None` when unset, and
+    /// how many are set.
+    fn optional_fields(&self) -> OptionalFields<'_> {
         let ints = [
             (field::ENQUEUED, self.enqueued_us),
             (field::SEQ, self.seq.map(u64::from)),
@@ -171,6 +173,14 @@ impl Envelope {
         let bytes =
             [(field::HEADERS, self.headers.as_deref()), (field::BATCH, self.batch.as_deref().map(str::as_bytes))];
         let set = ints.iter().filter(|(_, v)| v.is_some()).count() + bytes.iter().filter(|(_, v)| v.is_some()).count();
+        (ints, bytes, set)
+    }
+
+    /// The optional fields and the payload packed as the value of `m` (see [`pack_fields`]),
+    /// written straight into one buffer; `None` when the job has no optional field (the payload
+    /// then travels as `d`).
+    fn packed_more(&self) -> Option<Vec<u8>> {
+        let (ints, bytes, set) = self.optional_fields();
         if set == 0 {
             return None;
         }
@@ -482,17 +492,7 @@ pub fn pack_entry<'a>(jobs: impl ExactSizeIterator<Item = &'a Envelope>, out: &m
     };
     let mut digits = [0u8; 20];
     for job in jobs {
-        let ints = [
-            (field::ENQUEUED, job.enqueued_us),
-            (field::SEQ, job.seq.map(u64::from)),
-            (field::ATTEMPT, (job.attempt > 0).then_some(u64::from(job.attempt))),
-            (field::MAX_ATTEMPTS, job.max_attempts.map(u64::from)),
-            (field::TIMEOUT, job.timeout_ms),
-            (field::DEADLINE, job.deadline_ms),
-            (field::KEEP, job.keep_ms),
-        ];
-        let bytes = [(field::HEADERS, job.headers.as_deref()), (field::BATCH, job.batch.as_deref().map(str::as_bytes))];
-        let set = ints.iter().filter(|(_, v)| v.is_some()).count() + bytes.iter().filter(|(_, v)| v.is_some()).count();
+        let (ints, bytes, set) = job.optional_fields();
         out.reserve(16 + set * 24 + job.name.len() + job.payload.len());
         rmp::encode::write_array_len(out, ((set + 2) * 2) as u32).expect(w);
         put(out, field::NAME.as_bytes());
