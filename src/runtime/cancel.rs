@@ -52,6 +52,19 @@ impl CancelToken {
         }
     }
 
+    /// Makes the token as new again when no clone of it is left (its job is over and nothing
+    /// kept it), so the worker can hand it to its next job without an allocation; `false` (and
+    /// nothing changed) when a clone lives on.
+    pub(crate) fn reuse(&mut self) -> bool {
+        match Arc::get_mut(&mut self.0) {
+            Some(inner) => {
+                *inner.tripped.get_mut() = false;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Runs `work` until it finishes (`Some` of its output) or the token trips (`None`).
     pub async fn run_until_cancelled<F: Future>(&self, work: F) -> Option<F::Output> {
         tokio::select! {
@@ -89,6 +102,18 @@ mod tests {
             token.cancelled().await; // already tripped: at once
             token.cancel(); // twice is harmless
         });
+    }
+
+    #[test]
+    fn a_token_is_reused_only_when_no_clone_of_it_lives_on() {
+        let mut token = CancelToken::new();
+        token.cancel();
+        let kept = token.clone();
+        assert!(!token.reuse(), "a clone lives on");
+        assert!(token.is_cancelled());
+        drop(kept);
+        assert!(token.reuse());
+        assert!(!token.is_cancelled(), "as new");
     }
 
     #[test]

@@ -225,6 +225,8 @@ struct Held {
     entries: Vec<Option<HeldJob>>,
     free: Vec<usize>,
     len: usize,
+    /// Tokens of settled jobs that nothing holds any more, for the next jobs.
+    spare_tokens: Vec<CancelToken>,
 }
 
 impl Held {
@@ -238,7 +240,7 @@ impl Held {
             priority: c.priority,
             entry_id: c.entry_id.clone(),
             explicit_id,
-            cancel: CancelToken::new(),
+            cancel: self.spare_tokens.pop().unwrap_or_default(),
             pack,
         });
         match self.free.pop() {
@@ -254,9 +256,12 @@ impl Held {
     }
 
     fn remove(&mut self, slot: usize) {
-        if self.entries.get_mut(slot).and_then(Option::take).is_some() {
+        if let Some(mut job) = self.entries.get_mut(slot).and_then(Option::take) {
             self.len -= 1;
             self.free.push(slot);
+            if job.cancel.reuse() {
+                self.spare_tokens.push(job.cancel);
+            }
         }
     }
 
@@ -321,7 +326,8 @@ impl WorkLoop {
         let mut settling_jobs = 0usize;
         // Claimed, waiting for a free slot; running; finished, waiting for the next settle.
         let mut queued: VecDeque<(usize, Claimed)> = VecDeque::new();
-        let mut running: FuturesUnordered<LocalBoxFuture<'static, Ran>> = FuturesUnordered::new();
+        // Each run's future as it is (no box of its own: the set keeps it in its task node).
+        let mut running = FuturesUnordered::new();
         let mut done: Vec<Ran> = Vec::new();
         // When the first job of `done` and the latest finished (µs since the epoch).
         let (mut first_done, mut last_done) = (0u64, 0u64);
@@ -535,7 +541,7 @@ impl WorkLoop {
         claimed: Claimed,
         cancel: CancelToken,
         queue_name: &Arc<str>,
-    ) -> LocalBoxFuture<'static, Ran> {
+    ) -> impl Future<Output = Ran> + 'static {
         let registry = self.registry.clone();
         let queue_name = queue_name.clone();
         let default_attempts = self.queue.options().max_attempts;
@@ -543,7 +549,7 @@ impl WorkLoop {
         // Cancelled before it started (its hash said so at claim time, or this process read its
         // id): it does not run.
         let cancelled = cancel.is_cancelled() || self.board.borrow().contains(&id);
-        Box::pin(async move {
+        async move {
             let job = match &claimed.job {
                 Ok(job) => job,
                 Err(poison) => {
@@ -604,7 +610,7 @@ impl WorkLoop {
                 }
             };
             Ran { slot, claimed, outcome, started_us, finished_us: clock::now_us(), ack: true }
-        })
+        }
     }
 
     /// Renews the lease of every job held.
