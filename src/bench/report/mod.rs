@@ -357,11 +357,12 @@ impl RunResult {
         if let Some(ceil) = &self.ceiling {
             let _ = writeln!(
                 s,
-                "  ceiling     pipelined XADD {:.0}/s; XADD→XREADGROUP→XACK+XTRIM {:.0}/s in sequence, {:.0}/s concurrently; conveyor = {:.0}% of concurrent",
+                "  ceiling     pipelined XADD {:.0}/s; XADD→XREADGROUP→XACK+XTRIM {:.0}/s in sequence, {:.0}/s concurrently; conveyor = {:.0}% of concurrent, {:.0}% of pipelined XADD",
                 ceil.xadd_per_second,
                 ceil.cycle_per_second,
                 ceil.concurrent_per_second,
-                100.0 * t.jobs_per_second / ceil.concurrent_per_second
+                100.0 * t.jobs_per_second / ceil.concurrent_per_second,
+                100.0 * t.jobs_per_second / ceil.xadd_per_second
             );
         }
         let _ = writeln!(
