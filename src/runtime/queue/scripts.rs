@@ -403,9 +403,12 @@ if ARGV[1] == 'u' then
   redis.call('SET', KEYS[4], id, 'PX', ARGV[2])
 end
 if ARGV[3] == 't' then
-  local state = 'waiting'
-  if due > 0 then state = 'delayed' end
-  redis.call('HSET', KEYS[3], 'state', state, 'name', ARGV[7], 'attempt', 0, 'enqueued_at', ARGV[6], 'due_at', due)
+  -- No 'attempt' (0) and, ready now, no 'due_at': a status without them says so.
+  if due > 0 then
+    redis.call('HSET', KEYS[3], 'state', 'delayed', 'name', ARGV[7], 'enqueued_at', ARGV[6], 'due_at', due)
+  else
+    redis.call('HSET', KEYS[3], 'state', 'waiting', 'name', ARGV[7], 'enqueued_at', ARGV[6])
+  end
   redis.call('PEXPIRE', KEYS[3], ARGV[4])
 end
 return {1, id}

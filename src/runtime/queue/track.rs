@@ -2,7 +2,8 @@
 //! status hash (`{q}:job:<id>`) written in the same round trips as the job's own moves — its
 //! enqueue, its settle, a reclaim — and once when a worker starts it; when it finishes, the hash
 //! expires after the job's retention, so finished jobs never fill Redis. Their events
-//! (completed, failed, dead, cancelled) go to a capped stream an application can follow.
+//! (completed, failed, dead, cancelled) go to a capped stream an application can follow: one
+//! entry per settle holds the events of all its tracked jobs.
 //! Untracked jobs write none of this.
 //!
 //! Cancellation works for every job by id: its id goes to the queue's cancelled set; the
@@ -143,10 +144,72 @@ pub struct Event {
     pub at_ms: u64,
 }
 
-/// Adds to a settle's `MULTI` what tracked job `job` (id `id`) becomes: its status, its
-/// expiry, its event.
+/// Adds to an enqueue's pipeline the first status of tracked job `job` (status hash `key`):
+/// waiting, or delayed until `due_ms`, and its expiry while unfinished. Fields that would say
+/// what their absence says (attempt 0, no due time) are left out: a smaller hash, less to write.
+pub(super) fn waiting(pipe: &mut redis::Pipeline, key: &str, job: &Envelope, due_ms: Option<u64>, now_ms: u64) {
+    let state = if due_ms.is_some() { "delayed" } else { "waiting" };
+    pipe.cmd("HSET").arg(key).arg("state").arg(state).arg("name").arg(&job.name).arg("enqueued_at").arg(now_ms);
+    if let Some(due) = due_ms {
+        pipe.arg("due_at").arg(due);
+    }
+    if job.attempt > 0 {
+        pipe.arg("attempt").arg(job.attempt);
+    }
+    pipe.ignore();
+    let ttl = due_ms.unwrap_or(0).saturating_sub(now_ms) + PENDING_TTL.as_millis() as u64;
+    pipe.cmd("PEXPIRE").arg(key).arg(ttl).ignore();
+}
+
+/// The events of one settle's tracked jobs: gathered while the settle's `MULTI` is built, then
+/// written as one entry of the events stream (one `XADD` per batch instead of one per job): its
+/// field `x` holds them, a MessagePack array of `[id, kind, name, attempt, error or nil]`, and
+/// `at` when they happened. Events written one at a time (a cancel, a reclaim) are entries of
+/// their own fields (`id`, `kind`, `name`, `attempt`, `error`, `at`); a reader takes both.
+#[derive(Debug, Default)]
+pub(super) struct EventBatch {
+    /// The events so far, packed, without the array's header.
+    packed: Vec<u8>,
+    count: u32,
+}
+
+impl EventBatch {
+    fn push(&mut self, id: &str, kind: &str, name: &str, attempt: u16, error: Option<&str>) {
+        let out = &mut self.packed;
+        let w = "writing to a Vec cannot fail";
+        rmp::encode::write_array_len(out, 5).expect(w);
+        rmp::encode::write_str(out, id).expect(w);
+        rmp::encode::write_str(out, kind).expect(w);
+        rmp::encode::write_str(out, name).expect(w);
+        rmp::encode::write_uint(out, u64::from(attempt)).expect(w);
+        match error {
+            Some(e) => rmp::encode::write_str(out, e).expect(w),
+            None => rmp::encode::write_nil(out).expect(w),
+        }
+        self.count += 1;
+    }
+
+    /// Adds the `XADD` of the batch's events to `pipe` (nothing when it has none). The stream
+    /// is capped at about [`EVENTS_KEPT`] events: entries of this size.
+    pub(super) fn write(self, pipe: &mut redis::Pipeline, keys: &QueueKeys, now_ms: u64) {
+        if self.count == 0 {
+            return;
+        }
+        let mut x = Vec::with_capacity(5 + self.packed.len());
+        rmp::encode::write_array_len(&mut x, self.count).expect("writing to a Vec cannot fail");
+        x.extend_from_slice(&self.packed);
+        let entries = (EVENTS_KEPT / u64::from(self.count)).max(1);
+        pipe.cmd("XADD").arg(keys.events()).arg("MAXLEN").arg("~").arg(entries).arg("*");
+        pipe.arg("at").arg(now_ms).arg("x").arg(x).ignore();
+    }
+}
+
+/// Adds to a settle's `MULTI` what tracked job `job` (id `id`) becomes: its status and its
+/// expiry; its event goes to `events` (written once for the whole settle).
+#[allow(clippy::too_many_arguments)]
 pub(super) fn record(
     pipe: &mut redis::Pipeline,
+    events: &mut EventBatch,
     keys: &QueueKeys,
     id: &JobId,
     job: &Envelope,
@@ -193,12 +256,7 @@ pub(super) fn record(
             ("cancelled", None)
         }
     };
-    pipe.cmd("XADD").arg(keys.events()).arg("MAXLEN").arg("~").arg(EVENTS_KEPT).arg("*");
-    pipe.arg("id").arg(id.as_str()).arg("kind").arg(kind).arg("name").arg(&job.name).arg("attempt").arg(attempt);
-    if let Some(e) = error {
-        pipe.arg("error").arg(e);
-    }
-    pipe.arg("at").arg(now_ms).ignore();
+    events.push(id.as_str(), kind, &job.name, attempt, error);
 }
 
 /// An id the user typed: 1 to 256 bytes, no control characters.
@@ -358,7 +416,9 @@ impl Queue {
 
     /// Tracked jobs' events after `cursor` (`"0-0"` for the oldest kept, `"$"` for new ones only),
     /// waiting up to `block` when there are none yet; on a partitioned queue, each partition's
-    /// stream in turn (`cursor` holds one position per partition, separated by commas).
+    /// stream in turn (`cursor` holds one position per partition, separated by commas). `count`
+    /// counts entries of the stream: one settle's events share one entry (and its cursor), so a
+    /// read may answer more events than `count`, never part of an entry.
     pub async fn events(
         &self,
         conn: &mut crate::runtime::connection::Conn,
@@ -381,15 +441,32 @@ impl Queue {
             for (entry, fields) in xread_entries(reply) {
                 let get = |name: &str| fields.get(name).map(|v| String::from_utf8_lossy(v).into_owned());
                 let cursor = if self.partitions.len() == 1 { entry.clone() } else { format!("{p}:{entry}") };
-                out.push(Event {
-                    cursor,
-                    id: JobId::from_string(get("id").unwrap_or_default()),
-                    name: get("name").unwrap_or_default(),
-                    kind: get("kind").unwrap_or_default(),
-                    attempt: get("attempt").and_then(|a| a.parse().ok()).unwrap_or(0),
-                    error: get("error"),
-                    at_ms: get("at").and_then(|a| a.parse().ok()).unwrap_or(0),
-                });
+                let at_ms = get("at").and_then(|a| a.parse().ok()).unwrap_or(0);
+                match fields.get("x") {
+                    // A settle's events, in one entry (see [`EventBatch`]); one that does not
+                    // unpack is passed over.
+                    Some(x) => {
+                        let rows: Vec<EventRow> = rmp_serde::from_slice(x).unwrap_or_default();
+                        out.extend(rows.into_iter().map(|(id, kind, name, attempt, error)| Event {
+                            cursor: cursor.clone(),
+                            id: JobId::from_string(id),
+                            name,
+                            kind,
+                            attempt,
+                            error,
+                            at_ms,
+                        }));
+                    }
+                    None => out.push(Event {
+                        cursor,
+                        id: JobId::from_string(get("id").unwrap_or_default()),
+                        name: get("name").unwrap_or_default(),
+                        kind: get("kind").unwrap_or_default(),
+                        attempt: get("attempt").and_then(|a| a.parse().ok()).unwrap_or(0),
+                        error: get("error"),
+                        at_ms,
+                    }),
+                }
                 last = Some(entry);
             }
             if let Some(last) = last {
@@ -413,6 +490,9 @@ impl Queue {
         Ok(xrange_entries(reply).into_iter().next().map_or_else(|| "0-0".to_owned(), |(id, _)| id))
     }
 }
+
+/// One event of a settle's entry: id, kind, job type, attempt, error.
+type EventRow = (String, String, String, u16, Option<String>);
 
 /// The entries of an `XREAD` reply (`[[stream, entries]]`, nil when none came).
 fn xread_entries(reply: Value) -> Vec<(String, HashMap<String, Vec<u8>>)> {
