@@ -252,6 +252,39 @@ return {'cancelled', state}
     )
 });
 
+/// Used by [`Queue::settle`](super::Queue::settle) for the batch's tracked jobs: sent with its
+/// text (`EVAL`, cached by Redis after the first) inside the settle's `MULTI`, where a missing
+/// script could not be loaded and sent again.
+pub const TRACK_SETTLE_SOURCE: &str = r#"
+-- track_settle: what a settle's tracked jobs become, each one's status hash and its expiry, in one
+-- call for the batch (instead of an HSET and a PEXPIRE per job, and their replies).
+-- KEYS[i] job i's status hash
+-- ARGV[1] now (ms); then five per job i, from ARGV[2 + 5 * (i - 1)]: what it became ('c'
+-- completed, 'r' completed with a result, 'f' failed and retrying, 'd' dead, 'x' cancelled), its
+-- attempt (for 'f': the next one), its expiry (ms from now), its due time (ms; for 'f'), its text
+-- (the result for 'r', the error for 'f', the reason for 'd'; else '').
+-- Returns the number of statuses written.
+local now = ARGV[1]
+for i, key in ipairs(KEYS) do
+  local at = 2 + 5 * (i - 1)
+  local became, attempt, ttl, due, text = ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3], ARGV[at + 4]
+  if became == 'c' then
+    redis.call('HSET', key, 'state', 'completed', 'finished_at', now, 'attempt', attempt)
+  elseif became == 'r' then
+    redis.call('HSET', key, 'state', 'completed', 'finished_at', now, 'attempt', attempt, 'result', text)
+  elseif became == 'f' then
+    redis.call('HSET', key, 'state', 'retrying', 'attempt', attempt, 'due_at', due, 'error', text)
+    redis.call('HDEL', key, 'worker')
+  elseif became == 'd' then
+    redis.call('HSET', key, 'state', 'dead', 'reason', text, 'finished_at', now, 'attempt', attempt)
+  else
+    redis.call('HSET', key, 'state', 'cancelled', 'finished_at', now)
+  end
+  redis.call('PEXPIRE', key, ttl)
+end
+return #KEYS
+"#;
+
 /// Used by [`Queue::mark_active`](super::Queue::mark_active).
 pub static MARK_ACTIVE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(

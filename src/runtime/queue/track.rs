@@ -167,7 +167,7 @@ pub(super) fn waiting(pipe: &mut redis::Pipeline, key: &str, job: &Envelope, due
 /// `at` when they happened. Events written one at a time (a cancel, a reclaim) are entries of
 /// their own fields (`id`, `kind`, `name`, `attempt`, `error`, `at`); a reader takes both.
 #[derive(Debug, Default)]
-pub(super) struct EventBatch {
+struct EventBatch {
     /// The events so far, packed, without the array's header.
     packed: Vec<u8>,
     count: u32,
@@ -191,7 +191,7 @@ impl EventBatch {
 
     /// Adds the `XADD` of the batch's events to `pipe` (nothing when it has none). The stream
     /// is capped at about [`EVENTS_KEPT`] events: entries of this size.
-    pub(super) fn write(self, pipe: &mut redis::Pipeline, keys: &QueueKeys, now_ms: u64) {
+    fn write(self, pipe: &mut redis::Pipeline, keys: &QueueKeys, now_ms: u64) {
         if self.count == 0 {
             return;
         }
@@ -204,59 +204,64 @@ impl EventBatch {
     }
 }
 
-/// Adds to a settle's `MULTI` what tracked job `job` (id `id`) becomes: its status and its
-/// expiry; its event goes to `events` (written once for the whole settle).
-#[allow(clippy::too_many_arguments)]
-pub(super) fn record(
-    pipe: &mut redis::Pipeline,
-    events: &mut EventBatch,
-    keys: &QueueKeys,
-    id: &JobId,
-    job: &Envelope,
-    tracked: &Tracked<'_>,
-    now_ms: u64,
-    keep_ms: u64,
-) {
-    let key = keys.job(id.as_str());
-    let attempt = job.attempt;
-    let (kind, error): (&str, Option<&str>) = match tracked {
-        Tracked::Completed { result } => {
-            pipe.cmd("HSET")
-                .arg(&key)
-                .arg("state")
-                .arg("completed")
-                .arg("finished_at")
-                .arg(now_ms)
-                .arg("attempt")
-                .arg(attempt);
-            if let Some(r) = result {
-                pipe.arg("result").arg(*r);
+/// What a settle's tracked jobs become: their statuses (one call of the `track_settle` script
+/// for the batch) and their events (one [`EventBatch`] entry), added at the end of the settle's
+/// `MULTI`.
+#[derive(Debug, Default)]
+pub(super) struct TrackedSettle {
+    keys: Vec<String>,
+    args: Vec<Vec<u8>>,
+    events: EventBatch,
+}
+
+impl TrackedSettle {
+    /// Records what tracked job `job` (id `id`) becomes: its status and expiry (kept for
+    /// `keep_ms` once finished), its event.
+    pub(super) fn record(
+        &mut self,
+        keys: &QueueKeys,
+        id: &JobId,
+        job: &Envelope,
+        tracked: &Tracked<'_>,
+        now_ms: u64,
+        keep_ms: u64,
+    ) {
+        let attempt = job.attempt;
+        let (became, next, ttl, due, text): (&str, u16, u64, u64, &[u8]) = match tracked {
+            Tracked::Completed { result: None } => ("c", attempt, keep_ms, 0, b""),
+            Tracked::Completed { result: Some(r) } => ("r", attempt, keep_ms, 0, r),
+            Tracked::Retrying { due, error } => {
+                let ttl = due.saturating_sub(now_ms) + PENDING_TTL.as_millis() as u64;
+                ("f", attempt + 1, ttl, *due, error.as_bytes())
             }
-            pipe.ignore();
-            pipe.cmd("PEXPIRE").arg(&key).arg(keep_ms).ignore();
-            ("completed", None)
+            Tracked::Dead { reason } => ("d", attempt, keep_ms, 0, reason.as_bytes()),
+            Tracked::Cancelled => ("x", attempt, keep_ms, 0, b""),
+        };
+        self.keys.push(keys.job(id.as_str()));
+        let args = &mut self.args;
+        args.push(became.as_bytes().to_vec());
+        redis::ToRedisArgs::write_redis_args(&next, args);
+        redis::ToRedisArgs::write_redis_args(&ttl, args);
+        redis::ToRedisArgs::write_redis_args(&due, args);
+        args.push(text.to_vec());
+        let (kind, error) = match tracked {
+            Tracked::Completed { .. } => ("completed", None),
+            Tracked::Retrying { error, .. } => ("failed", Some(*error)),
+            Tracked::Dead { reason } => ("dead", Some(reason.as_str())),
+            Tracked::Cancelled => ("cancelled", None),
+        };
+        self.events.push(id.as_str(), kind, &job.name, attempt, error);
+    }
+
+    /// Adds the batch's statuses and events to the settle's `pipe` (nothing when it has none).
+    pub(super) fn write(self, pipe: &mut redis::Pipeline, keys: &QueueKeys, now_ms: u64) {
+        if self.keys.is_empty() {
+            return;
         }
-        Tracked::Retrying { due, error } => {
-            pipe.cmd("HSET").arg(&key).arg("state").arg("retrying").arg("attempt").arg(attempt + 1);
-            pipe.arg("due_at").arg(*due).arg("error").arg(*error).ignore();
-            pipe.cmd("HDEL").arg(&key).arg("worker").ignore();
-            let ttl = due.saturating_sub(now_ms) + PENDING_TTL.as_millis() as u64;
-            pipe.cmd("PEXPIRE").arg(&key).arg(ttl).ignore();
-            ("failed", Some(error))
-        }
-        Tracked::Dead { reason } => {
-            pipe.cmd("HSET").arg(&key).arg("state").arg("dead").arg("reason").arg(reason);
-            pipe.arg("finished_at").arg(now_ms).arg("attempt").arg(attempt).ignore();
-            pipe.cmd("PEXPIRE").arg(&key).arg(keep_ms).ignore();
-            ("dead", Some(reason.as_str()))
-        }
-        Tracked::Cancelled => {
-            pipe.cmd("HSET").arg(&key).arg("state").arg("cancelled").arg("finished_at").arg(now_ms).ignore();
-            pipe.cmd("PEXPIRE").arg(&key).arg(keep_ms).ignore();
-            ("cancelled", None)
-        }
-    };
-    events.push(id.as_str(), kind, &job.name, attempt, error);
+        pipe.cmd("EVAL").arg(scripts::TRACK_SETTLE_SOURCE).arg(self.keys.len()).arg(&self.keys);
+        pipe.arg(now_ms).arg(&self.args).ignore();
+        self.events.write(pipe, keys, now_ms);
+    }
 }
 
 /// An id the user typed: 1 to 256 bytes, no control characters.
