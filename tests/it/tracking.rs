@@ -372,3 +372,31 @@ async fn every_kind_of_event_carries_its_job_attempt_and_error_whether_written_p
     // Reading on from the last cursor: nothing new, nothing again.
     assert!(events.next(Duration::from_millis(1)).await.unwrap().is_empty());
 }
+
+#[actix_rt::test]
+async fn a_waiting_status_holds_only_what_its_absence_would_not_say_and_expires_while_pending() {
+    let queue = queue("track-hash-fields").await;
+    let client = Client::new(queue.clone());
+    let waiting = client.enqueue_with(&task(Act::Answer("a".into())), Enqueue::new().track()).await.unwrap().into_id();
+    let later = Enqueue::new().track().delay(Duration::from_secs(60));
+    let delayed = client.enqueue_with(&task(Act::Answer("b".into())), later).await.unwrap().into_id();
+    let fields = |id: String| {
+        let queue = queue.clone();
+        async move {
+            let key = queue.keys().job(&id);
+            let mut names: Vec<String> =
+                queue.redis().with_conn(async |c| redis::cmd("HKEYS").arg(&key).query_async(c).await).await.unwrap();
+            names.sort();
+            let ttl: i64 =
+                queue.redis().with_conn(async |c| redis::cmd("PTTL").arg(&key).query_async(c).await).await.unwrap();
+            (names, ttl)
+        }
+    };
+    let week = 7 * 24 * 3600 * 1000;
+    let (names, ttl) = fields(waiting.as_str().to_owned()).await;
+    assert_eq!(names, ["enqueued_at", "name", "state"]);
+    assert!(ttl > week - 60_000 && ttl <= week, "PTTL {ttl}");
+    let (names, ttl) = fields(delayed.as_str().to_owned()).await;
+    assert_eq!(names, ["due_at", "enqueued_at", "name", "state"]);
+    assert!(ttl > week && ttl <= week + 60_000, "the delay is added: PTTL {ttl}");
+}

@@ -212,6 +212,24 @@ impl Queue {
             Script(Vec<Vec<u8>>),
         }
         let now_ms = self.clock.now_ms();
+        // Tracked jobs with ids of their own making: their statuses come first, in one script
+        // call for the batch (so a worker that claims one finds its status), and their entries
+        // (or delayed members) below, with no copy of the job when it has its id.
+        let mut statuses = super::track::TrackedEnqueue::default();
+        let fresh: Vec<Option<Cow<'_, Envelope>>> = jobs
+            .iter()
+            .map(|(_, job)| {
+                (job.envelope.keep_ms.is_some() && job.unique.is_none() && job.fresh_id).then(|| {
+                    let envelope = match &job.envelope.id {
+                        Some(_) => Cow::Borrowed(&job.envelope),
+                        None => Cow::Owned(Envelope { id: Some(JobId::generate().into()), ..job.envelope.clone() }),
+                    };
+                    statuses.record(keys, &envelope, job.due_ms, now_ms);
+                    envelope
+                })
+            })
+            .collect();
+        statuses.write(&mut pipe, now_ms);
         let mut replies = Vec::with_capacity(jobs.len());
         let plain = |job: &NewJob| job.due_ms.is_none() && job.unique.is_none() && packable(&job.envelope);
         let mut skip = 0;
@@ -232,15 +250,10 @@ impl Queue {
                 }
             }
             let tracked = job.envelope.keep_ms.is_some();
-            // A tracked job with an id of its own making: its entry (or delayed member) and its
-            // status, three plain commands, no script, and no copy of the job (it has its id).
-            if tracked && job.unique.is_none() && job.fresh_id {
-                let envelope: Cow<'_, Envelope> = match &job.envelope.id {
-                    Some(_) => Cow::Borrowed(&job.envelope),
-                    None => Cow::Owned(Envelope { id: Some(JobId::generate().into()), ..job.envelope.clone() }),
-                };
+            // A tracked job with an id of its own making (its status is written above): its
+            // entry or delayed member, no script.
+            if let Some(envelope) = &fresh[at] {
                 let id = JobId::from_string(envelope.id.clone().expect("set above"));
-                let key = keys.job(id.as_str());
                 match job.due_ms {
                     Some(due) => pipe.cmd("ZADD").arg(&delayed).arg(due).arg(envelope.pack()).ignore(),
                     None => {
@@ -257,7 +270,6 @@ impl Queue {
                         pipe.ignore()
                     }
                 };
-                super::track::waiting(&mut pipe, &key, &envelope, job.due_ms, now_ms);
                 replies.push(Reply::Known(id));
                 continue;
             }

@@ -252,6 +252,35 @@ return {'cancelled', state}
     )
 });
 
+/// Used by [`Queue::enqueue_jobs`](super::Queue::enqueue_jobs) for the batch's tracked jobs
+/// that have ids of their own making: sent with its text (`EVAL`, cached by Redis after the
+/// first) at the head of the batch's pipeline, before their entries.
+pub const TRACK_ENQUEUE_SOURCE: &str = r#"
+-- track_enqueue: the first status of tracked jobs just enqueued, in one call for the batch
+-- (instead of an HSET and a PEXPIRE per job, and their replies): waiting, or delayed until its
+-- due time, and its expiry while it is unfinished. No 'attempt' when it is 0 and no 'due_at'
+-- when the job is ready now: a status without them says so.
+-- KEYS[i] job i's status hash
+-- ARGV[1] now (ms); then four per job i, from ARGV[2 + 4 * (i - 1)]: its job type's name, its
+-- due time (ms; '' when ready now), its attempt, its expiry (ms from now).
+-- Returns the number of statuses written.
+local now = ARGV[1]
+for i, key in ipairs(KEYS) do
+  local at = 2 + 4 * (i - 1)
+  local name, due, attempt, ttl = ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3]
+  if due == '' then
+    redis.call('HSET', key, 'state', 'waiting', 'name', name, 'enqueued_at', now)
+  else
+    redis.call('HSET', key, 'state', 'delayed', 'name', name, 'enqueued_at', now, 'due_at', due)
+  end
+  if attempt ~= '0' then
+    redis.call('HSET', key, 'attempt', attempt)
+  end
+  redis.call('PEXPIRE', key, ttl)
+end
+return #KEYS
+"#;
+
 /// Used by [`Queue::settle`](super::Queue::settle) for the batch's tracked jobs: sent with its
 /// text (`EVAL`, cached by Redis after the first) inside the settle's `MULTI`, where a missing
 /// script could not be loaded and sent again.

@@ -144,21 +144,40 @@ pub struct Event {
     pub at_ms: u64,
 }
 
-/// Adds to an enqueue's pipeline the first status of tracked job `job` (status hash `key`):
-/// waiting, or delayed until `due_ms`, and its expiry while unfinished. Fields that would say
-/// what their absence says (attempt 0, no due time) are left out: a smaller hash, less to write.
-pub(super) fn waiting(pipe: &mut redis::Pipeline, key: &str, job: &Envelope, due_ms: Option<u64>, now_ms: u64) {
-    let state = if due_ms.is_some() { "delayed" } else { "waiting" };
-    pipe.cmd("HSET").arg(key).arg("state").arg(state).arg("name").arg(&job.name).arg("enqueued_at").arg(now_ms);
-    if let Some(due) = due_ms {
-        pipe.arg("due_at").arg(due);
+/// The first statuses of an enqueue's tracked jobs that have ids of their own making: waiting,
+/// or delayed until their due time, with their expiry while unfinished, in one call of the
+/// `track_enqueue` script for the batch. Fields that would say what their absence says
+/// (attempt 0, no due time) are left out: a smaller hash, less to write.
+#[derive(Debug, Default)]
+pub(super) struct TrackedEnqueue {
+    keys: Vec<String>,
+    args: Vec<Vec<u8>>,
+}
+
+impl TrackedEnqueue {
+    /// Records the first status of tracked job `job` (its id set), due at `due_ms` (`None`:
+    /// ready now).
+    pub(super) fn record(&mut self, keys: &QueueKeys, job: &Envelope, due_ms: Option<u64>, now_ms: u64) {
+        self.keys.push(keys.job(job.id.as_deref().unwrap_or_default()));
+        let ttl = due_ms.unwrap_or(0).saturating_sub(now_ms) + PENDING_TTL.as_millis() as u64;
+        let args = &mut self.args;
+        args.push(job.name.as_bytes().to_vec());
+        match due_ms {
+            Some(due) => redis::ToRedisArgs::write_redis_args(&due, args),
+            None => args.push(Vec::new()),
+        }
+        redis::ToRedisArgs::write_redis_args(&job.attempt, args);
+        redis::ToRedisArgs::write_redis_args(&ttl, args);
     }
-    if job.attempt > 0 {
-        pipe.arg("attempt").arg(job.attempt);
+
+    /// Adds the script call to `pipe` (nothing when no job was recorded); its reply is ignored.
+    pub(super) fn write(self, pipe: &mut redis::Pipeline, now_ms: u64) {
+        if self.keys.is_empty() {
+            return;
+        }
+        pipe.cmd("EVAL").arg(scripts::TRACK_ENQUEUE_SOURCE).arg(self.keys.len()).arg(&self.keys);
+        pipe.arg(now_ms).arg(&self.args).ignore();
     }
-    pipe.ignore();
-    let ttl = due_ms.unwrap_or(0).saturating_sub(now_ms) + PENDING_TTL.as_millis() as u64;
-    pipe.cmd("PEXPIRE").arg(key).arg(ttl).ignore();
 }
 
 /// The events of one settle's tracked jobs: gathered while the settle's `MULTI` is built, then
