@@ -224,7 +224,13 @@ impl Queue {
                         Some(_) => Cow::Borrowed(&job.envelope),
                         None => Cow::Owned(Envelope { id: Some(JobId::generate().into()), ..job.envelope.clone() }),
                     };
-                    statuses.record(keys, &envelope, job.due_ms, now_ms);
+                    statuses.record(
+                        keys,
+                        envelope.id.as_deref().unwrap_or_default(),
+                        &job.envelope,
+                        job.due_ms,
+                        now_ms,
+                    );
                     envelope
                 })
             })

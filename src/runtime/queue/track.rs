@@ -18,6 +18,7 @@ use super::settle::Tracked;
 use super::{Queue, partition, scripts};
 use crate::runtime::error::{Error, Result};
 use redis::Value;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -149,25 +150,19 @@ pub struct Event {
 /// `track_enqueue` script for the batch. Fields that would say what their absence says
 /// (attempt 0, no due time) are left out: a smaller hash, less to write.
 #[derive(Debug, Default)]
-pub(super) struct TrackedEnqueue {
+pub(super) struct TrackedEnqueue<'a> {
     keys: Vec<String>,
-    args: Vec<Vec<u8>>,
+    /// Each job's name, due time and attempt, and its expiry.
+    jobs: Vec<(&'a str, Option<u64>, u16, u64)>,
 }
 
-impl TrackedEnqueue {
-    /// Records the first status of tracked job `job` (its id set), due at `due_ms` (`None`:
-    /// ready now).
-    pub(super) fn record(&mut self, keys: &QueueKeys, job: &Envelope, due_ms: Option<u64>, now_ms: u64) {
-        self.keys.push(keys.job(job.id.as_deref().unwrap_or_default()));
+impl<'a> TrackedEnqueue<'a> {
+    /// Records the first status of tracked job `job` (id `id`), due at `due_ms` (`None`: ready
+    /// now).
+    pub(super) fn record(&mut self, keys: &QueueKeys, id: &str, job: &'a Envelope, due_ms: Option<u64>, now_ms: u64) {
+        self.keys.push(keys.job(id));
         let ttl = due_ms.unwrap_or(0).saturating_sub(now_ms) + PENDING_TTL.as_millis() as u64;
-        let args = &mut self.args;
-        args.push(job.name.as_bytes().to_vec());
-        match due_ms {
-            Some(due) => redis::ToRedisArgs::write_redis_args(&due, args),
-            None => args.push(Vec::new()),
-        }
-        redis::ToRedisArgs::write_redis_args(&job.attempt, args);
-        redis::ToRedisArgs::write_redis_args(&ttl, args);
+        self.jobs.push((&job.name, due_ms, job.attempt, ttl));
     }
 
     /// Adds the script call to `pipe` (nothing when no job was recorded); its reply is ignored.
@@ -175,8 +170,16 @@ impl TrackedEnqueue {
         if self.keys.is_empty() {
             return;
         }
-        pipe.cmd("EVAL").arg(scripts::TRACK_ENQUEUE_SOURCE).arg(self.keys.len()).arg(&self.keys);
-        pipe.arg(now_ms).arg(&self.args).ignore();
+        pipe.cmd("EVAL").arg(scripts::TRACK_ENQUEUE_SOURCE).arg(self.keys.len()).arg(&self.keys).arg(now_ms);
+        for (name, due, attempt, ttl) in self.jobs {
+            pipe.arg(name);
+            match due {
+                Some(due) => pipe.arg(due),
+                None => pipe.arg(""),
+            };
+            pipe.arg(attempt).arg(ttl);
+        }
+        pipe.ignore();
     }
 }
 
@@ -227,13 +230,14 @@ impl EventBatch {
 /// for the batch) and their events (one [`EventBatch`] entry), added at the end of the settle's
 /// `MULTI`.
 #[derive(Debug, Default)]
-pub(super) struct TrackedSettle {
+pub(super) struct TrackedSettle<'a> {
     keys: Vec<String>,
-    args: Vec<Vec<u8>>,
+    /// Each job's code, attempt, expiry, due time and text (see the script).
+    jobs: Vec<(&'static str, u16, u64, u64, Cow<'a, [u8]>)>,
     events: EventBatch,
 }
 
-impl TrackedSettle {
+impl<'a> TrackedSettle<'a> {
     /// Records what tracked job `job` (id `id`) becomes: its status and expiry (kept for
     /// `keep_ms` once finished), its event.
     pub(super) fn record(
@@ -241,28 +245,24 @@ impl TrackedSettle {
         keys: &QueueKeys,
         id: &JobId,
         job: &Envelope,
-        tracked: &Tracked<'_>,
+        tracked: &Tracked<'a>,
         now_ms: u64,
         keep_ms: u64,
     ) {
         let attempt = job.attempt;
-        let (became, next, ttl, due, text): (&str, u16, u64, u64, &[u8]) = match tracked {
-            Tracked::Completed { result: None } => ("c", attempt, keep_ms, 0, b""),
-            Tracked::Completed { result: Some(r) } => ("r", attempt, keep_ms, 0, r),
+        let (became, next, ttl, due, text): (&str, u16, u64, u64, Cow<'a, [u8]>) = match tracked {
+            Tracked::Completed { result: None } => ("c", attempt, keep_ms, 0, Cow::Borrowed(b"")),
+            Tracked::Completed { result: Some(r) } => ("r", attempt, keep_ms, 0, Cow::Borrowed(*r)),
             Tracked::Retrying { due, error } => {
                 let ttl = due.saturating_sub(now_ms) + PENDING_TTL.as_millis() as u64;
-                ("f", attempt + 1, ttl, *due, error.as_bytes())
+                ("f", attempt + 1, ttl, *due, Cow::Borrowed(error.as_bytes()))
             }
-            Tracked::Dead { reason } => ("d", attempt, keep_ms, 0, reason.as_bytes()),
-            Tracked::Cancelled => ("x", attempt, keep_ms, 0, b""),
+            // The reason is made for this settle: a copy.
+            Tracked::Dead { reason } => ("d", attempt, keep_ms, 0, Cow::Owned(reason.as_bytes().to_vec())),
+            Tracked::Cancelled => ("x", attempt, keep_ms, 0, Cow::Borrowed(b"")),
         };
         self.keys.push(keys.job(id.as_str()));
-        let args = &mut self.args;
-        args.push(became.as_bytes().to_vec());
-        redis::ToRedisArgs::write_redis_args(&next, args);
-        redis::ToRedisArgs::write_redis_args(&ttl, args);
-        redis::ToRedisArgs::write_redis_args(&due, args);
-        args.push(text.to_vec());
+        self.jobs.push((became, next, ttl, due, text));
         let (kind, error) = match tracked {
             Tracked::Completed { .. } => ("completed", None),
             Tracked::Retrying { error, .. } => ("failed", Some(*error)),
@@ -277,8 +277,11 @@ impl TrackedSettle {
         if self.keys.is_empty() {
             return;
         }
-        pipe.cmd("EVAL").arg(scripts::TRACK_SETTLE_SOURCE).arg(self.keys.len()).arg(&self.keys);
-        pipe.arg(now_ms).arg(&self.args).ignore();
+        pipe.cmd("EVAL").arg(scripts::TRACK_SETTLE_SOURCE).arg(self.keys.len()).arg(&self.keys).arg(now_ms);
+        for (became, attempt, ttl, due, text) in &self.jobs {
+            pipe.arg(*became).arg(*attempt).arg(*ttl).arg(*due).arg(text.as_ref());
+        }
+        pipe.ignore();
         self.events.write(pipe, keys, now_ms);
     }
 }
