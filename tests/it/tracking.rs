@@ -335,3 +335,68 @@ async fn a_tracked_job_held_by_a_dead_worker_is_waiting_again_after_the_reclaim_
         }
     }
 }
+
+#[actix_rt::test]
+async fn every_kind_of_event_carries_its_job_attempt_and_error_whether_written_per_batch_or_alone() {
+    let queue = queue("track-event-kinds").await;
+    let client = Client::new(queue.clone());
+    let track = Enqueue::new().track();
+    let done = client.enqueue_with(&task(Act::Answer("a".into())), track.clone()).await.unwrap().into_id();
+    let flaky = client.enqueue_with(&task(Act::FailOnce), track.clone()).await.unwrap().into_id();
+    let doomed = client.enqueue_with(&task(Act::Fail), track.clone()).await.unwrap().into_id();
+    let later = track.clone().delay(Duration::from_secs(3600));
+    let dropped = client.enqueue_with(&task(Act::Answer("x".into())), later).await.unwrap().into_id();
+    // Written by the cancel script, an entry of its own.
+    assert_eq!(client.cancel(dropped.as_str()).await.unwrap(), Cancelled::Cancelled);
+    let pool = pool(&queue).await;
+    let mut events = client.events().from_oldest();
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while seen.len() < 5 && Instant::now() < deadline {
+        seen.extend(events.next(Duration::from_millis(200)).await.unwrap());
+    }
+    pool.shutdown().await;
+    let kinds: Vec<(String, &str, u16, Option<&str>)> =
+        seen.iter().map(|e| (e.id.as_str().to_owned(), e.kind.as_str(), e.attempt, e.error.as_deref())).collect();
+    assert_eq!(seen.len(), 5, "{kinds:?}");
+    assert!(seen.iter().all(|e| e.name == "test.task" && e.at_ms > 0 && !e.cursor.is_empty()), "{seen:?}");
+    for want in [
+        (dropped.as_str().to_owned(), "cancelled", 0, None),
+        (done.as_str().to_owned(), "completed", 0, None),
+        (flaky.as_str().to_owned(), "failed", 0, Some("first attempt fails")),
+        (flaky.as_str().to_owned(), "completed", 1, None),
+        (doomed.as_str().to_owned(), "dead", 0, Some("no way")),
+    ] {
+        assert!(kinds.contains(&want), "{want:?} in {kinds:?}");
+    }
+    // Reading on from the last cursor: nothing new, nothing again.
+    assert!(events.next(Duration::from_millis(1)).await.unwrap().is_empty());
+}
+
+#[actix_rt::test]
+async fn a_waiting_status_holds_only_what_its_absence_would_not_say_and_expires_while_pending() {
+    let queue = queue("track-hash-fields").await;
+    let client = Client::new(queue.clone());
+    let waiting = client.enqueue_with(&task(Act::Answer("a".into())), Enqueue::new().track()).await.unwrap().into_id();
+    let later = Enqueue::new().track().delay(Duration::from_secs(60));
+    let delayed = client.enqueue_with(&task(Act::Answer("b".into())), later).await.unwrap().into_id();
+    let fields = |id: String| {
+        let queue = queue.clone();
+        async move {
+            let key = queue.keys().job(&id);
+            let mut names: Vec<String> =
+                queue.redis().with_conn(async |c| redis::cmd("HKEYS").arg(&key).query_async(c).await).await.unwrap();
+            names.sort();
+            let ttl: i64 =
+                queue.redis().with_conn(async |c| redis::cmd("PTTL").arg(&key).query_async(c).await).await.unwrap();
+            (names, ttl)
+        }
+    };
+    let week = 7 * 24 * 3600 * 1000;
+    let (names, ttl) = fields(waiting.as_str().to_owned()).await;
+    assert_eq!(names, ["enqueued_at", "name", "state"]);
+    assert!(ttl > week - 60_000 && ttl <= week, "PTTL {ttl}");
+    let (names, ttl) = fields(delayed.as_str().to_owned()).await;
+    assert_eq!(names, ["due_at", "enqueued_at", "name", "state"]);
+    assert!(ttl > week && ttl <= week + 60_000, "the delay is added: PTTL {ttl}");
+}

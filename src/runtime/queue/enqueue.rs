@@ -13,6 +13,7 @@ use super::priority::Priority;
 use super::{Queue, partition, scripts};
 use crate::runtime::error::Result;
 use redis::Value;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -198,6 +199,7 @@ impl Queue {
     async fn enqueue_jobs_to(&self, p: u16, jobs: &[(usize, NewJob)]) -> Result<Vec<Enqueued>> {
         let keys = self.partition(p)?;
         let delayed = keys.delayed();
+        let ready_normal = keys.ready_at(Priority::Normal);
         let mut pipe = redis::pipe();
         // What each reply means: an entry id (ready now) of a job of that priority, a known id
         // (delayed), a script reply.
@@ -210,6 +212,30 @@ impl Queue {
             Script(Vec<Vec<u8>>),
         }
         let now_ms = self.clock.now_ms();
+        // Tracked jobs with ids of their own making: their statuses come first, in one script
+        // call for the batch (so a worker that claims one finds its status), and their entries
+        // (or delayed members) below, with no copy of the job when it has its id.
+        let mut statuses = super::track::TrackedEnqueue::default();
+        let fresh: Vec<Option<Cow<'_, Envelope>>> = jobs
+            .iter()
+            .map(|(_, job)| {
+                (job.envelope.keep_ms.is_some() && job.unique.is_none() && job.fresh_id).then(|| {
+                    let envelope = match &job.envelope.id {
+                        Some(_) => Cow::Borrowed(&job.envelope),
+                        None => Cow::Owned(Envelope { id: Some(JobId::generate().into()), ..job.envelope.clone() }),
+                    };
+                    statuses.record(
+                        keys,
+                        envelope.id.as_deref().unwrap_or_default(),
+                        &job.envelope,
+                        job.due_ms,
+                        now_ms,
+                    );
+                    envelope
+                })
+            })
+            .collect();
+        statuses.write(&mut pipe, now_ms);
         let mut replies = Vec::with_capacity(jobs.len());
         let plain = |job: &NewJob| job.due_ms.is_none() && job.unique.is_none() && packable(&job.envelope);
         let mut skip = 0;
@@ -229,8 +255,31 @@ impl Queue {
                     continue;
                 }
             }
+            let tracked = job.envelope.keep_ms.is_some();
+            // A tracked job with an id of its own making (its status is written above): its
+            // entry or delayed member, no script.
+            if let Some(envelope) = &fresh[at] {
+                let id = JobId::from_string(envelope.id.clone().expect("set above"));
+                match job.due_ms {
+                    Some(due) => pipe.cmd("ZADD").arg(&delayed).arg(due).arg(envelope.pack()).ignore(),
+                    None => {
+                        let other;
+                        let ready = match envelope.priority {
+                            Priority::Normal => ready_normal.as_str(),
+                            level => {
+                                other = keys.ready_at(level);
+                                other.as_str()
+                            }
+                        };
+                        pipe.cmd("XADD").arg(ready).arg("*");
+                        envelope.write_to_pipe(&mut pipe);
+                        pipe.ignore()
+                    }
+                };
+                replies.push(Reply::Known(id));
+                continue;
+            }
             let mut envelope = job.envelope.clone();
-            let tracked = envelope.keep_ms.is_some();
             // A delayed job has no entry yet, and a tracked one needs its id for its hash.
             let made_id = (job.due_ms.is_some() || tracked)
                 .then(|| envelope.id.clone().map_or_else(JobId::generate, JobId::from_string));
@@ -240,27 +289,6 @@ impl Queue {
             let unique = &job.unique;
             let ready = keys.ready_at(envelope.priority);
             match job.due_ms {
-                // A tracked job with an id of its own making: its entry (or delayed member) and
-                // its status, three plain commands, no script.
-                due if tracked && unique.is_none() && job.fresh_id => {
-                    let id = made_id.expect("set for tracked jobs");
-                    let key = keys.job(id.as_str());
-                    let due_at = due.unwrap_or(0);
-                    match due {
-                        Some(due) => pipe.cmd("ZADD").arg(&delayed).arg(due).arg(envelope.pack()).ignore(),
-                        None => {
-                            pipe.cmd("XADD").arg(&ready).arg("*");
-                            envelope.write_to_pipe(&mut pipe);
-                            pipe.ignore()
-                        }
-                    };
-                    let state = if due.is_some() { "delayed" } else { "waiting" };
-                    pipe.cmd("HSET").arg(&key).arg("state").arg(state).arg("name").arg(&envelope.name);
-                    pipe.arg("attempt").arg(0).arg("enqueued_at").arg(now_ms).arg("due_at").arg(due_at).ignore();
-                    let pending_ttl = due_at.saturating_sub(now_ms) + super::track::PENDING_TTL.as_millis() as u64;
-                    pipe.cmd("PEXPIRE").arg(&key).arg(pending_ttl).ignore();
-                    replies.push(Reply::Known(id));
-                }
                 due if unique.is_some() || tracked => {
                     let id = envelope.id.clone().unwrap_or_default();
                     let (unique_key, unique_ttl) = match unique {

@@ -254,6 +254,68 @@ return {'cancelled', state}
     )
 });
 
+/// Used by [`Queue::enqueue_jobs`](super::Queue::enqueue_jobs) for the batch's tracked jobs
+/// that have ids of their own making: sent with its text (`EVAL`, cached by Redis after the
+/// first) at the head of the batch's pipeline, before their entries.
+pub const TRACK_ENQUEUE_SOURCE: &str = r#"
+-- track_enqueue: the first status of tracked jobs just enqueued, in one call for the batch
+-- (instead of an HSET and a PEXPIRE per job, and their replies): waiting, or delayed until its
+-- due time, and its expiry while it is unfinished. No 'attempt' when it is 0 and no 'due_at'
+-- when the job is ready now: a status without them says so.
+-- KEYS[i] job i's status hash
+-- ARGV[1] now (ms); then four per job i, from ARGV[2 + 4 * (i - 1)]: its job type's name, its
+-- due time (ms; '' when ready now), its attempt, its expiry (ms from now).
+-- Returns the number of statuses written.
+local now = ARGV[1]
+for i, key in ipairs(KEYS) do
+  local at = 2 + 4 * (i - 1)
+  local name, due, attempt, ttl = ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3]
+  if due == '' then
+    redis.call('HSET', key, 'state', 'waiting', 'name', name, 'enqueued_at', now)
+  else
+    redis.call('HSET', key, 'state', 'delayed', 'name', name, 'enqueued_at', now, 'due_at', due)
+  end
+  if attempt ~= '0' then
+    redis.call('HSET', key, 'attempt', attempt)
+  end
+  redis.call('PEXPIRE', key, ttl)
+end
+return #KEYS
+"#;
+
+/// Used by [`Queue::settle`](super::Queue::settle) for the batch's tracked jobs: sent with its
+/// text (`EVAL`, cached by Redis after the first) inside the settle's `MULTI`, where a missing
+/// script could not be loaded and sent again.
+pub const TRACK_SETTLE_SOURCE: &str = r#"
+-- track_settle: what a settle's tracked jobs become, each one's status hash and its expiry, in one
+-- call for the batch (instead of an HSET and a PEXPIRE per job, and their replies).
+-- KEYS[i] job i's status hash
+-- ARGV[1] now (ms); then five per job i, from ARGV[2 + 5 * (i - 1)]: what it became ('c'
+-- completed, 'r' completed with a result, 'f' failed and retrying, 'd' dead, 'x' cancelled), its
+-- attempt (for 'f': the next one), its expiry (ms from now), its due time (ms; for 'f'), its text
+-- (the result for 'r', the error for 'f', the reason for 'd'; else '').
+-- Returns the number of statuses written.
+local now = ARGV[1]
+for i, key in ipairs(KEYS) do
+  local at = 2 + 5 * (i - 1)
+  local became, attempt, ttl, due, text = ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3], ARGV[at + 4]
+  if became == 'c' then
+    redis.call('HSET', key, 'state', 'completed', 'finished_at', now, 'attempt', attempt)
+  elseif became == 'r' then
+    redis.call('HSET', key, 'state', 'completed', 'finished_at', now, 'attempt', attempt, 'result', text)
+  elseif became == 'f' then
+    redis.call('HSET', key, 'state', 'retrying', 'attempt', attempt, 'due_at', due, 'error', text)
+    redis.call('HDEL', key, 'worker')
+  elseif became == 'd' then
+    redis.call('HSET', key, 'state', 'dead', 'reason', text, 'finished_at', now, 'attempt', attempt)
+  else
+    redis.call('HSET', key, 'state', 'cancelled', 'finished_at', now)
+  end
+  redis.call('PEXPIRE', key, ttl)
+end
+return #KEYS
+"#;
+
 /// Used by [`Queue::mark_active`](super::Queue::mark_active).
 pub static MARK_ACTIVE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
@@ -405,9 +467,12 @@ if ARGV[1] == 'u' then
   redis.call('SET', KEYS[4], id, 'PX', ARGV[2])
 end
 if ARGV[3] == 't' then
-  local state = 'waiting'
-  if due > 0 then state = 'delayed' end
-  redis.call('HSET', KEYS[3], 'state', state, 'name', ARGV[7], 'attempt', 0, 'enqueued_at', ARGV[6], 'due_at', due)
+  -- No 'attempt' (0) and, ready now, no 'due_at': a status without them says so.
+  if due > 0 then
+    redis.call('HSET', KEYS[3], 'state', 'delayed', 'name', ARGV[7], 'enqueued_at', ARGV[6], 'due_at', due)
+  else
+    redis.call('HSET', KEYS[3], 'state', 'waiting', 'name', ARGV[7], 'enqueued_at', ARGV[6])
+  end
   redis.call('PEXPIRE', KEYS[3], ARGV[4])
 end
 return {1, id}

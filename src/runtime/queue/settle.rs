@@ -1,7 +1,9 @@
 //! Settling: what a worker tells Redis when jobs it claimed are done, in one atomic round trip
 //! per batch (`MULTI`: the `XACK` of every entry, a `ZADD` per retry, an `XADD` to the dead
 //! letters per dead job, and one `BITFIELD` setting the audit bits of the finished jobs that
-//! carry one), and renewing the lease of jobs still running.
+//! carry one; for tracked jobs, one script call writing their statuses and one `XADD` of all
+//! their events), and
+//! renewing the lease of jobs still running.
 
 use super::claim::Claimed;
 use super::envelope::{Envelope, field};
@@ -110,6 +112,8 @@ impl Queue {
         let mut audits: Vec<(Option<&str>, Vec<u32>)> = Vec::new();
         let mut pipe = redis::pipe();
         pipe.atomic();
+        // What the batch's tracked jobs become: one script call and one events entry.
+        let mut tracked_jobs = super::track::TrackedSettle::default();
         // One XACK per stream the batch's jobs came from (just the normal one for a queue that
         // does not use priorities).
         for level in Priority::ALL {
@@ -172,7 +176,7 @@ impl Queue {
             };
             if let Some(keep_ms) = job.keep_ms {
                 let id = claimed.job_id();
-                super::track::record(&mut pipe, keys, &id, job, &tracked, now_ms, keep_ms);
+                tracked_jobs.record(keys, &id, job, &tracked, now_ms, keep_ms);
             }
             if let (true, Some(seq), true) = (finished, job.seq, self.options.audit) {
                 let batch = job.batch.as_deref();
@@ -182,6 +186,7 @@ impl Queue {
                 }
             }
         }
+        tracked_jobs.write(&mut pipe, keys, now_ms);
         for (batch, seqs) in &audits {
             let mut bits = redis::cmd("BITFIELD");
             bits.arg(keys.audit_of(*batch));

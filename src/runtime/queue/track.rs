@@ -2,7 +2,8 @@
 //! status hash (`{q}:job:<id>`) written in the same round trips as the job's own moves — its
 //! enqueue, its settle, a reclaim — and once when a worker starts it; when it finishes, the hash
 //! expires after the job's retention, so finished jobs never fill Redis. Their events
-//! (completed, failed, dead, cancelled) go to a capped stream an application can follow.
+//! (completed, failed, dead, cancelled) go to a capped stream an application can follow: one
+//! entry per settle holds the events of all its tracked jobs.
 //! Untracked jobs write none of this.
 //!
 //! Cancellation works for every job by id: its id goes to the queue's cancelled set; the
@@ -17,6 +18,7 @@ use super::settle::Tracked;
 use super::{Queue, partition, scripts};
 use crate::runtime::error::{Error, Result};
 use redis::Value;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -143,62 +145,145 @@ pub struct Event {
     pub at_ms: u64,
 }
 
-/// Adds to a settle's `MULTI` what tracked job `job` (id `id`) becomes: its status, its
-/// expiry, its event.
-pub(super) fn record(
-    pipe: &mut redis::Pipeline,
-    keys: &QueueKeys,
-    id: &JobId,
-    job: &Envelope,
-    tracked: &Tracked<'_>,
-    now_ms: u64,
-    keep_ms: u64,
-) {
-    let key = keys.job(id.as_str());
-    let attempt = job.attempt;
-    let (kind, error): (&str, Option<&str>) = match tracked {
-        Tracked::Completed { result } => {
-            pipe.cmd("HSET")
-                .arg(&key)
-                .arg("state")
-                .arg("completed")
-                .arg("finished_at")
-                .arg(now_ms)
-                .arg("attempt")
-                .arg(attempt);
-            if let Some(r) = result {
-                pipe.arg("result").arg(*r);
-            }
-            pipe.ignore();
-            pipe.cmd("PEXPIRE").arg(&key).arg(keep_ms).ignore();
-            ("completed", None)
-        }
-        Tracked::Retrying { due, error } => {
-            pipe.cmd("HSET").arg(&key).arg("state").arg("retrying").arg("attempt").arg(attempt + 1);
-            pipe.arg("due_at").arg(*due).arg("error").arg(*error).ignore();
-            pipe.cmd("HDEL").arg(&key).arg("worker").ignore();
-            let ttl = due.saturating_sub(now_ms) + PENDING_TTL.as_millis() as u64;
-            pipe.cmd("PEXPIRE").arg(&key).arg(ttl).ignore();
-            ("failed", Some(error))
-        }
-        Tracked::Dead { reason } => {
-            pipe.cmd("HSET").arg(&key).arg("state").arg("dead").arg("reason").arg(reason);
-            pipe.arg("finished_at").arg(now_ms).arg("attempt").arg(attempt).ignore();
-            pipe.cmd("PEXPIRE").arg(&key).arg(keep_ms).ignore();
-            ("dead", Some(reason.as_str()))
-        }
-        Tracked::Cancelled => {
-            pipe.cmd("HSET").arg(&key).arg("state").arg("cancelled").arg("finished_at").arg(now_ms).ignore();
-            pipe.cmd("PEXPIRE").arg(&key).arg(keep_ms).ignore();
-            ("cancelled", None)
-        }
-    };
-    pipe.cmd("XADD").arg(keys.events()).arg("MAXLEN").arg("~").arg(EVENTS_KEPT).arg("*");
-    pipe.arg("id").arg(id.as_str()).arg("kind").arg(kind).arg("name").arg(&job.name).arg("attempt").arg(attempt);
-    if let Some(e) = error {
-        pipe.arg("error").arg(e);
+/// The first statuses of an enqueue's tracked jobs that have ids of their own making: waiting,
+/// or delayed until their due time, with their expiry while unfinished, in one call of the
+/// `track_enqueue` script for the batch. Fields that would say what their absence says
+/// (attempt 0, no due time) are left out: a smaller hash, less to write.
+#[derive(Debug, Default)]
+pub(super) struct TrackedEnqueue<'a> {
+    keys: Vec<String>,
+    /// Each job's name, due time and attempt, and its expiry.
+    jobs: Vec<(&'a str, Option<u64>, u16, u64)>,
+}
+
+impl<'a> TrackedEnqueue<'a> {
+    /// Records the first status of tracked job `job` (id `id`), due at `due_ms` (`None`: ready
+    /// now).
+    pub(super) fn record(&mut self, keys: &QueueKeys, id: &str, job: &'a Envelope, due_ms: Option<u64>, now_ms: u64) {
+        self.keys.push(keys.job(id));
+        let ttl = due_ms.unwrap_or(0).saturating_sub(now_ms) + PENDING_TTL.as_millis() as u64;
+        self.jobs.push((&job.name, due_ms, job.attempt, ttl));
     }
-    pipe.arg("at").arg(now_ms).ignore();
+
+    /// Adds the script call to `pipe` (nothing when no job was recorded); its reply is ignored.
+    pub(super) fn write(self, pipe: &mut redis::Pipeline, now_ms: u64) {
+        if self.keys.is_empty() {
+            return;
+        }
+        pipe.cmd("EVAL").arg(scripts::TRACK_ENQUEUE_SOURCE).arg(self.keys.len()).arg(&self.keys).arg(now_ms);
+        for (name, due, attempt, ttl) in self.jobs {
+            pipe.arg(name);
+            match due {
+                Some(due) => pipe.arg(due),
+                None => pipe.arg(""),
+            };
+            pipe.arg(attempt).arg(ttl);
+        }
+        pipe.ignore();
+    }
+}
+
+/// The events of one settle's tracked jobs: gathered while the settle's `MULTI` is built, then
+/// written as one entry of the events stream (one `XADD` per batch instead of one per job): its
+/// field `x` holds them, a MessagePack array of `[id, kind, name, attempt, error or nil]`, and
+/// `at` when they happened. Events written one at a time (a cancel, a reclaim) are entries of
+/// their own fields (`id`, `kind`, `name`, `attempt`, `error`, `at`); a reader takes both.
+#[derive(Debug, Default)]
+struct EventBatch {
+    /// The events so far, packed, without the array's header.
+    packed: Vec<u8>,
+    count: u32,
+}
+
+impl EventBatch {
+    fn push(&mut self, id: &str, kind: &str, name: &str, attempt: u16, error: Option<&str>) {
+        let out = &mut self.packed;
+        let w = "writing to a Vec cannot fail";
+        rmp::encode::write_array_len(out, 5).expect(w);
+        rmp::encode::write_str(out, id).expect(w);
+        rmp::encode::write_str(out, kind).expect(w);
+        rmp::encode::write_str(out, name).expect(w);
+        rmp::encode::write_uint(out, u64::from(attempt)).expect(w);
+        match error {
+            Some(e) => rmp::encode::write_str(out, e).expect(w),
+            None => rmp::encode::write_nil(out).expect(w),
+        }
+        self.count += 1;
+    }
+
+    /// Adds the `XADD` of the batch's events to `pipe` (nothing when it has none). The stream
+    /// is capped at about [`EVENTS_KEPT`] events: entries of this size.
+    fn write(self, pipe: &mut redis::Pipeline, keys: &QueueKeys, now_ms: u64) {
+        if self.count == 0 {
+            return;
+        }
+        let mut x = Vec::with_capacity(5 + self.packed.len());
+        rmp::encode::write_array_len(&mut x, self.count).expect("writing to a Vec cannot fail");
+        x.extend_from_slice(&self.packed);
+        let entries = (EVENTS_KEPT / u64::from(self.count)).max(1);
+        pipe.cmd("XADD").arg(keys.events()).arg("MAXLEN").arg("~").arg(entries).arg("*");
+        pipe.arg("at").arg(now_ms).arg("x").arg(x).ignore();
+    }
+}
+
+/// What a settle's tracked jobs become: their statuses (one call of the `track_settle` script
+/// for the batch) and their events (one [`EventBatch`] entry), added at the end of the settle's
+/// `MULTI`.
+#[derive(Debug, Default)]
+pub(super) struct TrackedSettle<'a> {
+    keys: Vec<String>,
+    /// Each job's code, attempt, expiry, due time and text (see the script).
+    jobs: Vec<(&'static str, u16, u64, u64, Cow<'a, [u8]>)>,
+    events: EventBatch,
+}
+
+impl<'a> TrackedSettle<'a> {
+    /// Records what tracked job `job` (id `id`) becomes: its status and expiry (kept for
+    /// `keep_ms` once finished), its event.
+    pub(super) fn record(
+        &mut self,
+        keys: &QueueKeys,
+        id: &JobId,
+        job: &Envelope,
+        tracked: &Tracked<'a>,
+        now_ms: u64,
+        keep_ms: u64,
+    ) {
+        let attempt = job.attempt;
+        let (became, next, ttl, due, text): (&str, u16, u64, u64, Cow<'a, [u8]>) = match tracked {
+            Tracked::Completed { result: None } => ("c", attempt, keep_ms, 0, Cow::Borrowed(b"")),
+            Tracked::Completed { result: Some(r) } => ("r", attempt, keep_ms, 0, Cow::Borrowed(*r)),
+            Tracked::Retrying { due, error } => {
+                let ttl = due.saturating_sub(now_ms) + PENDING_TTL.as_millis() as u64;
+                ("f", attempt + 1, ttl, *due, Cow::Borrowed(error.as_bytes()))
+            }
+            // The reason is made for this settle: a copy.
+            Tracked::Dead { reason } => ("d", attempt, keep_ms, 0, Cow::Owned(reason.as_bytes().to_vec())),
+            Tracked::Cancelled => ("x", attempt, keep_ms, 0, Cow::Borrowed(b"")),
+        };
+        self.keys.push(keys.job(id.as_str()));
+        self.jobs.push((became, next, ttl, due, text));
+        let (kind, error) = match tracked {
+            Tracked::Completed { .. } => ("completed", None),
+            Tracked::Retrying { error, .. } => ("failed", Some(*error)),
+            Tracked::Dead { reason } => ("dead", Some(reason.as_str())),
+            Tracked::Cancelled => ("cancelled", None),
+        };
+        self.events.push(id.as_str(), kind, &job.name, attempt, error);
+    }
+
+    /// Adds the batch's statuses and events to the settle's `pipe` (nothing when it has none).
+    pub(super) fn write(self, pipe: &mut redis::Pipeline, keys: &QueueKeys, now_ms: u64) {
+        if self.keys.is_empty() {
+            return;
+        }
+        pipe.cmd("EVAL").arg(scripts::TRACK_SETTLE_SOURCE).arg(self.keys.len()).arg(&self.keys).arg(now_ms);
+        for (became, attempt, ttl, due, text) in &self.jobs {
+            pipe.arg(*became).arg(*attempt).arg(*ttl).arg(*due).arg(text.as_ref());
+        }
+        pipe.ignore();
+        self.events.write(pipe, keys, now_ms);
+    }
 }
 
 /// An id the user typed: 1 to 256 bytes, no control characters.
@@ -358,7 +443,9 @@ impl Queue {
 
     /// Tracked jobs' events after `cursor` (`"0-0"` for the oldest kept, `"$"` for new ones only),
     /// waiting up to `block` when there are none yet; on a partitioned queue, each partition's
-    /// stream in turn (`cursor` holds one position per partition, separated by commas).
+    /// stream in turn (`cursor` holds one position per partition, separated by commas). `count`
+    /// counts entries of the stream: one settle's events share one entry (and its cursor), so a
+    /// read may answer more events than `count`, never part of an entry.
     pub async fn events(
         &self,
         conn: &mut crate::runtime::connection::Conn,
@@ -381,15 +468,32 @@ impl Queue {
             for (entry, fields) in xread_entries(reply) {
                 let get = |name: &str| fields.get(name).map(|v| String::from_utf8_lossy(v).into_owned());
                 let cursor = if self.partitions.len() == 1 { entry.clone() } else { format!("{p}:{entry}") };
-                out.push(Event {
-                    cursor,
-                    id: JobId::from_string(get("id").unwrap_or_default()),
-                    name: get("name").unwrap_or_default(),
-                    kind: get("kind").unwrap_or_default(),
-                    attempt: get("attempt").and_then(|a| a.parse().ok()).unwrap_or(0),
-                    error: get("error"),
-                    at_ms: get("at").and_then(|a| a.parse().ok()).unwrap_or(0),
-                });
+                let at_ms = get("at").and_then(|a| a.parse().ok()).unwrap_or(0);
+                match fields.get("x") {
+                    // A settle's events, in one entry (see [`EventBatch`]); one that does not
+                    // unpack is passed over.
+                    Some(x) => {
+                        let rows: Vec<EventRow> = rmp_serde::from_slice(x).unwrap_or_default();
+                        out.extend(rows.into_iter().map(|(id, kind, name, attempt, error)| Event {
+                            cursor: cursor.clone(),
+                            id: JobId::from_string(id),
+                            name,
+                            kind,
+                            attempt,
+                            error,
+                            at_ms,
+                        }));
+                    }
+                    None => out.push(Event {
+                        cursor,
+                        id: JobId::from_string(get("id").unwrap_or_default()),
+                        name: get("name").unwrap_or_default(),
+                        kind: get("kind").unwrap_or_default(),
+                        attempt: get("attempt").and_then(|a| a.parse().ok()).unwrap_or(0),
+                        error: get("error"),
+                        at_ms,
+                    }),
+                }
                 last = Some(entry);
             }
             if let Some(last) = last {
@@ -413,6 +517,9 @@ impl Queue {
         Ok(xrange_entries(reply).into_iter().next().map_or_else(|| "0-0".to_owned(), |(id, _)| id))
     }
 }
+
+/// One event of a settle's entry: id, kind, job type, attempt, error.
+type EventRow = (String, String, String, u16, Option<String>);
 
 /// The entries of an `XREAD` reply (`[[stream, entries]]`, nil when none came).
 fn xread_entries(reply: Value) -> Vec<(String, HashMap<String, Vec<u8>>)> {
