@@ -373,7 +373,8 @@ impl Events {
         self
     }
 
-    /// The next events (up to 1,000), waiting up to `wait` for the first.
+    /// The next events — those of up to 1,000 entries of the events stream, where one settle's
+    /// events share an entry — waiting up to `wait` for the first.
     pub async fn next(&mut self, wait: Duration) -> Result<Vec<crate::runtime::queue::Event>> {
         if self.conn.is_none() {
             self.conn = Some(self.queue.redis().blocking_connection().await?);
