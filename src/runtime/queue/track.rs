@@ -226,6 +226,10 @@ impl EventBatch {
     }
 }
 
+/// One tracked job's arguments to `track_settle`: what it became, its attempt, its expiry, its
+/// due time and its text.
+type SettledStatus<'a> = (&'static str, u16, u64, u64, Cow<'a, [u8]>);
+
 /// What a settle's tracked jobs become: their statuses (one call of the `track_settle` script
 /// for the batch) and their events (one [`EventBatch`] entry), added at the end of the settle's
 /// `MULTI`.
@@ -233,7 +237,7 @@ impl EventBatch {
 pub(super) struct TrackedSettle<'a> {
     keys: Vec<String>,
     /// Each job's code, attempt, expiry, due time and text (see the script).
-    jobs: Vec<(&'static str, u16, u64, u64, Cow<'a, [u8]>)>,
+    jobs: Vec<SettledStatus<'a>>,
     events: EventBatch,
 }
 
