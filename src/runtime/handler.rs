@@ -315,14 +315,24 @@ impl Registry {
         self.handlers.get_key_value(name)
     }
 
-    /// Runs one job: finds its handler, decodes its payload, runs the handler under its timeout
-    /// and catches a panic. What the worker settles comes back as a [`Attempt`].
+    /// Runs one job to its end: [`Registry::begin`], then [`Running::finish`].
+    #[cfg(test)]
     pub(crate) async fn run(&self, name: &str, payload: &[u8], start: Start) -> Attempt {
+        match self.begin(name, payload, start) {
+            Ok(running) => running.finish().await,
+            Err(refused) => refused,
+        }
+    }
+
+    /// Starts one job: finds its handler, decodes its payload and calls the handler, which
+    /// hands back its future (not polled yet). A job that cannot start here comes back as
+    /// [`Attempt::Refused`].
+    pub(crate) fn begin(&self, name: &str, payload: &[u8], start: Start) -> Result<Running, Attempt> {
         let Some((shared_name, handler)) = self.lookup(name) else {
-            return Attempt::Refused(format!(
+            return Err(Attempt::Refused(format!(
                 "no handler for job type \"{name}\" in this worker (it handles: {})",
                 self.names().join(", ")
-            ));
+            )));
         };
         let cancel = start.cancel;
         let ctx = JobContext {
@@ -336,12 +346,39 @@ impl Registry {
             headers: start.headers,
             cancel: cancel.clone(),
         };
-        let future = match handler.start(payload, ctx) {
-            Ok(f) => f,
-            Err(e) => return Attempt::Refused(format!("payload does not decode as job type \"{name}\": {e}")),
-        };
+        match handler.start(payload, ctx) {
+            Ok(future) => Ok(Running { future, timeout: start.timeout, cancel }),
+            Err(e) => Err(Attempt::Refused(format!("payload does not decode as job type \"{name}\": {e}"))),
+        }
+    }
+}
+
+/// A job whose handler was called: its future, with the run's timeout and cancellation token.
+pub(crate) struct Running {
+    future: LocalBoxFuture<'static, HandlerResult>,
+    timeout: Option<Duration>,
+    cancel: CancelToken,
+}
+
+impl Running {
+    /// Polls the handler's future once, in the caller's task, catching a panic: the answer
+    /// when it finished in that poll. A handler that answers at once (most do: a cache write,
+    /// a no-op) is then settled without a task of its own; one that waits is woken through
+    /// the caller's task until [`Running::finish`] takes it over.
+    pub(crate) fn poll_once(&mut self, cx: &mut std::task::Context<'_>) -> Option<Attempt> {
+        match std::panic::catch_unwind(AssertUnwindSafe(|| self.future.as_mut().poll(cx))) {
+            Ok(std::task::Poll::Pending) => None,
+            Ok(std::task::Poll::Ready(result)) => Some(Attempt::Done(result)),
+            Err(panic) => Some(panicked(&panic)),
+        }
+    }
+
+    /// Runs the handler's future to its end under the run's timeout (counted from now),
+    /// catching a panic.
+    pub(crate) async fn finish(self) -> Attempt {
+        let Running { future, timeout, cancel } = self;
         let mut guarded = AssertUnwindSafe(future).catch_unwind();
-        let outcome = match start.timeout {
+        let outcome = match timeout {
             None => guarded.await,
             Some(limit) => {
                 tokio::select! {
@@ -359,9 +396,14 @@ impl Registry {
         };
         match outcome {
             Ok(result) => Attempt::Done(result),
-            Err(panic) => Attempt::Done(Err(JobError::retry(format!("handler panicked: {}", panic_message(&panic))))),
+            Err(panic) => panicked(&panic),
         }
     }
+}
+
+/// A panic is a failed attempt (retried like an error).
+fn panicked(panic: &Box<dyn std::any::Any + Send>) -> Attempt {
+    Attempt::Done(Err(JobError::retry(format!("handler panicked: {}", panic_message(panic)))))
 }
 
 /// What the worker knows of a job before its handler starts.
@@ -496,6 +538,25 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(tripped.load(Ordering::SeqCst), "the token trips, then the handler's future is dropped");
+    }
+
+    #[test]
+    fn the_first_poll_answers_for_a_handler_that_does_not_wait_and_catches_its_panic() {
+        let waker = futures::task::noop_waker();
+        let mut cx = std::task::Context::from_waker(&waker);
+        let mut first_poll =
+            |payload: &[u8]| registry().begin("math.add", payload, start(None)).expect("begins").poll_once(&mut cx);
+        assert!(matches!(first_poll(br#"{"a":1,"b":2}"#), Some(Attempt::Done(Ok(None)))));
+        match first_poll(br#"{"a":6,"b":7}"#) {
+            Some(Attempt::Done(Err(JobError::Retry { reason }))) => assert!(reason.contains("unlucky"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+        // One that waits is not finished by its first poll; finish() takes it over.
+        let mut waiting =
+            registry().begin("math.add", br#"{"a":99,"b":0}"#, start(Some(Duration::from_millis(5)))).expect("begins");
+        assert!(waiting.poll_once(&mut cx).is_none());
+        assert!(matches!(block_on(waiting.finish()), Attempt::TimedOut(_)));
+        assert!(matches!(registry().begin("math.mul", b"{}", start(None)), Err(Attempt::Refused(_))));
     }
 
     /// Records, when dropped, whether the token had tripped.

@@ -146,6 +146,8 @@ struct Tally {
 /// How many loop turns pass between two looks at the clock for an export that is due (a busy
 /// loop turns every few µs; an idle one at least once per claim's wait).
 const LOOK_EVERY_TURNS: u32 = 8;
+/// Most jobs a worker starts in one turn of its loop.
+const START_BUDGET: usize = 64;
 
 impl Tally {
     fn new(queue: &str) -> Self {
@@ -357,11 +359,24 @@ impl WorkLoop {
                 seen_generation = generation;
                 held.cancel_from(&self.board.borrow());
             }
-            while running.len() < self.config.concurrency
-                && let Some((slot, c)) = queued.pop_front()
-            {
-                let cancel = held.token(slot);
-                running.push(self.start(slot, c, cancel, &queue_name));
+            // Jobs that finished in their first poll, this turn: past START_BUDGET the loop yields
+            // (a handler may answer at once after long work of its own).
+            let mut started_here = 0;
+            if running.len() < self.config.concurrency && !queued.is_empty() {
+                // This task's context: each job's first poll happens here, in this turn.
+                let waker = std::future::poll_fn(|cx| std::task::Poll::Ready(cx.waker().clone())).await;
+                let mut cx = std::task::Context::from_waker(&waker);
+                while running.len() < self.config.concurrency
+                    && started_here < START_BUDGET
+                    && let Some((slot, c)) = queued.pop_front()
+                {
+                    started_here += 1;
+                    let cancel = held.token(slot);
+                    match self.start(slot, c, cancel, &queue_name, &mut cx) {
+                        Started::Running(run) => running.push(run),
+                        Started::Ran(ran) => finished(&mut done, (&mut first_done, &mut last_done), &held, ran),
+                    }
+                }
             }
             // Settle what finished: a whole batch of it, nothing else running, no job finished
             // for a moment (what still runs is slow), or the first has waited long enough.
@@ -417,18 +432,14 @@ impl WorkLoop {
                 }
             }
             let idle = claiming.is_none() && running.is_empty() && settling.is_none() && done.is_empty();
+            // More to start now, after the turn has let other tasks run.
+            let more_to_start =
+                started_here == START_BUDGET && running.len() < self.config.concurrency && !queued.is_empty();
 
             tokio::select! {
                 biased;
-                Some(mut ran) = running.next(), if !running.is_empty() => {
-                    // When it finished (the job read the clock then; one that never ran did not).
-                    let now = if ran.finished_us > 0 { ran.finished_us } else { clock::now_us() };
-                    if done.is_empty() {
-                        first_done = now;
-                    }
-                    last_done = now;
-                    ran.ack = held.finished(ran.slot);
-                    done.push(ran);
+                Some(ran) = running.next(), if !running.is_empty() => {
+                    finished(&mut done, (&mut first_done, &mut last_done), &held, ran);
                     // Whatever else finished meanwhile, in the same turn.
                     while let Some(Some(mut ran)) = running.next().now_or_never() {
                         ran.ack = held.finished(ran.slot);
@@ -494,6 +505,7 @@ impl WorkLoop {
                     }
                 }
                 _ = &mut settle_timer, if timer_armed => timer_armed = false,
+                _ = tokio::task::yield_now(), if more_to_start => {}
                 _ = renew.tick(), if !held.is_empty() => self.renew(&held).await,
                 // Nothing in hand: wait out a retry, a pause, or a stop (checked at the top).
                 _ = async {
@@ -534,83 +546,68 @@ impl WorkLoop {
         })
     }
 
-    /// Runs one claimed job with its handler.
+    /// Starts one claimed job with its handler and polls it once, in this task: a job that
+    /// answers in that poll (or never starts) comes back finished; one that waits comes back
+    /// as the future that finishes it, for the set of runs in progress.
     fn start(
         &self,
         slot: usize,
         claimed: Claimed,
         cancel: CancelToken,
         queue_name: &Arc<str>,
-    ) -> impl Future<Output = Ran> + 'static {
-        let registry = self.registry.clone();
-        let queue_name = queue_name.clone();
-        let default_attempts = self.queue.options().max_attempts;
+        cx: &mut std::task::Context<'_>,
+    ) -> Started<impl Future<Output = Ran> + 'static> {
+        let never_ran =
+            |claimed, outcome| Started::Ran(Ran { slot, claimed, outcome, started_us: 0, finished_us: 0, ack: true });
         let id = claimed.job_id();
+        let job = match &claimed.job {
+            Ok(job) => job,
+            Err(poison) => {
+                let outcome = Outcome::Dead(poison.error.to_string());
+                return never_ran(claimed, outcome);
+            }
+        };
         // Cancelled before it started (its hash said so at claim time, or this process read its
         // id): it does not run.
-        let cancelled = cancel.is_cancelled() || self.board.borrow().contains(&id);
-        async move {
-            let job = match &claimed.job {
-                Ok(job) => job,
-                Err(poison) => {
-                    let outcome = Outcome::Dead(poison.error.to_string());
-                    return Ran { slot, claimed, outcome, started_us: 0, finished_us: 0, ack: true };
-                }
-            };
-            if cancelled {
-                return Ran { slot, claimed, outcome: Outcome::Cancelled, started_us: 0, finished_us: 0, ack: true };
-            }
-            let mut timeout = job.timeout_ms.map(Duration::from_millis);
-            if let Some(deadline) = job.deadline_ms {
-                let now_ms = clock::now_us() / 1000;
-                if now_ms >= deadline {
-                    let late = Duration::from_millis(now_ms - deadline);
-                    let why = format!("its deadline passed {} before it could start", humantime::format_duration(late));
-                    return Ran {
-                        slot,
-                        claimed,
-                        outcome: Outcome::Dead(why),
-                        started_us: 0,
-                        finished_us: 0,
-                        ack: true,
-                    };
-                }
-                let left = Duration::from_millis(deadline - now_ms);
-                timeout = Some(timeout.map_or(left, |t| t.min(left)));
-            }
-            let start = Start {
-                id,
-                attempt: job.attempt,
-                max_attempts: job.max_attempts.unwrap_or(default_attempts).max(1),
-                queue: queue_name,
-                enqueued_us: claimed.enqueued_us(),
-                timeout,
-                headers: job.headers.clone(),
-                cancel: cancel.clone(),
-            };
-            let started_us = clock::now_us();
-            let outcome = match registry.run(&job.name, &job.payload, start).await {
-                Attempt::Done(Ok(None)) => Outcome::Completed,
-                Attempt::Done(Ok(Some(result))) => Outcome::Returned(result),
-                // Asked to stop by a cancellation, it failed: cancelled, not retried.
-                Attempt::TimedOut(reason) => Outcome::Failed(reason),
-                Attempt::Done(Err(_)) if cancel.is_cancelled() => Outcome::Cancelled,
-                Attempt::Done(Err(JobError::Retry { reason })) => Outcome::Failed(reason),
-                Attempt::Done(Err(JobError::RetryAfter { delay, reason })) => Outcome::RetryAfter(delay, reason),
-                Attempt::Done(Err(JobError::Fail { reason })) => Outcome::Dead(reason),
-                Attempt::Refused(reason) => {
-                    return Ran {
-                        slot,
-                        claimed,
-                        outcome: Outcome::Dead(reason),
-                        started_us: 0,
-                        finished_us: 0,
-                        ack: true,
-                    };
-                }
-            };
-            Ran { slot, claimed, outcome, started_us, finished_us: clock::now_us(), ack: true }
+        if cancel.is_cancelled() || self.board.borrow().contains(&id) {
+            return never_ran(claimed, Outcome::Cancelled);
         }
+        let mut timeout = job.timeout_ms.map(Duration::from_millis);
+        if let Some(deadline) = job.deadline_ms {
+            let now_ms = clock::now_us() / 1000;
+            if now_ms >= deadline {
+                let late = Duration::from_millis(now_ms - deadline);
+                let why = format!("its deadline passed {} before it could start", humantime::format_duration(late));
+                return never_ran(claimed, Outcome::Dead(why));
+            }
+            let left = Duration::from_millis(deadline - now_ms);
+            timeout = Some(timeout.map_or(left, |t| t.min(left)));
+        }
+        let start = Start {
+            id,
+            attempt: job.attempt,
+            max_attempts: job.max_attempts.unwrap_or(self.queue.options().max_attempts).max(1),
+            queue: queue_name.clone(),
+            enqueued_us: claimed.enqueued_us(),
+            timeout,
+            headers: job.headers.clone(),
+            cancel: cancel.clone(),
+        };
+        let started_us = clock::now_us();
+        let mut running = match self.registry.begin(&job.name, &job.payload, start) {
+            Ok(running) => running,
+            Err(Attempt::Refused(reason)) => return never_ran(claimed, Outcome::Dead(reason)),
+            Err(other) => {
+                return Started::Ran(ran(slot, claimed, other, &cancel, started_us));
+            }
+        };
+        if let Some(attempt) = running.poll_once(cx) {
+            return Started::Ran(ran(slot, claimed, attempt, &cancel, started_us));
+        }
+        Started::Running(async move {
+            let attempt = running.finish().await;
+            ran(slot, claimed, attempt, &cancel, started_us)
+        })
     }
 
     /// Renews the lease of every job held.
@@ -681,6 +678,47 @@ impl WorkLoop {
             o.settled(&SettledBatch { jobs: &records, settled, settled_us });
         }
     }
+}
+
+/// What [`WorkLoop::start`] made of a claimed job (matched at once, never stored: boxing a
+/// variant would cost an allocation per job).
+#[allow(clippy::large_enum_variant)]
+enum Started<F> {
+    /// Finished already: answered in its first poll, or never ran.
+    Ran(Ran),
+    /// Waiting: this future finishes it.
+    Running(F),
+}
+
+/// Adds a finished run to `done`, noting when the first of `done` and the latest finished (the
+/// job read the clock then; one that never ran did not) and whether its entry can be
+/// acknowledged.
+fn finished(done: &mut Vec<Ran>, (first_us, last_us): (&mut u64, &mut u64), held: &Held, mut ran: Ran) {
+    let now = if ran.finished_us > 0 { ran.finished_us } else { clock::now_us() };
+    if done.is_empty() {
+        *first_us = now;
+    }
+    *last_us = now;
+    ran.ack = held.finished(ran.slot);
+    done.push(ran);
+}
+
+/// A run that ended with `attempt` (begun at `started_us`), as the worker settles it.
+fn ran(slot: usize, claimed: Claimed, attempt: Attempt, cancel: &CancelToken, started_us: u64) -> Ran {
+    let outcome = match attempt {
+        Attempt::Done(Ok(None)) => Outcome::Completed,
+        Attempt::Done(Ok(Some(result))) => Outcome::Returned(result),
+        // Asked to stop by a cancellation, it failed: cancelled, not retried.
+        Attempt::TimedOut(reason) => Outcome::Failed(reason),
+        Attempt::Done(Err(_)) if cancel.is_cancelled() => Outcome::Cancelled,
+        Attempt::Done(Err(JobError::Retry { reason })) => Outcome::Failed(reason),
+        Attempt::Done(Err(JobError::RetryAfter { delay, reason })) => Outcome::RetryAfter(delay, reason),
+        Attempt::Done(Err(JobError::Fail { reason })) => Outcome::Dead(reason),
+        Attempt::Refused(reason) => {
+            return Ran { slot, claimed, outcome: Outcome::Dead(reason), started_us: 0, finished_us: 0, ack: true };
+        }
+    };
+    Ran { slot, claimed, outcome, started_us, finished_us: clock::now_us(), ack: true }
 }
 
 /// Marks the tracked jobs of a claim active (one round trip, only when the claim has any) and
