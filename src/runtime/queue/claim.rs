@@ -50,11 +50,8 @@ pub struct Poison {
 impl Claimed {
     /// The job's id: the one it carries (retried, reclaimed, delayed), else its entry's.
     pub fn job_id(&self) -> JobId {
-        match (&self.job, self.pack) {
-            (Ok(Envelope { id: Some(id), .. }), _) => JobId::from_string(id.clone()),
-            (_, Some(place)) => JobId::of_packed(&self.entry_id, place.index, self.partition, self.priority),
-            _ => JobId::of_entry_at(&self.entry_id, self.partition, self.priority),
-        }
+        let explicit = self.job.as_ref().ok().and_then(|j| j.id.as_deref());
+        JobId::of_claimed(explicit, &self.entry_id, self.pack.map(|p| p.index), self.partition, self.priority)
     }
 
     /// When the job was enqueued (µs since the epoch): its `t` field, else the entry id's

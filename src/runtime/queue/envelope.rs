@@ -683,6 +683,21 @@ impl JobId {
         Self::made(entry_id, Some(index), partition, priority)
     }
 
+    /// The id of a claimed job: the one it carries (`explicit`: retried, reclaimed, delayed),
+    /// else the id its place makes — job `index` of a packing entry, or the entry's own.
+    pub(crate) fn of_claimed(
+        explicit: Option<&str>,
+        entry_id: &str,
+        index: Option<u16>,
+        partition: u16,
+        priority: Priority,
+    ) -> Self {
+        match explicit {
+            Some(id) => Self(id.to_owned()),
+            None => Self::made(entry_id, index, partition, priority),
+        }
+    }
+
     /// Where a job id made from an entry says its entry is: the entry id, its partition and
     /// priority; `None` for an id of any other kind. (A packed job's id names its entry too:
     /// see [`JobId::packed_index`] for its place in it.)

@@ -208,15 +208,10 @@ struct HeldJob {
 }
 
 impl HeldJob {
+    /// The same id as its [`Claimed::job_id`].
     fn job_id(&self) -> JobId {
-        let of_entry = || match &self.pack {
-            Some((index, _)) => JobId::of_packed(&self.entry_id, *index, self.partition, self.priority),
-            None => JobId::of_entry_at(&self.entry_id, self.partition, self.priority),
-        };
-        match &self.explicit_id {
-            Some(id) => JobId::parse(id).unwrap_or_else(|_| of_entry()),
-            None => of_entry(),
-        }
+        let index = self.pack.as_ref().map(|(index, _)| *index);
+        JobId::of_claimed(self.explicit_id.as_deref(), &self.entry_id, index, self.partition, self.priority)
     }
 }
 
