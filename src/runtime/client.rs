@@ -35,7 +35,7 @@ pub struct Enqueue {
     timeout: Option<Duration>,
     unique: Option<(String, Duration)>,
     key: Option<String>,
-    headers: Option<Vec<u8>>,
+    headers: Option<std::sync::Arc<[u8]>>,
     keep: Option<Duration>,
     id: Option<String>,
     deadline: Option<SystemTime>,
@@ -95,7 +95,7 @@ impl Enqueue {
     /// Opaque bytes carried with the job to its handler ([`JobContext::headers`](crate::JobContext::headers)),
     /// e.g. a trace context.
     pub fn headers(mut self, headers: impl Into<Vec<u8>>) -> Self {
-        self.headers = Some(headers.into());
+        self.headers = Some(headers.into().into());
         self
     }
 

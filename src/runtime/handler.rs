@@ -142,7 +142,7 @@ pub struct JobContext {
     /// When this run is given up (its timeout); `None` without one.
     pub deadline: Option<SystemTime>,
     /// Headers the producer attached (opaque to conveyor).
-    pub headers: Option<Vec<u8>>,
+    pub headers: Option<Arc<[u8]>>,
     /// Trips when the run should stop early: its timeout passed or the worker is shutting down
     /// and its grace period ran out. A handler that awaits I/O is dropped at its deadline anyway;
     /// one that loops can check this.
@@ -415,7 +415,7 @@ pub(crate) struct Start {
     pub queue: Arc<str>,
     pub enqueued_us: u64,
     pub timeout: Option<Duration>,
-    pub headers: Option<Vec<u8>>,
+    pub headers: Option<Arc<[u8]>>,
     /// Trips on the timeout, or when the job is cancelled while it runs.
     pub cancel: CancelToken,
 }

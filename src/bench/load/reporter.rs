@@ -43,7 +43,7 @@ impl BenchStamp {
             enqueued_us: Some(intended_us),
             // Below 2^32 (validation bounds a scenario's jobs); beyond, a job is unaudited.
             seq: u32::try_from(seq).ok(),
-            headers: Some(self.encode()),
+            headers: Some(self.encode().into()),
             ..Envelope::new(name, payload)
         }
     }

@@ -44,7 +44,7 @@ pub async fn measure(redis: &Redis, prefix: &str, entries: u64, batch: usize, pa
     let job = Envelope {
         enqueued_us: Some(crate::runtime::clock::now_us()),
         seq: Some(0),
-        headers: Some(BenchStamp { run: 1, warmup: false }.encode()),
+        headers: Some(BenchStamp { run: 1, warmup: false }.encode().into()),
         ..Envelope::new(JobKind::Noop.name(), JobKind::Noop.payload(payload_bytes))
     };
     let mut conn = redis.blocking_connection().await?;

@@ -22,6 +22,7 @@
 use super::priority::Priority;
 use std::fmt;
 use std::ops::Range;
+use std::sync::Arc;
 
 /// The newest envelope version this build reads: 1 (one job per entry, written without `v`) and
 /// 2 (several jobs packed into one entry, see [`pack_entry`]).
@@ -106,8 +107,9 @@ pub struct Envelope {
     pub enqueued_us: Option<u64>,
     /// Audit sequence number: the bit settling the job sets (benchmarks, audited batches).
     pub seq: Option<u32>,
-    /// Application data carried with the job, never read by conveyor.
-    pub headers: Option<Vec<u8>>,
+    /// Application data carried with the job, never read by conveyor (shared: the handler's
+    /// context and a retry's envelope hold the same bytes).
+    pub headers: Option<Arc<[u8]>>,
     /// 0 for the first run; each retry adds one.
     pub attempt: u16,
     /// Runs allowed; `None`: the queue's setting.
@@ -249,7 +251,8 @@ impl Envelope {
     /// entry decodes; on an error `fields` is left as it was.
     pub fn from_fields(fields: &mut [(Vec<u8>, Vec<u8>)]) -> Result<Self, DecodeError> {
         let found = scan(fields.iter().map(|(k, v)| (k.as_slice(), v.as_slice())))?;
-        Ok(found.into_job(|slot| match &slot.within {
+        let headers = found.headers.as_ref().map(|s| Arc::from(s.of(&fields[s.field].1)));
+        Ok(found.into_job(headers, |slot| match &slot.within {
             Some(r) => fields[slot.field].1[r.clone()].to_vec(),
             None => std::mem::take(&mut fields[slot.field].1),
         }))
@@ -259,7 +262,8 @@ impl Envelope {
     /// values it keeps.
     pub fn from_slices(fields: &[(&[u8], &[u8])]) -> Result<Self, DecodeError> {
         let found = scan(fields.iter().copied())?;
-        Ok(found.into_job(|slot| match &slot.within {
+        let headers = found.headers.as_ref().map(|s| Arc::from(s.of(fields[s.field].1)));
+        Ok(found.into_job(headers, |slot| match &slot.within {
             Some(r) => fields[slot.field].1[r.clone()].to_vec(),
             None => fields[slot.field].1.to_vec(),
         }))
@@ -302,6 +306,16 @@ struct Slot {
     within: Option<Range<usize>>,
 }
 
+impl Slot {
+    /// Its bytes within its field's value.
+    fn of<'a>(&self, value: &'a [u8]) -> &'a [u8] {
+        match &self.within {
+            Some(r) => &value[r.clone()],
+            None => value,
+        }
+    }
+}
+
 /// What a pass over an entry's fields found: every number decoded, and where each byte value
 /// is (taken only once the whole entry is known to decode).
 struct Found {
@@ -314,10 +328,10 @@ struct Found {
 }
 
 impl Found {
-    fn into_job(self, mut take: impl FnMut(&Slot) -> Vec<u8>) -> Envelope {
+    fn into_job(self, headers: Option<Arc<[u8]>>, mut take: impl FnMut(&Slot) -> Vec<u8>) -> Envelope {
         let mut job = self.job;
+        job.headers = headers;
         // Parts of `m` first: `m` itself is never taken whole.
-        job.headers = self.headers.as_ref().map(&mut take);
         job.batch = self.batch.as_ref().map(|s| String::from_utf8(take(s)).expect("checked by scan"));
         job.name = String::from_utf8(take(&self.name)).expect("checked by scan");
         job.payload = take(&self.payload);
@@ -767,7 +781,7 @@ mod tests {
             payload: br#"{"to":"a@b.c"}"#.to_vec(),
             enqueued_us: Some(1_733_080_000_000_123),
             seq: Some(42),
-            headers: Some(vec![0, 159, 146, 150]),
+            headers: Some(vec![0, 159, 146, 150].into()),
             attempt: 2,
             max_attempts: Some(5),
             timeout_ms: Some(30_000),
@@ -801,7 +815,7 @@ mod tests {
 
     #[test]
     fn every_field_round_trips_through_entry_fields_and_the_packed_form() {
-        for e in [full(), Envelope::new("noop", Vec::new()), Envelope { headers: Some(Vec::new()), ..full() }] {
+        for e in [full(), Envelope::new("noop", Vec::new()), Envelope { headers: Some(Vec::new().into()), ..full() }] {
             assert_eq!(decode(&as_pairs(&e)).unwrap(), e);
             assert_eq!(Envelope::unpack(&e.pack()).unwrap(), e);
         }
@@ -815,7 +829,7 @@ mod tests {
         let stamped = Envelope {
             enqueued_us: Some(5),
             seq: Some(7),
-            headers: Some(b"h".to_vec()),
+            headers: Some(b"h".to_vec().into()),
             ..Envelope::new("x", b"".to_vec())
         };
         assert_eq!(names(&stamped), ["n", "m"], "the payload travels in m with the optional fields");
@@ -902,7 +916,7 @@ mod tests {
         let expected = Envelope {
             enqueued_us: Some(1_733_080_000_000_123),
             seq: Some(42),
-            headers: Some(b"trace-1".to_vec()),
+            headers: Some(b"trace-1".to_vec().into()),
             attempt: 2,
             max_attempts: Some(5),
             timeout_ms: Some(30_000),

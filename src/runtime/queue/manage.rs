@@ -743,7 +743,7 @@ fn summary(state: JobsIn, entry: &str, p: u16, level: Priority, mut fields: Fiel
                 worker: None,
                 reason,
                 payload: job.payload,
-                headers: job.headers,
+                headers: job.headers.map(|h| h.to_vec()),
             }
         }
         Err(e) => JobSummary {
