@@ -164,7 +164,8 @@ async fn produce(sink: Sink, plan: ProducerPlan, collector: Recipient<ProducerRe
     // Of each job in `batch`: whether it was sent during warm-up.
     let mut warm: Vec<bool> = Vec::with_capacity(plan.batch);
     // Shared by every job (cloning one is a count).
-    let stamps: [std::sync::Arc<[u8]>; 2] = [false, true].map(|warmup| BenchStamp { run: plan.run, warmup }.encode().into());
+    let stamps: [std::sync::Arc<[u8]>; 2] =
+        [false, true].map(|warmup| BenchStamp { run: plan.run, warmup }.encode().into());
     let enqueue_call = crate::runtime::telemetry::redis_operation(sink.label(), "enqueue");
     let mut timer = crate::runtime::timer::LoopTimer::new();
 
