@@ -97,6 +97,50 @@ async fn the_trim_removes_settled_entries_and_never_held_or_waiting_ones() {
 }
 
 #[tokio::test]
+async fn a_small_batch_reaches_a_waiting_worker_whole_and_a_large_one_in_pieces() {
+    // Redis serves a blocked reader after each command: a plain pipeline of XADDs would wake
+    // the first waiting worker with its first entry alone. A small batch goes in one
+    // transaction, so the waiting worker claims all of it in one read.
+    let queue = support::queue("wake-once", QueueOptions::default()).await;
+    for (size, whole) in [(50u64, true), (300, false)] {
+        let waiting = {
+            let queue = queue.clone();
+            tokio::spawn(async move {
+                let mut conn = queue.redis().blocking_connection().await.expect("dedicated connection");
+                let name = format!("waiting-{}", queue.name());
+                let () = redis::cmd("CLIENT").arg("SETNAME").arg(&name).query_async(&mut conn).await.expect("SETNAME");
+                queue.claim(&mut conn, "waiting", 1_000, Duration::from_secs(10)).await.expect("claim")
+            })
+        };
+        // Until its read is blocked in Redis.
+        let blocked = format!("name=waiting-{} ", queue.name());
+        let waits = async || {
+            let clients: String = queue
+                .redis()
+                .with_conn(async |c| redis::cmd("CLIENT").arg("LIST").query_async(c).await)
+                .await
+                .expect("CLIENT LIST");
+            clients.lines().any(|l| l.contains(&blocked) && l.contains("cmd=xreadgroup") && l.contains("flags=b"))
+        };
+        while !waits().await {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let first = if whole { 0 } else { 50 };
+        queue.enqueue_batch(&(first..first + size).map(job).collect::<Vec<_>>()).await.unwrap();
+        let claimed = waiting.await.unwrap();
+        if whole {
+            assert_eq!(seqs(&claimed), (0..50).collect::<Vec<_>>(), "the whole batch in the first read");
+        } else {
+            // Past WAKE_ONCE_UP_TO entries the batch is a plain pipeline.
+            assert!(claimed.len() < 300, "a large batch is not one transaction: {} claimed at once", claimed.len());
+        }
+        let rest = claim(&queue, "waiting", 1_000).await;
+        queue.settle(&with_outcome(claimed.into_iter().chain(rest).collect(), Outcome::Completed)).await.unwrap();
+    }
+    assert_eq!(queue.audited_done().await.unwrap(), 350);
+}
+
+#[tokio::test]
 async fn completed_jobs_leave_the_stream_and_settling_twice_counts_duplicates() {
     let queue = support::queue("settle-completed", QueueOptions::default()).await;
     queue.enqueue(&job(0)).await.unwrap();

@@ -59,6 +59,9 @@ impl Enqueued {
     }
 }
 
+/// Most entries a batch writes in one transaction (see [`Queue::enqueue_batch_to`]).
+const WAKE_ONCE_UP_TO: usize = 100;
+
 impl Queue {
     /// Adds one job to the ready stream; returns its id.
     pub async fn enqueue(&self, job: &Envelope) -> Result<JobId> {
@@ -79,6 +82,8 @@ impl Queue {
 
     /// Adds jobs to the ready stream of partition `p` in one pipelined round trip (consecutive
     /// plain jobs packed into entries of up to [`QueueOptions::pack`](super::QueueOptions::pack)).
+    /// A batch of 2 to 100 entries on a single server goes in one `MULTI`/`EXEC`, so a worker
+    /// waiting for work claims it in one read; a larger batch is a plain pipeline.
     pub async fn enqueue_batch_to(&self, p: u16, jobs: &[Envelope]) -> Result<Vec<JobId>> {
         let keys = self.partition(p)?;
         self.mark_lanes(jobs.iter().map(|j| j.priority)).await?;
@@ -92,6 +97,14 @@ impl Queue {
             add_entry(&mut pipe, &stream, &jobs[i..i + n]);
             runs.push((i, n));
             i += n;
+        }
+        // Redis serves blocked readers after each command, so each XADD of a plain pipeline
+        // wakes another blocked worker with an entry or two. In MULTI/EXEC it serves them once,
+        // after EXEC: the first blocked worker claims the batch in one read. Queuing each
+        // command costs Redis more than that saves in a large batch, whose workers are seldom
+        // waiting anyway. (A cluster connection takes no transactions; one batch is one slot.)
+        if (2..=WAKE_ONCE_UP_TO).contains(&runs.len()) && !self.redis.is_cluster() {
+            pipe.atomic();
         }
         let ids: Vec<String> = self.redis.with_conn(async |c| pipe.query_async(c).await).await?;
         crate::runtime::telemetry::jobs_enqueued(self.name(), jobs.len() as u64);
