@@ -263,10 +263,7 @@ impl Envelope {
     pub fn from_slices(fields: &[(&[u8], &[u8])]) -> Result<Self, DecodeError> {
         let found = scan(fields.iter().copied())?;
         let headers = found.headers.as_ref().map(|s| Arc::from(s.of(fields[s.field].1)));
-        Ok(found.into_job(headers, |slot| match &slot.within {
-            Some(r) => fields[slot.field].1[r.clone()].to_vec(),
-            None => fields[slot.field].1.to_vec(),
-        }))
+        Ok(found.into_job(headers, |slot| slot.of(fields[slot.field].1).to_vec()))
     }
 
     /// The job's wire fields packed into one string (a delayed job's sorted-set member).

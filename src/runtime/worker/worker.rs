@@ -354,7 +354,7 @@ impl WorkLoop {
                 seen_generation = generation;
                 held.cancel_from(&self.board.borrow());
             }
-            // Jobs that finished in their first poll, this turn: past START_BUDGET the loop yields
+            // Jobs started (and polled once) this turn: past START_BUDGET the loop yields
             // (a handler may answer at once after long work of its own).
             let mut started_here = 0;
             if running.len() < self.config.concurrency && !queued.is_empty() {
@@ -591,10 +591,8 @@ impl WorkLoop {
         let started_us = clock::now_us();
         let mut running = match self.registry.begin(&job.name, &job.payload, start) {
             Ok(running) => running,
-            Err(Attempt::Refused(reason)) => return never_ran(claimed, Outcome::Dead(reason)),
-            Err(other) => {
-                return Started::Ran(ran(slot, claimed, other, &cancel, started_us));
-            }
+            // Refused (no handler, a payload that does not decode): dead, never ran.
+            Err(refused) => return Started::Ran(ran(slot, claimed, refused, &cancel, started_us)),
         };
         if let Some(attempt) = running.poll_once(cx) {
             return Started::Ran(ran(slot, claimed, attempt, &cancel, started_us));
