@@ -44,6 +44,7 @@ struct Seen {
     queue: String,
     payload: String,
     deadline: bool,
+    headers: Option<Vec<u8>>,
 }
 
 fn registry(seen: UnboundedSender<Seen>) -> Registry {
@@ -84,6 +85,7 @@ fn observe(ctx: &JobContext, payload: String) -> Seen {
         queue: ctx.queue.to_string(),
         payload,
         deadline: ctx.deadline.is_some(),
+        headers: ctx.headers.as_deref().map(<[u8]>::to_vec),
     }
 }
 
@@ -135,6 +137,21 @@ async fn a_handler_gets_its_typed_payload_and_the_job_its_enqueue_answered() {
     }
     let d = support::depth_until(&queue, |d| d.waiting + d.in_flight == 0).await;
     assert_eq!(d, Depth::default());
+    pool.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn headers_given_at_enqueue_reach_the_handler_unchanged_and_a_job_without_has_none() {
+    let (_queue, client, pool, mut rx) = start("rt-headers", QueueOptions::default()).await;
+    let trace = b"traceparent: 00-4bf9-00f0-01\x00\xff".to_vec();
+    let with = client
+        .enqueue_with(&Resize { path: "h.png".into(), width: 1 }, Enqueue::new().headers(trace.clone()))
+        .await
+        .unwrap();
+    let seen = next(&mut rx).await;
+    assert_eq!((seen.id, seen.headers), (with.id().clone(), Some(trace)));
+    client.enqueue(&Resize { path: "plain.png".into(), width: 2 }).await.unwrap();
+    assert_eq!(next(&mut rx).await.headers, None);
     pool.shutdown().await;
 }
 
