@@ -188,7 +188,9 @@ async fn produce(sink: Sink, plan: ProducerPlan, collector: Recipient<ProducerRe
                 ((planned - k).min(plan.batch as u64), Box::new(intended))
             }
         };
-        batch.clear();
+        // The envelopes of the last batch are written over in place (a job keeps the name and
+        // payload buffers of the one before it in its place): no allocation per job.
+        let mut filled = 0usize;
         warm.clear();
         let mut batch_measured = 0u64;
         for j in k..k + due {
@@ -201,7 +203,7 @@ async fn produce(sink: Sink, plan: ProducerPlan, collector: Recipient<ProducerRe
                     _ => false,
                 };
                 if over {
-                    if batch.is_empty() {
+                    if filled == 0 {
                         break 'plan;
                     }
                     break;
@@ -210,24 +212,28 @@ async fn produce(sink: Sink, plan: ProducerPlan, collector: Recipient<ProducerRe
             }
             let pick = rng.random_range(0..total_weight);
             let entry = plan.mix.iter().find(|m| pick < m.cumulative_weight).unwrap_or(&plan.mix[0]);
+            if filled == batch.len() {
+                batch.push(Envelope::default());
+            }
+            let job = &mut batch[filled];
+            filled += 1;
+            job.name.clone_from(&entry.name);
+            job.payload.clone_from(&entry.payload);
             // The intended time is the job's enqueue time: latency counts from when it was due.
-            batch.push(Envelope {
-                name: entry.name.clone(),
-                payload: entry.payload.clone(),
-                enqueued_us: Some(intended_us),
-                // Below 2^32 (validation bounds a scenario's jobs); beyond, a job is unaudited.
-                seq: u32::try_from(plan.index + plan.producers * j).ok(),
-                headers: Some(stamps[usize::from(warmup)].clone()),
-                keep_ms: entry.keep_ms,
-                ..Envelope::default()
-            });
+            job.enqueued_us = Some(intended_us);
+            // Below 2^32 (validation bounds a scenario's jobs); beyond, a job is unaudited.
+            job.seq = u32::try_from(plan.index + plan.producers * j).ok();
+            job.headers = Some(stamps[usize::from(warmup)].clone());
+            job.keep_ms = entry.keep_ms;
             warm.push(warmup);
         }
+        // Past `filled`: envelopes kept for a larger batch later.
+        let jobs = &batch[..filled];
         // Send; on failure send the same jobs again (same sequence numbers): a batch Redis
         // half-applied then shows up as duplicates in the audit, never as lost jobs.
         loop {
             let call = Instant::now();
-            match sink.send(&batch, &warm).await {
+            match sink.send(jobs, &warm).await {
                 Ok(_) => {
                     enqueue_call.record(call.elapsed());
                     stats.enqueue_call.record_us(call.elapsed().as_micros() as u64);
@@ -236,7 +242,7 @@ async fn produce(sink: Sink, plan: ProducerPlan, collector: Recipient<ProducerRe
                 Err(e) => {
                     stats.enqueue_errors += 1;
                     crate::runtime::telemetry::redis_error("producer");
-                    tracing::warn!(error = %e, jobs = batch.len(), "enqueue failed; sending the batch again");
+                    tracing::warn!(error = %e, jobs = jobs.len(), "enqueue failed; sending the batch again");
                     if lifecycle.stopping() {
                         break 'plan;
                     }
@@ -244,8 +250,8 @@ async fn produce(sink: Sink, plan: ProducerPlan, collector: Recipient<ProducerRe
                 }
             }
         }
-        let sent = batch.len() as u64;
-        let intended = |i: usize| batch[i].enqueued_us.unwrap_or(now);
+        let sent = jobs.len() as u64;
+        let intended = |i: usize| jobs[i].enqueued_us.unwrap_or(now);
         if let Some(first) = warm.iter().position(|w| !w)
             && stats.measure_start_us == 0
         {
