@@ -4,8 +4,9 @@
 //! a settle goes out when a whole batch has finished or nothing else runs (so a batch of quick
 //! jobs is one claim and one settle, as before), when no job has finished for [`SETTLE_IDLE`]
 //! (what still runs is slow), or when the first finished job has waited [`SETTLE_WITHIN`]. It
-//! claims again as soon as half its batch is free, while the rest still run or settle. Every third of the lease it renews the lease of every job it
-//! holds, so a long job is not handed to a second worker.
+//! claims again as soon as half its batch is free, while the rest still run — but not while a
+//! settle is in flight (the claim in its loop says why). Every third of the lease it renews
+//! the lease of every job it holds, so a long job is not handed to a second worker.
 //!
 //! It exports its own metrics (counts and stage latencies, folded into Prometheus buckets every
 //! [`REPORT_EVERY`]) and tells an optional [`Observer`] of every settled batch. On [`Stop`] it
@@ -383,7 +384,8 @@ impl WorkLoop {
                 let quiet = now >= last_done + idle_us || now < first_done;
                 if nothing_else || quiet || done.len() >= capacity || now >= first_done + within_us {
                     settling_jobs = done.len();
-                    settling = Some(self.settle(std::mem::take(&mut done)));
+                    // The next batch is likely the size of this one: room for it, not growth.
+                    settling = Some(self.settle(std::mem::replace(&mut done, Vec::with_capacity(settling_jobs))));
                     timer_armed = false;
                 } else if !timer_armed {
                     let at_us = (last_done + idle_us).min(first_done + within_us);
@@ -393,7 +395,7 @@ impl WorkLoop {
                     timer_armed = true;
                 }
             }
-            // Claim when half the batch is free (jobs being settled are not held back for it),
+            // Claim when half the batch is free (jobs being settled do not count as held),
             // unless stopping or paused.
             let paused = self.lifecycle.paused_until();
             // Paused by an operator (every process's workers, through the board).
@@ -401,7 +403,11 @@ impl WorkLoop {
             let holding = held.len() - settling_jobs;
             let free = capacity.saturating_sub(holding);
             let retry_later = Instant::now() < not_before;
+            // Not while a settle is in flight (one short round trip): claims that overlap
+            // settles come back with a few jobs each, ten workers racing for every batch a
+            // producer sends, and each job then costs Redis and this process more.
             if claiming.is_none()
+                && settling.is_none()
                 && !stopping
                 && paused.is_none()
                 && !queue_paused
