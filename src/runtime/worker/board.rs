@@ -6,6 +6,7 @@
 //! and whether it uses priorities. Workers look here before they claim and before they start a
 //! job: local reads, and no lookup at all while nobody cancelled anything.
 
+use super::gate::ClaimGate;
 use crate::runtime::queue::{JobId, Limit, Queue, Settings};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -32,6 +33,8 @@ pub struct Board {
     limit: Option<Limit>,
     /// The queue uses priorities: claims read every priority's stream.
     lanes: bool,
+    /// Turns to claim: how many of the pool's workers wait in Redis at once.
+    gate: ClaimGate,
 }
 
 /// The board as the pool hands it around.
@@ -61,6 +64,16 @@ impl Board {
     /// The queue uses priorities.
     pub fn lanes(&self) -> bool {
         self.lanes
+    }
+
+    /// The pool's claim gate.
+    pub(crate) fn gate(&self) -> ClaimGate {
+        self.gate.clone()
+    }
+
+    /// Lets `claimers` of the pool's workers claim at a time (see [`ClaimGate`]).
+    pub(crate) fn gate_claims(&mut self, claimers: usize) {
+        self.gate = ClaimGate::new(claimers);
     }
 
     /// Jobs the pool's workers hold.

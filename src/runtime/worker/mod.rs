@@ -6,9 +6,11 @@
 //! - [`Scheduler`] promotes due delayed jobs, reclaims expired leases, trims the stream and
 //!   samples queue depth.
 //! - [`WorkerPool`] starts and stops the workers of a queue (and a scheduler) together, and
-//!   keeps their [`Board`] up to date.
+//!   keeps their [`Board`] up to date; on a queue of one partition its workers claim one at a
+//!   time (the claim gate, `gate.rs`), so a producer's batch is claimed whole, not in crumbs.
 
 mod board;
+mod gate;
 pub(crate) mod lifecycle;
 mod observer;
 mod pool;

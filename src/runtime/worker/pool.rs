@@ -12,6 +12,7 @@
 //! ```
 
 use super::board::SharedBoard;
+use super::gate::CLAIMERS;
 use super::lifecycle::Stop;
 use super::observer::ObserverFactory;
 use super::scheduler::{DepthSample, Halt, Scheduler};
@@ -179,6 +180,10 @@ impl PoolBuilder {
             .start()
         });
         let board = SharedBoard::default();
+        // One claimer at a time on one stream; a partitioned queue keeps a claimer per worker,
+        // so that each waits on a partition of its own and none waits behind another's.
+        let claimers = if self.queue.partition_keys().len() > 1 { self.workers as usize } else { CLAIMERS };
+        board.borrow_mut().gate_claims(claimers);
         // The settings before the first claim: a limited queue is never claimed from without
         // its limit, nor a paused one at all.
         let settings = self.queue.settings().await?;

@@ -537,7 +537,12 @@ impl WorkLoop {
             let board = self.board.borrow();
             ClaimPlan { service: self.config.service, limit: board.limit(), lanes: board.lanes() }
         };
+        let (gate, lifecycle) = (self.board.borrow().gate(), self.lifecycle.clone());
         Box::pin(async move {
+            // Its turn (see `ClaimGate`); stopping, it claims nothing.
+            let Some(_turn) = gate.turn(|| lifecycle.stopping()).await else {
+                return (conn, Ok((Vec::new(), Vec::new())), Duration::ZERO);
+            };
             let began = Instant::now();
             let result = match queue.claim_planned(&mut conn, &consumer, count, block, &plan).await {
                 Ok(jobs) => mark_active(&queue, &consumer, jobs).await,
