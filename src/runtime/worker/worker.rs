@@ -321,7 +321,6 @@ impl WorkLoop {
         let mut not_before = Instant::now();
         let mut claiming: Option<Claiming> = None;
         let mut settling: Option<Settling> = None;
-        let mut settling_jobs = 0usize;
         // Claimed, waiting for a free slot; running; finished, waiting for the next settle.
         let mut queued: VecDeque<(usize, Claimed)> = VecDeque::new();
         // Each run's future as it is (no box of its own: the set keeps it in its task node).
@@ -383,9 +382,9 @@ impl WorkLoop {
                 // (A system clock set back counts as quiet: the settle goes out, never stalls.)
                 let quiet = now >= last_done + idle_us || now < first_done;
                 if nothing_else || quiet || done.len() >= capacity || now >= first_done + within_us {
-                    settling_jobs = done.len();
                     // The next batch is likely the size of this one: room for it, not growth.
-                    settling = Some(self.settle(std::mem::replace(&mut done, Vec::with_capacity(settling_jobs))));
+                    let room = done.len();
+                    settling = Some(self.settle(std::mem::replace(&mut done, Vec::with_capacity(room))));
                     timer_armed = false;
                 } else if !timer_armed {
                     let at_us = (last_done + idle_us).min(first_done + within_us);
@@ -395,12 +394,11 @@ impl WorkLoop {
                     timer_armed = true;
                 }
             }
-            // Claim when half the batch is free (jobs being settled do not count as held),
-            // unless stopping or paused.
+            // Claim when half the batch is free, unless stopping or paused.
             let paused = self.lifecycle.paused_until();
             // Paused by an operator (every process's workers, through the board).
             let queue_paused = self.board.borrow().paused();
-            let holding = held.len() - settling_jobs;
+            let holding = held.len();
             let free = capacity.saturating_sub(holding);
             let retry_later = Instant::now() < not_before;
             // Not while a settle is in flight (one short round trip): claims that overlap
@@ -449,7 +447,6 @@ impl WorkLoop {
                 }
                 (jobs, settled, took) = async { settling.as_mut().expect("guarded").await }, if settling.is_some() => {
                     settling = None;
-                    settling_jobs = 0;
                     let before = held.len();
                     for ran in &jobs {
                         held.remove(ran.slot);
