@@ -4,7 +4,8 @@
 //! progress must see their token trip — and how many jobs the workers hold (for the process's
 //! heartbeat), and the queue's settings read with the pause in one round trip: its rate limit
 //! and whether it uses priorities. Workers look here before they claim and before they start a
-//! job: local reads, and no lookup at all while nobody cancelled anything.
+//! job: local reads, and no lookup at all while nobody cancelled anything. The board also holds
+//! the pool's claim gate (`gate.rs`): the turns that let one worker at a time wait in Redis.
 
 use super::gate::ClaimGate;
 use crate::runtime::queue::{JobId, Limit, Queue, Settings};

@@ -38,8 +38,12 @@ impl ClaimGate {
         Self(Arc::new(Semaphore::new(claimers.max(1))))
     }
 
-    /// Waits for a turn to claim; `None` once `stop()` is true (looked at every 20 ms).
+    /// Waits for a turn to claim; `None` once `stop()` is true (looked at every 20 ms). A free
+    /// turn is taken at once, with no timer.
     pub(crate) async fn turn(&self, stop: impl Fn() -> bool) -> Option<Turn> {
+        if let Ok(permit) = self.0.clone().try_acquire_owned() {
+            return Some(Turn(permit));
+        }
         loop {
             if stop() {
                 return None;

@@ -530,11 +530,11 @@ impl WorkLoop {
     /// One claim of up to `count` jobs on the worker's own connection, waiting up to `block`.
     fn claim(&self, mut conn: Conn, count: usize, block: Duration) -> Claiming {
         let (queue, consumer) = (self.queue.clone(), self.config.consumer.clone());
-        let plan = {
+        let (plan, gate) = {
             let board = self.board.borrow();
-            ClaimPlan { service: self.config.service, limit: board.limit(), lanes: board.lanes() }
+            (ClaimPlan { service: self.config.service, limit: board.limit(), lanes: board.lanes() }, board.gate())
         };
-        let (gate, lifecycle) = (self.board.borrow().gate(), self.lifecycle.clone());
+        let lifecycle = self.lifecycle.clone();
         Box::pin(async move {
             // Its turn (see `ClaimGate`); stopping, it claims nothing.
             let Some(_turn) = gate.turn(|| lifecycle.stopping()).await else {
