@@ -8,6 +8,7 @@
 use super::{RedisArgs, configured_redis};
 use crate::console::{Console, ConsoleOptions};
 use crate::runtime::admin::{Admin, QueueOverview};
+use crate::runtime::clock::rfc3339_ms;
 use crate::runtime::cron::{Cron, Periodic};
 use crate::runtime::error::{Error, Result};
 use crate::runtime::queue::{JobId, JobsIn, Limit, Pick, Priority};
@@ -357,10 +358,10 @@ async fn act(admin: &Admin, command: AdminCommand) -> Result<ExitCode> {
                     let detail = match (&j.reason, &j.worker, j.due_ms) {
                         (Some(r), _, _) => r.clone(),
                         (_, Some((w, idle)), _) => format!("worker {w} (idle {idle} ms)"),
-                        (_, _, Some(due)) => format!("due {}", time_of(due)),
+                        (_, _, Some(due)) => format!("due {}", rfc3339_ms(due)),
                         _ => String::new(),
                     };
-                    println!("{:<28} {:<20} {:>7} {:<24} {detail}", j.id, j.name, j.attempt, time_of(j.enqueued_ms));
+                    println!("{:<28} {:<20} {:>7} {:<24} {detail}", j.id, j.name, j.attempt, rfc3339_ms(j.enqueued_ms));
                 }
                 match &page.next {
                     Some(next) => println!("next page: --cursor {next}"),
@@ -382,9 +383,9 @@ async fn act(admin: &Admin, command: AdminCommand) -> Result<ExitCode> {
                     println!("  where      {:?}", f.state);
                     println!("  type       {}", f.name);
                     println!("  attempt    {}", f.attempt);
-                    println!("  enqueued   {}", time_of(f.enqueued_ms));
+                    println!("  enqueued   {}", rfc3339_ms(f.enqueued_ms));
                     if let Some(due) = f.due_ms {
-                        println!("  due        {}", time_of(due));
+                        println!("  due        {}", rfc3339_ms(due));
                     }
                     if let Some((w, idle)) = &f.worker {
                         println!("  worker     {w} (idle {idle} ms)");
@@ -532,14 +533,14 @@ async fn act(admin: &Admin, command: AdminCommand) -> Result<ExitCode> {
                     let next = crate::runtime::cron::parse(&e.schedule)
                         .ok()
                         .and_then(|s| s.after(&chrono::DateTime::from_timestamp_millis(now as i64)?).next())
-                        .map_or_else(|| "never".into(), |t| time_of(t.timestamp_millis() as u64));
+                        .map_or_else(|| "never".into(), |t| rfc3339_ms(t.timestamp_millis() as u64));
                     println!(
                         "{:<24} {:<20} {:<20} {:<12} {:<24} {next}",
                         e.name,
                         e.schedule,
                         e.job_type,
                         e.missed,
-                        e.last_fired_ms.map_or_else(|| "never".into(), time_of)
+                        e.last_fired_ms.map_or_else(|| "never".into(), rfc3339_ms)
                     );
                 }
                 println!("({} periodic entr{})", entries.len(), if entries.len() == 1 { "y" } else { "ies" });
@@ -567,7 +568,7 @@ async fn act(admin: &Admin, command: AdminCommand) -> Result<ExitCode> {
                         w.workers,
                         w.concurrency,
                         w.busy,
-                        time_of(w.started_ms)
+                        rfc3339_ms(w.started_ms)
                     );
                 }
                 println!("({} live worker process(es))", workers.len());
@@ -585,7 +586,7 @@ async fn run_cron(admin: &Admin, queue: &str, periodic: Periodic) -> Result<Exit
     let cron = Cron::new(client).entry(periodic).start().await?;
     println!(
         "cron entry {name} ({expression}) on queue {queue}: next firing {}; SIGINT or SIGTERM stops it",
-        next.map_or_else(|| "never".into(), time_of)
+        next.map_or_else(|| "never".into(), rfc3339_ms)
     );
     crate::runtime::shutdown::shutdown_signal().await;
     cron.shutdown().await;
@@ -672,14 +673,6 @@ pub fn payload_text(payload: &[u8]) -> String {
         Ok(v) => serde_json::to_string(&v).expect("serializes"),
         Err(_) => payload.iter().map(|b| format!("{b:02x}")).collect(),
     }
-}
-
-/// A time (ms since the epoch) as RFC 3339, UTC.
-fn time_of(ms: u64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-        .unwrap_or_else(|| ms.to_string())
 }
 
 /// The limit `conveyor limit` was given: an error naming the flag for a rate or burst that is

@@ -98,7 +98,8 @@ enum Command {
 #[derive(Args, Debug, Clone)]
 struct RedisArgs {
     /// Redis URL (also CONVEYOR_REDIS_URL or `redis_url` in the config file). Without one,
-    /// conveyor starts a private redis-server and stops it at exit.
+    /// the benchmark commands start a private redis-server and stop it at exit; the admin
+    /// commands need one.
     #[arg(long)]
     redis_url: Option<String>,
     /// Settings file (TOML); `./conveyor.toml` is read when present.

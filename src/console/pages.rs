@@ -3,6 +3,7 @@
 //! style. A page shows what it is given and asks Redis nothing.
 
 use crate::runtime::admin::{JobRecord, QueueOverview};
+use crate::runtime::clock::rfc3339_ms;
 use crate::runtime::queue::{JobState, JobSummary, JobsIn, Page, WorkerRecord};
 use maud::{DOCTYPE, Markup, html};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
@@ -107,17 +108,9 @@ fn span(ms: u64) -> String {
     }
 }
 
-/// A time (ms since the epoch) as RFC 3339, UTC.
-fn time_of(ms: u64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-        .unwrap_or_else(|| ms.to_string())
-}
-
 /// A moment: its age, with the exact time on hover.
 fn when(frame: &Frame, ms: u64) -> Markup {
-    html! { span title=(time_of(ms)) { (frame.ago(ms)) } }
+    html! { span title=(rfc3339_ms(ms)) { (frame.ago(ms)) } }
 }
 
 /// How a payload is shown: pretty JSON when it is JSON, else hex.
@@ -398,7 +391,7 @@ pub(super) fn job(frame: &Frame, id: &str, record: &JobRecord, said: Option<&str
                     @if let Some(f) = found {
                         dt { "where" } dd #where { (state_name(f.state)) }
                         dt { "attempt" } dd { span #attempt { (f.attempt) } " " span.muted { "(0 is the first)" } }
-                        dt { "enqueued" } dd { (when(frame, f.enqueued_ms)) " " span.muted { (time_of(f.enqueued_ms)) } }
+                        dt { "enqueued" } dd { (when(frame, f.enqueued_ms)) " " span.muted { (rfc3339_ms(f.enqueued_ms)) } }
                         @if let Some(due) = f.due_ms { dt { "due" } dd { (when(frame, due)) } }
                         @if let Some((w, idle)) = &f.worker { dt { "worker" } dd { code { (w) } " idle " (idle) " ms" } }
                         @if let Some(r) = &f.reason { dt { "reason" } dd #reason.bad { (r) } }
@@ -447,11 +440,11 @@ pub(super) fn job(frame: &Frame, id: &str, record: &JobRecord, said: Option<&str
 fn status_text(state: &JobState) -> String {
     match state {
         JobState::Waiting => "waiting".into(),
-        JobState::Delayed { until_ms } => format!("delayed until {}", time_of(*until_ms)),
+        JobState::Delayed { until_ms } => format!("delayed until {}", rfc3339_ms(*until_ms)),
         JobState::Active { worker, cancel_requested } => {
             format!("active on {worker}{}", if *cancel_requested { " (cancellation asked)" } else { "" })
         }
-        JobState::Retrying { next_ms, last_error } => format!("retrying at {}: {last_error}", time_of(*next_ms)),
+        JobState::Retrying { next_ms, last_error } => format!("retrying at {}: {last_error}", rfc3339_ms(*next_ms)),
         JobState::Completed { .. } => "completed".into(),
         JobState::Dead { reason } => format!("dead: {reason}"),
         JobState::Cancelled => "cancelled".into(),

@@ -64,3 +64,16 @@ pub fn system() -> SharedClock {
 pub fn now_us() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
 }
+
+/// A time (ms since the epoch) as RFC 3339, UTC, as the admin command line and the console show
+/// it; 0 — a time nobody recorded, such as the enqueue time of a job a producer wrote without
+/// one — is `unknown`.
+pub fn rfc3339_ms(ms: u64) -> String {
+    if ms == 0 {
+        return "unknown".into();
+    }
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| ms.to_string())
+}

@@ -2,7 +2,7 @@
 //! job ids, per-job options, typed handler errors, and what happens to jobs no handler can run.
 
 use crate::support;
-use conveyor::queue::{Depth, Envelope, QueueOptions};
+use conveyor::queue::{Depth, Envelope, JobsIn, QueueOptions};
 use conveyor::{Client, Enqueue, Enqueued, JobContext, JobError, JobId, JobType, Queue, Registry, WorkerPool};
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
@@ -108,6 +108,14 @@ async fn start(test: &str, options: QueueOptions) -> (Queue, Client, WorkerPool,
 }
 
 /// The next thing a handler saw; a generous bound only stops a hung test.
+/// `XADD` to the queue's ready stream of an entry id and fields, as a producer in another
+/// language writes them.
+async fn raw_xadd(queue: &Queue, args: &[&str]) {
+    let ready = queue.keys().ready();
+    let _: String =
+        queue.redis().with_conn(async |c| redis::cmd("XADD").arg(&ready).arg(args).query_async(c).await).await.unwrap();
+}
+
 async fn next(rx: &mut UnboundedReceiver<Seen>) -> Seen {
     tokio::time::timeout(Duration::from_secs(30), rx.recv()).await.expect("a handler ran").expect("handlers live")
 }
@@ -237,25 +245,8 @@ async fn jobs_no_handler_can_run_go_to_the_dead_letters_with_the_reason_and_the_
     let unknown = client.enqueue_raw("video.encode", b"{}".to_vec(), Enqueue::new()).await.unwrap().into_id();
     let bad = client.enqueue_raw(Resize::NAME, br#"{"path": 7}"#.to_vec(), Enqueue::new()).await.unwrap().into_id();
     let incomplete = queue.enqueue(&Envelope::new("image.resize", b"{}".to_vec())).await.unwrap();
-    let ready = queue.keys().ready();
     // A job from a newer conveyor: version 3.
-    let _: String = queue
-        .redis()
-        .with_conn(async |c| {
-            redis::cmd("XADD")
-                .arg(&ready)
-                .arg("*")
-                .arg("v")
-                .arg(3)
-                .arg("n")
-                .arg("x")
-                .arg("d")
-                .arg("")
-                .query_async(c)
-                .await
-        })
-        .await
-        .unwrap();
+    raw_xadd(&queue, &["*", "v", "3", "n", "x", "d", ""]).await;
     let fine = client.enqueue(&Resize { path: "after.png".into(), width: 9 }).await.unwrap();
     let mut ran = vec![next(&mut rx).await];
     ran.extend(std::iter::from_fn(|| rx.try_recv().ok()));
@@ -275,6 +266,18 @@ async fn jobs_no_handler_can_run_go_to_the_dead_letters_with_the_reason_and_the_
     for id in [&unknown, &bad, &incomplete] {
         assert!(ids.contains(&Some(id.as_str())), "{id} is among the dead letters by its id: {ids:?}");
     }
+    pool.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn a_dead_letter_written_without_an_enqueue_time_shows_its_entry_time_not_its_death() {
+    let (queue, _client, pool, _rx) = start("rt-dead-time", QueueOptions::default()).await;
+    // As a producer in another language may write it: no `t`, an entry id of 2001.
+    raw_xadd(&queue, &["1000000000000-1", "n", "video.encode", "d", "{}"]).await;
+    support::depth_until(&queue, |d| d.dead == 1).await;
+    let page = queue.jobs(JobsIn::Dead, 10, None).await.unwrap();
+    let times: Vec<(String, u64)> = page.jobs.iter().map(|j| (j.id.to_string(), j.enqueued_ms)).collect();
+    assert_eq!(times, [("1000000000000-1".to_owned(), 1_000_000_000_000)], "enqueued when its entry was added");
     pool.shutdown().await;
 }
 

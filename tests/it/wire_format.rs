@@ -7,7 +7,7 @@ use conveyor::queue::QueueOptions;
 use conveyor::{JobContext, JobType, Registry, WorkerPool};
 use serde::{Deserialize, Serialize};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 #[derive(Debug, Serialize, Deserialize)]
 struct SendEmail {
@@ -45,12 +45,14 @@ async fn jobs_enqueued_by_the_documented_python_example_run_on_a_conveyor_worker
     let registry = Registry::new().handle::<SendEmail, _, _, _>(move |job: SendEmail, ctx: JobContext| {
         let tx = tx.clone();
         async move {
-            let _ = tx.send((job.to, ctx.id.to_string()));
+            let _ = tx.send((job.to, ctx.id.to_string(), ctx.enqueued_at));
             Ok(())
         }
     });
     let pool = WorkerPool::builder(queue.clone(), registry).block(Duration::from_millis(20)).start().await.unwrap();
 
+    // Entry ids have millisecond times: a second's margin.
+    let before = SystemTime::now() - Duration::from_secs(1);
     let port = support::shared_server().url().rsplit(':').next().unwrap().trim_end_matches('/').to_owned();
     let out = Command::new(python)
         .args(["-c", &documented_python()])
@@ -66,8 +68,15 @@ async fn jobs_enqueued_by_the_documented_python_example_run_on_a_conveyor_worker
 
     let mut ran = Vec::new();
     while ran.len() < 4 {
-        let got = tokio::time::timeout(Duration::from_secs(30), rx.recv()).await.expect("every job ran").unwrap();
-        ran.push(got);
+        let (to, id, enqueued_at) =
+            tokio::time::timeout(Duration::from_secs(30), rx.recv()).await.expect("every job ran").unwrap();
+        // Written without `t`: the time of the entry it was claimed from (for the delayed job,
+        // whose id is a UUID, when it became due), never the epoch or a number read off its id.
+        assert!(
+            enqueued_at >= before && enqueued_at <= SystemTime::now(),
+            "job {id} ({to}) enqueued at {enqueued_at:?}, not between the test's start and now"
+        );
+        ran.push((to, id));
     }
     ran.sort();
     assert_eq!(

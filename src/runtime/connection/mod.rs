@@ -221,7 +221,10 @@ fn single_client(url: &str, tls: &TlsFiles, redacted_url: &str) -> Result<Client
         .into_connection_info()
         .map_err(|e| Error::BadUrl { url: redacted_url.to_owned(), message: redact_error(&e.to_string(), url) })?;
     if url.starts_with("rediss://") {
-        // Already installed (by an earlier connection) is fine.
+        // Already installed (by an earlier connection) is fine. ring is chosen on purpose
+        // (aws-lc-rs needs a C build); rustls 0.23.48 deprecates it for lacking post-quantum
+        // key exchange, which an application that needs it can install before connecting.
+        #[allow(deprecated)]
         let _ = rustls::crypto::ring::default_provider().install_default();
         tls.client(info)
     } else if tls.is_empty() {

@@ -54,17 +54,16 @@ impl Claimed {
         JobId::of_claimed(explicit, &self.entry_id, self.pack.map(|p| p.index), self.partition, self.priority)
     }
 
-    /// When the job was enqueued (µs since the epoch): its `t` field, else the entry id's
-    /// millisecond time of its first entry.
+    /// When the job was enqueued (µs since the epoch): its `t` field; else the millisecond
+    /// time of its first entry, when its id names one (a retried or reclaimed job's); else the
+    /// time of the entry it was claimed from (a job a producer wrote without `t`: a delayed
+    /// one's from when it became due).
     pub fn enqueued_us(&self) -> u64 {
         if let Ok(Envelope { enqueued_us: Some(t), .. }) = &self.job {
             return *t;
         }
-        let id = match &self.job {
-            Ok(Envelope { id: Some(id), .. }) => id.as_str(),
-            _ => &*self.entry_id,
-        };
-        id.split('-').next().and_then(|ms| ms.parse::<u64>().ok()).map_or(0, |ms| ms * 1000)
+        let first = self.job.as_ref().ok().and_then(|j| j.id.as_deref()).and_then(JobId::entry_ms);
+        first.or_else(|| JobId::entry_ms(&self.entry_id)).map_or(0, |ms| ms * 1000)
     }
 }
 

@@ -713,25 +713,14 @@ impl JobId {
     /// priority; `None` for an id of any other kind. (A packed job's id names its entry too:
     /// see [`JobId::packed_index`] for its place in it.)
     pub fn entry_place(&self) -> Option<(&str, u16, Priority)> {
-        let (entry, place) = match self.0.split_once('@') {
-            Some((entry, place)) => (entry, Some(place)),
-            None => (self.0.as_str(), None),
-        };
-        let entry = match entry.split_once('.') {
-            Some((entry, index)) if index.parse::<u16>().is_ok() => entry,
-            Some(_) => return None,
-            None => entry,
-        };
-        let (a, b) = entry.split_once('-')?;
-        if a.parse::<u64>().is_err() || b.parse::<u64>().is_err() {
-            return None;
-        }
-        let Some(place) = place else { return Some((entry, 0, Priority::Normal)) };
-        let (p, priority) = match place.split_once('/') {
-            Some((p, level)) => (p, Priority::parse(level.as_bytes())?),
-            None => (place, Priority::Normal),
-        };
-        Some((entry, p.parse().ok()?, priority))
+        entry_place_of(&self.0)
+    }
+
+    /// When the entry an id made from an entry names was added (ms since the epoch: the time
+    /// part of its entry id); `None` for an id of any other kind — one a producer chose, a
+    /// delayed job's UUID — which says nothing of a time.
+    pub fn entry_ms(id: &str) -> Option<u64> {
+        entry_place_of(id)?.0.split_once('-')?.0.parse().ok()
     }
 
     /// The index of a packed job in its entry (see [`JobId::of_packed`]); `None` for an id of
@@ -754,6 +743,29 @@ impl JobId {
         }
         Ok(Self(text.to_owned()))
     }
+}
+
+/// Where a job id made from an entry says its entry is (see [`JobId::entry_place`]).
+fn entry_place_of(id: &str) -> Option<(&str, u16, Priority)> {
+    let (entry, place) = match id.split_once('@') {
+        Some((entry, place)) => (entry, Some(place)),
+        None => (id, None),
+    };
+    let entry = match entry.split_once('.') {
+        Some((entry, index)) if index.parse::<u16>().is_ok() => entry,
+        Some(_) => return None,
+        None => entry,
+    };
+    let (a, b) = entry.split_once('-')?;
+    if a.parse::<u64>().is_err() || b.parse::<u64>().is_err() {
+        return None;
+    }
+    let Some(place) = place else { return Some((entry, 0, Priority::Normal)) };
+    let (p, priority) = match place.split_once('/') {
+        Some((p, level)) => (p, Priority::parse(level.as_bytes())?),
+        None => (place, Priority::Normal),
+    };
+    Some((entry, p.parse().ok()?, priority))
 }
 
 impl fmt::Display for JobId {
@@ -987,5 +999,20 @@ mod tests {
         assert_eq!(JobId::of_entry("5-1", 0).packed_index(), None);
         assert_ne!(JobId::generate(), JobId::generate());
         assert!(JobId::parse("").is_err());
+    }
+
+    #[test]
+    fn only_an_id_made_from_an_entry_tells_when_its_entry_was_added() {
+        for (id, ms) in [
+            ("1733080000000-0", Some(1_733_080_000_000)),
+            ("1733080000000-4.2@3/high", Some(1_733_080_000_000)),
+            // A producer's own ids, and UUIDs (a delayed job's), even ones that start with digits.
+            ("order-42", None),
+            ("69067731-b973-4c1e-9a1d-2f0c3e4b5a6d", None),
+            ("12345678-1234-7123-8123-123456789012", None),
+            ("1733080000000", None),
+        ] {
+            assert_eq!(JobId::entry_ms(id), ms, "{id}");
+        }
     }
 }

@@ -727,11 +727,14 @@ fn summaries(state: JobsIn, entry: &str, p: u16, level: Priority, fields: Fields
 fn summary(state: JobsIn, entry: &str, p: u16, level: Priority, mut fields: Fields) -> JobSummary {
     let reason = fields.iter().find(|(k, _)| k == b"e").map(|(_, v)| String::from_utf8_lossy(v).into_owned());
     fields.retain(|(k, _)| k != b"e");
-    let entry_ms = entry.split('-').next().and_then(|ms| ms.parse::<u64>().ok()).unwrap_or(0);
+    // A dead letter's entry was added when the job died: its time says nothing of the enqueue.
+    let entry_ms = if state == JobsIn::Dead { None } else { JobId::entry_ms(entry) };
     match Envelope::from_fields(&mut fields) {
         Ok(job) => {
             let id = job.id.clone().map_or_else(|| JobId::of_entry_at(entry, p, level), JobId::from_string);
-            let enqueued_ms = job.enqueued_us.map_or(entry_ms, |t| t / 1000);
+            // Its `t`, else its first entry's time when its id names one, else its entry's.
+            let first_ms = job.id.as_deref().and_then(JobId::entry_ms);
+            let enqueued_ms = job.enqueued_us.map(|t| t / 1000).or(first_ms).or(entry_ms).unwrap_or(0);
             JobSummary {
                 id,
                 state,
@@ -752,7 +755,7 @@ fn summary(state: JobsIn, entry: &str, p: u16, level: Priority, mut fields: Fiel
             priority: level,
             name: String::new(),
             attempt: 0,
-            enqueued_ms: entry_ms,
+            enqueued_ms: entry_ms.unwrap_or(0),
             due_ms: None,
             worker: None,
             reason: reason.or_else(|| Some(format!("not a job: {e}"))),

@@ -159,7 +159,8 @@ impl Queue {
                     (false, Tracked::Retrying { due, error: reason })
                 }
                 Outcome::Failed(reason) | Outcome::RetryAfter(_, reason) => {
-                    let why = format!("failed {} times; last error: {reason}", job.attempt + 1);
+                    let runs = job.attempt + 1;
+                    let why = format!("failed {runs} time{}; last error: {reason}", if runs == 1 { "" } else { "s" });
                     self.dead_letter(&mut pipe, &dead, claimed, job, &why);
                     settled.dead += 1;
                     (true, Tracked::Dead { reason: why })
