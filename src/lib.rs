@@ -65,9 +65,16 @@
 //! - [`console`]: the web console (actix-web, server-rendered), on [`Admin`] alone.
 //! - [`cli`]: the command line; `main.rs` only calls [`cli::main`], and an application's own binary
 //!   calls [`cli::main_with`] with its handlers.
+//!
+//! Features: `cli` (the default) brings the command line with `bench` and `console`; without
+//! default features the crate is the runtime and the test kit, for an application that only
+//! enqueues and runs jobs.
 
+#[cfg(feature = "bench")]
 pub mod bench;
+#[cfg(feature = "cli")]
 pub mod cli;
+#[cfg(feature = "console")]
 pub mod console;
 pub mod runtime;
 pub mod testkit;

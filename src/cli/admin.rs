@@ -236,7 +236,7 @@ pub(super) enum AdminCommand {
         queues: Vec<String>,
         /// Where /metrics listens (HOST:PORT; default 127.0.0.1:9465, beside a worker's 9464).
         #[command(flatten)]
-        metrics: crate::runtime::telemetry::MetricsArgs,
+        metrics: crate::cli::metrics_flag::MetricsArgs,
         #[command(flatten)]
         redis: RedisArgs,
         /// The key prefix of the queues.
@@ -599,9 +599,10 @@ async fn run_exporter(
     admin: Admin,
     queues: Vec<String>,
     every: Duration,
-    metrics: &crate::runtime::telemetry::MetricsArgs,
+    metrics: &crate::cli::metrics_flag::MetricsArgs,
 ) -> Result<ExitCode> {
-    use crate::runtime::telemetry::{self, Identity, MetricsAddr, MetricsArgs, Role};
+    use crate::cli::metrics_flag::MetricsArgs;
+    use crate::runtime::telemetry::{self, Identity, MetricsAddr, Role};
     let addr = match metrics.metrics_addr {
         Some(MetricsAddr::Off) => {
             return Err(Error::Usage("exporter: --metrics-addr off leaves nothing to do: give HOST:PORT".into()));

@@ -6,6 +6,7 @@
 //! unreachable), in which case nothing is written.
 
 mod admin;
+pub mod metrics_flag;
 pub mod settings;
 use crate::bench::load::{Collector, Publisher, StatsReporter, TakeSnapshot};
 use crate::bench::run::RunBook;
@@ -154,7 +155,7 @@ struct RunArgs {
     #[arg(long)]
     driver: Option<String>,
     #[command(flatten)]
-    metrics: crate::runtime::telemetry::MetricsArgs,
+    metrics: crate::cli::metrics_flag::MetricsArgs,
 }
 
 #[derive(Args, Debug)]
@@ -223,7 +224,7 @@ struct WorkerArgs {
     #[arg(long)]
     allow_eviction: bool,
     #[command(flatten)]
-    metrics: crate::runtime::telemetry::MetricsArgs,
+    metrics: crate::cli::metrics_flag::MetricsArgs,
 }
 
 /// Parses `args` (the program name first) as the binary would, without running anything: an

@@ -67,39 +67,6 @@ impl MetricsAddr {
     }
 }
 
-/// The `--metrics-addr` flag of the commands that run roles (`run`, `produce`, `worker`).
-#[derive(clap::Args, Debug, Clone, Default)]
-pub struct MetricsArgs {
-    /// Where this process serves Prometheus metrics (`/metrics`): HOST:PORT, or `off`. Default
-    /// 127.0.0.1:9464; when that port is taken (another conveyor runs) this process runs
-    /// without metrics and says so.
-    #[arg(long, env = "CONVEYOR_METRICS_ADDR", value_name = "HOST:PORT|off", value_parser = MetricsAddr::parse)]
-    pub metrics_addr: Option<MetricsAddr>,
-}
-
-impl MetricsArgs {
-    /// Installs the recorder and the `/metrics` endpoint as the flag says. An address given
-    /// explicitly must be usable; the default one is given up with a warning when taken.
-    pub fn install(&self, identity: Identity) -> crate::runtime::error::Result<()> {
-        let (addr, explicit) = match self.metrics_addr {
-            Some(MetricsAddr::Off) => return Ok(()),
-            Some(MetricsAddr::At(addr)) => (addr, true),
-            None => (DEFAULT_ADDR.parse().expect("valid default address"), false),
-        };
-        match install(addr, identity) {
-            Ok(bound) => {
-                tracing::info!(url = %format!("http://{bound}/metrics"), "serving Prometheus metrics");
-                Ok(())
-            }
-            Err(InstallError::Bind { addr, source }) if !explicit => {
-                tracing::warn!(%addr, error = %source, "metrics address taken; this process exports no metrics (choose one with --metrics-addr)");
-                Ok(())
-            }
-            Err(e) => Err(crate::Error::Telemetry(e.to_string())),
-        }
-    }
-}
-
 /// The role a process plays, for `conveyor_scenario_info`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
