@@ -62,7 +62,8 @@ pub struct JobSummary {
     pub priority: Priority,
     /// Its attempt (0 for the first).
     pub attempt: u16,
-    /// When it was enqueued (ms since the epoch).
+    /// When it was enqueued (ms since the epoch); 0 when nothing says (a job a producer wrote
+    /// without `t` and an id of its own, in the delayed set or the dead letters).
     pub enqueued_ms: u64,
     /// Delayed and retrying jobs: when they are due (ms since the epoch).
     pub due_ms: Option<u64>,
