@@ -4,7 +4,7 @@
 use crate::runtime::error::{Error, Result};
 use crate::runtime::telemetry::{self, DEFAULT_ADDR, Identity, InstallError, MetricsAddr};
 
-/// The `--metrics-addr` flag of the commands that run roles (`run`, `produce`, `worker`).
+/// The `--metrics-addr` flag (see the module docs).
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct MetricsArgs {
     /// Where this process serves Prometheus metrics (`/metrics`): HOST:PORT, or `off`. Default
