@@ -42,13 +42,7 @@ async fn pool(queue: &Queue) -> (WorkerPool, UnboundedReceiver<Seen>) {
             if job.fail_once && ctx.attempt == 0 { Err(JobError::retry("first attempt fails")) } else { Ok(()) }
         }
     });
-    let pool = WorkerPool::builder(queue.clone(), registry)
-        .workers(2)
-        .concurrency(4)
-        .block(Duration::from_millis(20))
-        .start()
-        .await
-        .expect("start the pool");
+    let pool = support::pool(queue, registry).await;
     (pool, rx)
 }
 

@@ -97,13 +97,7 @@ async fn start(test: &str, options: QueueOptions) -> (Queue, Client, WorkerPool,
     };
     let queue = support::queue(test, options).await;
     let (tx, rx) = unbounded_channel();
-    let pool = WorkerPool::builder(queue.clone(), registry(tx))
-        .workers(2)
-        .concurrency(4)
-        .block(Duration::from_millis(20))
-        .start()
-        .await
-        .expect("start the pool");
+    let pool = support::pool(&queue, registry(tx)).await;
     (queue.clone(), Client::new(queue), pool, rx)
 }
 
@@ -317,4 +311,47 @@ async fn delayed_and_keyed_jobs_stay_in_the_partition_of_their_key() {
             .any(|m| Envelope::unpack(m).is_ok_and(|e| e.payload.windows(key.len()).any(|w| w == key.as_bytes())));
         assert!(found, "{key}'s delayed job is in partition {p}, its key's");
     }
+}
+
+/// A job that takes a while.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Slow {
+    ms: u64,
+}
+
+impl JobType for Slow {
+    const NAME: &'static str = "test.slow";
+}
+
+/// A job running for three leases stays with its worker, which renews its lease meanwhile (while
+/// its loop goes on claiming and running other jobs): the pool's scheduler, reclaiming expired
+/// leases all along, never hands it to another run. The lease (1.5 s) is long enough that a
+/// busy machine cannot stall a worker between two renewals for a whole lease.
+#[actix_rt::test]
+async fn a_job_longer_than_its_lease_runs_once_while_the_worker_renews_it() {
+    let lease = Duration::from_millis(1500);
+    let queue = support::queue("rt-renew", QueueOptions { lease, ..QueueOptions::default() }).await;
+    let (tx, mut rx) = unbounded_channel::<(u64, u16)>();
+    let registry = Registry::new().handle::<Slow, _, _, _>(move |job: Slow, ctx: JobContext| {
+        let tx = tx.clone();
+        async move {
+            let _ = tx.send((job.ms, ctx.attempt));
+            tokio::time::sleep(Duration::from_millis(job.ms)).await;
+            Ok(())
+        }
+    });
+    let pool = support::pool(&queue, registry).await;
+    let client = Client::new(queue.clone());
+    client.enqueue(&Slow { ms: 3 * lease.as_millis() as u64 }).await.unwrap();
+    // Quick jobs beside it, on the same workers, while it runs.
+    for _ in 0..20 {
+        client.enqueue(&Slow { ms: 1 }).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let d = support::depth_until(&queue, |d| d.waiting + d.in_flight + d.delayed == 0).await;
+    assert_eq!(d, Depth::default(), "everything finished, nothing retried or dead");
+    let runs: Vec<(u64, u16)> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
+    assert_eq!(runs.len(), 21, "each job ran once: {runs:?}");
+    assert!(runs.iter().all(|(_, attempt)| *attempt == 0), "no job failed an attempt: {runs:?}");
+    pool.shutdown().await;
 }

@@ -63,6 +63,18 @@ pub async fn depth_until(queue: &Queue, done: impl Fn(&conveyor::queue::Depth) -
     }
 }
 
+/// A worker pool of two workers (four jobs at a time each) on `queue`, claiming with a short
+/// block so a test's stop is quick.
+pub async fn pool(queue: &Queue, registry: conveyor::Registry) -> conveyor::WorkerPool {
+    conveyor::WorkerPool::builder(queue.clone(), registry)
+        .workers(2)
+        .concurrency(4)
+        .block(std::time::Duration::from_millis(20))
+        .start()
+        .await
+        .expect("start the pool")
+}
+
 /// A fresh queue on the shared server, with its consumer group created.
 pub async fn queue(test: &str, options: QueueOptions) -> Queue {
     queue_with_clock(test, options, conveyor::clock::system()).await

@@ -6,7 +6,9 @@
 //! (what still runs is slow), or when the first finished job has waited [`SETTLE_WITHIN`]. It
 //! claims again as soon as half its batch is free, while the rest still run — but not while a
 //! settle is in flight (the claim in its loop says why). Every third of the lease it renews
-//! the lease of every job it holds, so a long job is not handed to a second worker.
+//! the lease of every job it holds, so a long job is not handed to a second worker; the loop
+//! never waits for Redis itself (claims, settles and renewals are futures it polls beside its
+//! runs).
 //!
 //! It exports its own metrics (counts and stage latencies, folded into Prometheus buckets every
 //! [`REPORT_EVERY`]) and tells an optional [`Observer`] of every settled batch. On [`Stop`] it
@@ -284,9 +286,9 @@ impl Held {
     }
 
     /// Every entry held, once (the jobs of a packed entry share it).
-    fn entries(&self) -> Vec<(u16, Priority, &str)> {
-        let mut all: Vec<(u16, Priority, &str)> =
-            self.entries.iter().flatten().map(|h| (h.partition, h.priority, &*h.entry_id)).collect();
+    fn entries(&self) -> Vec<(u16, Priority, Arc<str>)> {
+        let mut all: Vec<(u16, Priority, Arc<str>)> =
+            self.entries.iter().flatten().map(|h| (h.partition, h.priority, h.entry_id.clone())).collect();
         all.sort_unstable();
         all.dedup();
         all
@@ -337,6 +339,7 @@ impl WorkLoop {
         let renew_every = self.queue.options().lease / 3;
         let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + renew_every, renew_every);
         renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut renewing: Option<LocalBoxFuture<'static, ()>> = None;
         let capacity = self.config.batch.max(1);
         let mut seen_generation = 0;
         // Jobs per entry in the latest claim (entries may pack several jobs).
@@ -504,7 +507,8 @@ impl WorkLoop {
                 }
                 _ = &mut settle_timer, if timer_armed => timer_armed = false,
                 _ = tokio::task::yield_now(), if more_to_start => {}
-                _ = renew.tick(), if !held.is_empty() => self.renew(&held).await,
+                _ = renew.tick(), if !held.is_empty() && renewing.is_none() => renewing = Some(self.renew(&held)),
+                _ = async { renewing.as_mut().expect("guarded").await }, if renewing.is_some() => renewing = None,
                 // Nothing in hand: wait out a retry, a pause, or a stop (checked at the top).
                 _ = async {
                     let until = paused.map_or(not_before, |p| p.max(not_before));
@@ -611,12 +615,18 @@ impl WorkLoop {
         })
     }
 
-    /// Renews the lease of every job held.
-    async fn renew(&self, held: &Held) {
+    /// Renews the lease of every job held, beside the loop: the loop goes on running, settling
+    /// and claiming while the renewal waits for Redis (a claim in flight holds the pool's turn,
+    /// so a loop stalled here would stall every worker of the pool).
+    fn renew(&self, held: &Held) -> LocalBoxFuture<'static, ()> {
         let entries = held.entries();
-        if let Err(e) = self.queue.renew_held(&self.config.consumer, &entries).await {
-            tracing::warn!(consumer = %self.config.consumer, error = %e, "lease renewal failed");
-        }
+        let (queue, consumer) = (self.queue.clone(), self.config.consumer.clone());
+        Box::pin(async move {
+            let entries: Vec<(u16, Priority, &str)> = entries.iter().map(|(p, l, id)| (*p, *l, &**id)).collect();
+            if let Err(e) = queue.renew_held(&consumer, &entries).await {
+                tracing::warn!(consumer = %consumer, error = %e, "lease renewal failed");
+            }
+        })
     }
 
     /// Settles finished jobs, retrying while Redis is unreachable (a job is only done once Redis
