@@ -179,10 +179,12 @@ async fn produce(sink: Sink, plan: ProducerPlan, collector: Recipient<ProducerRe
                 let open = open.clone();
                 let intended = move |j: u64| start_us + open.offset_us(j);
                 if planned <= k {
-                    // Not due yet: sleep until job k's time (precisely: the tokio timer would
-                    // send up to 1 ms late, and the latency would rightly include it).
+                    // Not due yet: sleep until job k's time, precisely (the tokio timer would
+                    // send up to 1 ms late, and the latency would rightly include it), spending
+                    // at most a tenth of the time between jobs awake ahead of it.
                     let wait = intended(k).saturating_sub(now);
-                    timer.sleep(Duration::from_micros(wait)).await;
+                    let gap = intended(k).saturating_sub(intended(k.saturating_sub(1)));
+                    timer.sleep_precisely(Duration::from_micros(wait), Duration::from_micros(gap / 10)).await;
                     continue;
                 }
                 ((planned - k).min(plan.batch as u64), Box::new(intended))
