@@ -461,6 +461,7 @@ async fn enqueue_only(redis: &Redis, jobs: u64) -> Result<f64> {
     let plan = ProducerPlan {
         index: 0,
         producers: 1,
+        first_seq: 0,
         rate: Rate::Max,
         batch: 500,
         warmup: Duration::ZERO,

@@ -299,7 +299,11 @@ mod tests {
 
     #[test]
     fn the_lead_settles_at_the_90th_percentile_of_how_late_wake_ups_came() {
-        let mut timer = LoopTimer { #[cfg(target_os = "linux")] fd: None, late_p90_us: 0.0 };
+        let mut timer = LoopTimer {
+            #[cfg(target_os = "linux")]
+            fd: None,
+            late_p90_us: 0.0,
+        };
         // Wake-ups 0..100 µs late, evenly, in a scrambled order (a fixed stride mod 101).
         for round in 0..200u64 {
             for i in 0..101u64 {

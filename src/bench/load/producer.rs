@@ -35,11 +35,12 @@ pub enum End {
 /// Everything one producer needs to know about its share of the load.
 #[derive(Debug, Clone)]
 pub struct ProducerPlan {
-    /// This producer's index among `producers`; it sends sequence numbers
-    /// `index, index + producers, ...` so producers never collide.
+    /// This producer's index among `producers` (see [`ProducerPlan::seq`]).
     pub index: u64,
-    /// Producers sharing the load: the stride of this producer's sequence numbers.
+    /// Producers sharing the load.
     pub producers: u64,
+    /// The producers' first sequence number (those below were sent before this run's load).
+    pub first_seq: u64,
     /// This producer's share of the send plan.
     pub rate: Schedule,
     /// Most jobs per pipelined enqueue call.
@@ -53,6 +54,17 @@ pub struct ProducerPlan {
     pub run: u32,
     /// Job types with their payload and cumulative weight.
     pub mix: Vec<MixEntry>,
+}
+
+impl ProducerPlan {
+    /// The sequence number of this producer's job `j`. Producers take turns at blocks of
+    /// `batch` numbers, so the numbers of all of them together stay dense (the audit bitmap is
+    /// as long as the highest) and the jobs of one batch are consecutive (a settle sets their
+    /// audit bits in one field per 63 of them).
+    pub fn seq(&self, j: u64) -> u64 {
+        let block = self.batch.max(1) as u64;
+        self.first_seq + (j / block * self.producers + self.index) * block + j % block
+    }
 }
 
 /// One job type of a producer's mix.
@@ -224,7 +236,7 @@ async fn produce(sink: Sink, plan: ProducerPlan, collector: Recipient<ProducerRe
             // The intended time is the job's enqueue time: latency counts from when it was due.
             job.enqueued_us = Some(intended_us);
             // Below 2^32 (validation bounds a scenario's jobs); beyond, a job is unaudited.
-            job.seq = u32::try_from(plan.index + plan.producers * j).ok();
+            job.seq = u32::try_from(plan.seq(j)).ok();
             job.headers = Some(stamps[usize::from(warmup)].clone());
             job.keep_ms = entry.keep_ms;
             warm.push(warmup);
@@ -283,5 +295,36 @@ pub fn producer_end(jobs: Option<u64>, duration: Option<Duration>) -> End {
         (Some(n), _) => End::Jobs(n),
         (None, Some(d)) => End::After(d),
         (None, None) => End::Jobs(0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(index: u64, producers: u64, batch: usize, first_seq: u64) -> ProducerPlan {
+        ProducerPlan {
+            index,
+            producers,
+            first_seq,
+            rate: Schedule::Max,
+            batch,
+            warmup: Duration::ZERO,
+            end: End::Jobs(0),
+            run: 1,
+            mix: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn producers_take_turns_at_blocks_of_a_batch_of_sequence_numbers() {
+        let plans: Vec<ProducerPlan> = (0..3).map(|i| plan(i, 3, 4, 100)).collect();
+        assert_eq!((0..6).map(|j| plans[1].seq(j)).collect::<Vec<_>>(), [104, 105, 106, 107, 116, 117]);
+        // Together, 8 jobs each: every number from 100 on, once.
+        let mut all: Vec<u64> = plans.iter().flat_map(|p| (0..8).map(|j| p.seq(j))).collect();
+        all.sort_unstable();
+        assert_eq!(all, (100..124).collect::<Vec<_>>());
+        // One producer numbers its jobs 0, 1, 2, ... whatever its batch.
+        assert_eq!((0..5).map(|j| plan(0, 1, 2, 0).seq(j)).collect::<Vec<_>>(), [0, 1, 2, 3, 4]);
     }
 }

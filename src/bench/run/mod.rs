@@ -313,8 +313,9 @@ pub(crate) fn producer_plans(scenario: &Scenario, run: u32, first_seq: u64) -> R
         .collect();
     Ok((0..n)
         .map(|index| ProducerPlan {
-            index: first_seq + index,
+            index,
             producers: n,
+            first_seq,
             rate: schedule.share(n),
             batch: scenario.producer.batch as usize,
             warmup: scenario.phases.warmup,

@@ -5,6 +5,7 @@
 //! their events), and
 //! renewing the lease of jobs still running.
 
+use super::audit::AuditBits;
 use super::claim::Claimed;
 use super::envelope::{Envelope, field};
 use super::partition::group_by_partition;
@@ -188,13 +189,10 @@ impl Queue {
             }
         }
         tracked_jobs.write(&mut pipe, keys, now_ms);
-        for (batch, seqs) in &audits {
-            let mut bits = redis::cmd("BITFIELD");
-            bits.arg(keys.audit_of(*batch));
-            for seq in seqs {
-                bits.arg("SET").arg("u1").arg(*seq).arg(1);
-            }
-            pipe.add_command(bits);
+        let audits: Vec<(Option<&str>, AuditBits)> =
+            audits.into_iter().map(|(batch, seqs)| (batch, AuditBits::of(seqs))).collect();
+        for (batch, bits) in &audits {
+            pipe.add_command(bits.command(&keys.audit_of(*batch)));
         }
         // Completions and failed attempts of this second, for the rates operators see.
         let (done, failed) = (settled.completed, settled.retried + settled.dead);
@@ -211,16 +209,15 @@ impl Queue {
             pipe.cmd("EXPIRE").arg(&key).arg(180).ignore();
         }
         let reply: Value = self.redis.with_conn(async |c| pipe.query_async(c).await).await?;
-        // The BITFIELD replies, in order: each bit's value before it was set.
+        // The BITFIELD replies, in order: each field's value before it was set.
         let replies = match reply {
             Value::Array(items) => items,
             _ => Vec::new(),
         };
         let mut twice: Vec<(&str, Vec<u32>)> = Vec::new();
-        for ((batch, seqs), old) in audits.iter().zip(replies) {
+        for ((batch, bits), old) in audits.iter().zip(replies) {
             let Value::Array(old) = old else { continue };
-            let again: Vec<u32> =
-                seqs.iter().zip(&old).filter(|(_, v)| matches!(v, Value::Int(1))).map(|(s, _)| *s).collect();
+            let again = bits.already_set(&old);
             settled.duplicates += again.len() as u64;
             if let (Some(name), false) = (batch, again.is_empty()) {
                 twice.push((name, again));
@@ -229,13 +226,8 @@ impl Queue {
         if !twice.is_empty() {
             // An audited batch names which of its jobs ran twice: one more round trip, only then.
             let mut mark = redis::pipe();
-            for (name, seqs) in &twice {
-                let mut bits = redis::cmd("BITFIELD");
-                bits.arg(keys.audit_twice(name));
-                for seq in seqs {
-                    bits.arg("SET").arg("u1").arg(*seq).arg(1);
-                }
-                mark.add_command(bits).ignore();
+            for (name, seqs) in twice {
+                mark.add_command(AuditBits::of(seqs).command(&keys.audit_twice(name))).ignore();
             }
             self.redis.with_conn(async |c| mark.query_async::<()>(c).await).await?;
         }
