@@ -60,7 +60,8 @@ impl AuditBits {
     pub(super) fn already_set(&self, reply: &[Value]) -> Vec<u32> {
         let mut again = self.repeated.clone();
         for (&(first, n), old) in self.fields.iter().zip(reply) {
-            let Value::Int(old) = *old else { continue };
+            // 0, the common case: none of the field's jobs had finished before.
+            let Value::Int(old @ 1..) = *old else { continue };
             let old = old as u64;
             again.extend((0..n).filter(|i| old >> (n - 1 - i) & 1 == 1).map(|i| first + u32::from(i)));
         }
