@@ -11,7 +11,9 @@
 //! 5. open-loop latency at 1,000 jobs/s, at half the capacity measured in 3, and packed at half
 //!    the packed capacity, each beside a
 //!    probe of how late the machine wakes a sleeping thread in the same window
-//!    ([`crate::bench::probe::jitter`]): the floor under any tail measured on it;
+//!    ([`crate::bench::probe::jitter`]) and of the CPU time the host took meanwhile, and (one job
+//!    per entry) after a plain Redis client at the same rate
+//!    ([`crate::bench::probe::latency_floor`]): the floors under any tail measured on it;
 //! 6. memory: this process's RSS with 20 idle workers, and Redis bytes per queued job;
 //! 7. scaling: sleep-1ms jobs drained by one, then two `conveyor worker` processes (Redis is
 //!    not the bottleneck there, so the second process should nearly double throughput).
@@ -23,8 +25,8 @@ use crate::bench::load::{Collector, MixEntry, Producer, ProducerPlan, TakeCounts
 
 use crate::bench::jobs::JobKind;
 use crate::bench::probe::ceiling::{self, Ceiling};
-use crate::bench::probe::jitter;
 use crate::bench::probe::redis_cpu::{RedisCost, RedisCpu};
+use crate::bench::probe::{jitter, latency_floor};
 use crate::bench::report::{Percentiles, RunResult};
 use crate::bench::run::{self, RunOptions, memory};
 use crate::bench::scenario::{Rate, Scenario};
@@ -198,8 +200,31 @@ pub struct LatencyAt {
     pub schedule_lag_us: Percentiles,
     /// How late a probe thread sleeping 1 ms at a time woke during the same window (µs).
     pub machine_wake_delay_us: Percentiles,
+    /// CPU time the host took from this machine's vCPUs during the same window (steal, summed
+    /// over the vCPUs), in ms; `None` where the kernel does not report it.
+    pub host_steal_ms: Option<u64>,
+    /// A plain Redis client with no runtime at the same rate, in the window just before
+    /// ([`crate::bench::probe::latency_floor`]): the floor of the command mix on this machine
+    /// in those minutes. Measured for one job per entry only.
+    pub plain_client: Option<PlainClient>,
     /// Jobs lost in this run, per the audit.
     pub lost: u64,
+}
+
+/// A latency's p50, p99, p99.9 and max in ms, as the summary prints them.
+fn in_ms(p: &Percentiles) -> String {
+    let ms = |us: u64| us as f64 / 1e3;
+    format!("p50 {:.3} ms  p99 {:.3} ms  p99.9 {:.3} ms  max {:.3} ms", ms(p.p50), ms(p.p99), ms(p.p999), ms(p.max))
+}
+
+/// What a plain Redis client with no runtime got at a [`LatencyAt`]'s rate.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlainClient {
+    /// From each job's due time to its claim (µs).
+    pub due_to_claim_us: Percentiles,
+    /// CPU time the host took from this machine's vCPUs during its window (ms), as
+    /// [`LatencyAt::host_steal_ms`]: the two windows are comparable only when these are alike.
+    pub host_steal_ms: Option<u64>,
 }
 
 /// Payload of every benchmark job (the memory target is stated for 100 bytes).
@@ -302,6 +327,25 @@ pub async fn run(redis: &Redis, size: BenchSize, progress: impl Fn(&str)) -> Res
     for (rate, pack) in [(1_000.0, 1), ((end_to_end_per_second / 2.0).round(), 1), (half_packed, PACK)] {
         let window = size.latency_window.max(Duration::from_secs_f64(size.latency_jobs as f64 / rate));
         let packing = if pack > 1 { format!(", {pack} jobs per entry") } else { String::new() };
+        let plain_client = if pack == 1 {
+            progress(&format!(
+                "latency floor: a plain Redis client at {rate} jobs/s for {:.0} s",
+                window.as_secs_f64()
+            ));
+            let plan = latency_floor::Plan {
+                rate,
+                warmup: Duration::from_secs(1),
+                window,
+                batch: 500,
+                payload_bytes: PAYLOAD,
+            };
+            let probe = jitter::Probe::start()?;
+            let late = latency_floor::measure(redis, BENCH_PREFIX, plan).await;
+            let steal_ms = probe.finish().steal.map(|d| d.as_millis() as u64);
+            Some(PlainClient { due_to_claim_us: Percentiles::from(&late?), host_steal_ms: steal_ms })
+        } else {
+            None
+        };
         progress(&format!("open-loop latency at {rate} jobs/s{packing} for {:.0} s", window.as_secs_f64()));
         let probe = jitter::Probe::start()?;
         let r = run_text(
@@ -314,7 +358,8 @@ pub async fn run(redis: &Redis, size: BenchSize, progress: impl Fn(&str)) -> Res
             ),
         )
         .await;
-        let machine_wake_delay_us = Percentiles::from(&probe.finish());
+        let floor = probe.finish();
+        let machine_wake_delay_us = Percentiles::from(&floor.wake_late);
         let r = r?;
         latency.push(LatencyAt {
             rate,
@@ -323,6 +368,8 @@ pub async fn run(redis: &Redis, size: BenchSize, progress: impl Fn(&str)) -> Res
             end_to_end_us: r.latency_us.end_to_end,
             schedule_lag_us: r.latency_us.schedule_lag,
             machine_wake_delay_us,
+            host_steal_ms: floor.steal.map(|d| d.as_millis() as u64),
+            plain_client,
             lost: r.counts.lost,
         });
     }
@@ -560,24 +607,27 @@ impl BenchResult {
             let p = &l.enqueue_to_start_us;
             let _ = writeln!(
                 s,
-                "  open loop {:>7.0}/s{} enqueue→start    p50 {:.3} ms  p99 {:.3} ms  p99.9 {:.3} ms  max {:.3} ms (lost {})",
+                "  open loop {:>7.0}/s{} enqueue→start    {} (lost {})",
                 l.rate,
                 if l.pack > 1 { format!(" ({} per entry)", l.pack) } else { String::new() },
-                p.p50 as f64 / 1e3,
-                p.p99 as f64 / 1e3,
-                p.p999 as f64 / 1e3,
-                p.max as f64 / 1e3,
+                in_ms(p),
                 l.lost
             );
-            let m = &l.machine_wake_delay_us;
             let _ = writeln!(
                 s,
-                "    same window, a sleeping thread woke late by p50 {:.3} ms  p99 {:.3} ms  p99.9 {:.3} ms  max {:.3} ms (the machine's floor)",
-                m.p50 as f64 / 1e3,
-                m.p99 as f64 / 1e3,
-                m.p999 as f64 / 1e3,
-                m.max as f64 / 1e3
+                "    same window, a sleeping thread woke late by {} (the machine's floor){}",
+                in_ms(&l.machine_wake_delay_us),
+                l.host_steal_ms.map_or(String::new(), |ms| format!("; the host took {ms} ms of vCPU time (steal)"))
             );
+            if let Some(c) = &l.plain_client {
+                let _ = writeln!(
+                    s,
+                    "    window before, a plain Redis client: {} (the command mix's floor; conveyor's p99 = {:.2}x){}",
+                    in_ms(&c.due_to_claim_us),
+                    p.p99 as f64 / c.due_to_claim_us.p99.max(1) as f64,
+                    c.host_steal_ms.map_or(String::new(), |ms| format!("; steal {ms} ms"))
+                );
+            }
         }
         if let Some(sc) = &self.scaling {
             let _ = writeln!(

@@ -320,3 +320,26 @@ fn produce_without_any_worker_says_unknown_and_a_throughput_target_fails() {
     assert!(t["samples"].as_u64() >= Some(5), "{t}");
     assert!(t["throughput_cv"].is_null() && t["throughput_mean"].is_null(), "{t}");
 }
+
+#[actix_rt::test]
+async fn the_latency_floor_claims_every_job_it_sends_and_measures_those_of_its_window() {
+    use conveyor::bench::probe::latency_floor::{Plan, measure};
+    let redis = support::redis().await;
+    let prefix = support::unique_name("floor");
+    // 2,000 jobs/s: 200 in the 0.1 s warm-up, then 1,000 measured; sent 500 at most per round.
+    let plan = Plan {
+        rate: 2_000.0,
+        warmup: Duration::from_millis(100),
+        window: Duration::from_millis(500),
+        batch: 500,
+        payload_bytes: 100,
+    };
+    let late = measure(&redis, &prefix, plan).await.unwrap();
+    assert_eq!(late.len(), 1_000, "one delay per measured job, none for the warm-up");
+    let h = late.histogram();
+    assert!(h.min() <= h.value_at_quantile(0.5) && h.value_at_quantile(0.5) <= h.max());
+    // The scratch stream is gone.
+    let mut conn = redis.blocking_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS").arg(format!("*{prefix}*")).query_async(&mut conn).await.unwrap();
+    assert!(keys.is_empty(), "{keys:?}");
+}

@@ -117,7 +117,7 @@ pub async fn measure(redis: &Redis, prefix: &str, entries: u64, batch: usize, pa
 }
 
 /// Deletes the stream and creates it again with an empty consumer group, in one round trip.
-fn fresh_group(stream: &str) -> redis::Pipeline {
+pub(super) fn fresh_group(stream: &str) -> redis::Pipeline {
     let mut pipe = redis::pipe();
     pipe.cmd("DEL").arg(stream).ignore();
     pipe.cmd("XGROUP").arg("CREATE").arg(stream).arg(GROUP).arg("0").arg("MKSTREAM").ignore();
@@ -125,7 +125,7 @@ fn fresh_group(stream: &str) -> redis::Pipeline {
 }
 
 /// Claims up to `count` new entries, waiting up to `block_ms` when given.
-fn read_group(stream: &str, count: usize, block_ms: Option<u64>) -> redis::Cmd {
+pub(super) fn read_group(stream: &str, count: usize, block_ms: Option<u64>) -> redis::Cmd {
     let mut cmd = redis::cmd("XREADGROUP");
     cmd.arg("GROUP").arg(GROUP).arg("ceiling").arg("COUNT").arg(count);
     if let Some(ms) = block_ms {
@@ -138,19 +138,29 @@ fn read_group(stream: &str, count: usize, block_ms: Option<u64>) -> redis::Cmd {
 /// Acknowledges entries as conveyor's settle does, and trims the acknowledged head of the
 /// stream as often as conveyor's scheduler does. One consumer acknowledging in order holds
 /// nothing older than what it acknowledges, so its last id is where the stream may start.
-struct Acker<'a> {
+pub(super) struct Acker<'a> {
     stream: &'a str,
     trimmed: Instant,
 }
 
 impl<'a> Acker<'a> {
-    fn new(stream: &'a str) -> Self {
+    pub(super) fn new(stream: &'a str) -> Self {
         Self { stream, trimmed: Instant::now() }
     }
 
+    /// The acknowledgement (and trim, when due) of `ids` in one transaction.
     fn ack(&mut self, ids: &[Vec<u8>]) -> redis::Pipeline {
         let mut pipe = redis::pipe();
         pipe.atomic();
+        self.ack_into(&mut pipe, ids);
+        pipe
+    }
+
+    /// Adds the acknowledgement (and trim, when due) of `ids` to `pipe`, replies ignored.
+    pub(super) fn ack_into(&mut self, pipe: &mut redis::Pipeline, ids: &[impl redis::ToRedisArgs]) {
+        if ids.is_empty() {
+            return;
+        }
         pipe.cmd("XACK").arg(self.stream).arg(GROUP).arg(ids).ignore();
         if let Some(last) = ids.last()
             && self.trimmed.elapsed() >= TRIM_EVERY
@@ -158,7 +168,6 @@ impl<'a> Acker<'a> {
             pipe.cmd("XTRIM").arg(self.stream).arg("MINID").arg(last).ignore();
             self.trimmed = Instant::now();
         }
-        pipe
     }
 }
 

@@ -7,7 +7,9 @@
 //! the kernel's DAMON thread samples memory), and no job queue on that machine can start a job
 //! sooner than its threads are allowed to run. `conveyor bench` runs a probe beside each
 //! open-loop latency measurement and prints both, so a tail can be read against the floor
-//! measured in the same window.
+//! measured in the same window. It also reads how much CPU time the host took from this
+//! machine's vCPUs meanwhile (steal time in `/proc/stat`, where the hypervisor reports it): a
+//! vCPU taken away stops whatever runs on it, the producer, a worker or Redis.
 
 use crate::bench::stats::Latency;
 use std::sync::Arc;
@@ -23,6 +25,32 @@ const TICK: Duration = Duration::from_millis(1);
 pub struct Probe {
     stop: Arc<AtomicBool>,
     thread: JoinHandle<Latency>,
+    steal_at_start: Option<u64>,
+}
+
+/// What a [`Probe`] saw over its window.
+#[derive(Debug)]
+pub struct Floor {
+    /// How late each of the probe's wake-ups came (µs).
+    pub wake_late: Latency,
+    /// CPU time the host took from this machine's vCPUs, summed over them; `None` where the
+    /// kernel does not say (no `/proc/stat`).
+    pub steal: Option<Duration>,
+}
+
+/// Linux reports `/proc/stat` times in USER_HZ ticks, 100 per second on every architecture.
+const USER_HZ: u64 = 100;
+
+/// Steal time of all CPUs so far, in ticks: the eighth number of `/proc/stat`'s `cpu` line.
+fn steal_ticks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    steal_of(stat.lines().next()?)
+}
+
+fn steal_of(cpu_line: &str) -> Option<u64> {
+    let mut fields = cpu_line.split_whitespace();
+    (fields.next()? == "cpu").then_some(())?;
+    fields.nth(7)?.parse().ok()
 }
 
 impl Probe {
@@ -48,13 +76,18 @@ impl Probe {
             }
             late
         })?;
-        Ok(Self { stop, thread })
+        Ok(Self { stop, thread, steal_at_start: steal_ticks() })
     }
 
-    /// Stops the probe; the lateness of every wake-up (µs).
-    pub fn finish(self) -> Latency {
+    /// Stops the probe: how late its wake-ups came, and the steal time of its window.
+    pub fn finish(self) -> Floor {
         self.stop.store(true, Ordering::Relaxed);
-        self.thread.join().unwrap_or_default()
+        let wake_late = self.thread.join().unwrap_or_default();
+        let steal = self
+            .steal_at_start
+            .zip(steal_ticks())
+            .map(|(from, to)| Duration::from_millis(to.saturating_sub(from) * 1000 / USER_HZ));
+        Floor { wake_late, steal }
     }
 }
 
@@ -67,11 +100,20 @@ mod tests {
         let began = Instant::now();
         let probe = Probe::start().unwrap();
         std::thread::sleep(Duration::from_millis(50));
-        let late = probe.finish();
+        let late = probe.finish().wake_late;
         let elapsed_ms = began.elapsed().as_millis() as u64;
         // Fewer than one a millisecond when the machine stalls, never more: missed deadlines
         // are not replayed as a burst of wake-ups.
         assert!(late.len() <= elapsed_ms + 1, "{} wake-ups in {elapsed_ms} ms", late.len());
         assert!(late.histogram().max() <= elapsed_ms * 1000, "no wake-up is later than the whole run");
+    }
+
+    #[test]
+    fn steal_is_the_eighth_time_of_the_cpu_line() {
+        assert_eq!(steal_of("cpu  3653049 115973 470975 1289778 8106 0 87452 28184 0 0"), Some(28184));
+        assert_eq!(steal_of("cpu0 1794800 56046 230827 686123 2211 0 42487 14130 0 0"), None);
+        assert_eq!(steal_of("cpu  1 2 3"), None);
+        // This machine's kernel has /proc/stat (every Linux does).
+        assert!(steal_ticks().is_some());
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod ceiling;
 pub mod jitter;
+pub mod latency_floor;
 pub mod processes;
 pub mod profile;
 pub mod redis_cpu;

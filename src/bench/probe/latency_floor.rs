@@ -1,0 +1,172 @@
+//! The latency floor of conveyor's command mix at a planned rate: what a plain Redis client with
+//! no runtime gets on this machine and this Redis, measured next to conveyor's own open-loop
+//! latency so a tail can be read against it (as throughput is read against
+//! [`super::ceiling`]).
+//!
+//! Two loops on two connections, the shape conveyor has, each doing the least a streams queue
+//! can do:
+//! - the sender sends open loop as conveyor's benchmark producer does: every job due by now
+//!   (up to a batch) in one pipelined round of `XADD`s, one round in flight, the same fields a
+//!   benchmark job carries, each stamped with the time it was *due*; between rounds it sleeps
+//!   precisely until the next job is due;
+//! - the taker acknowledges what it took (trimming the acknowledged head as often as conveyor's
+//!   scheduler does) and claims again with a blocking `XREADGROUP`, in one round trip, and
+//!   records for each entry the time from when it was due to when the claim reached it.
+//!
+//! Whatever this floor shows, no queue built on these commands can beat on this machine in the
+//! same minutes: its tail is the host's (a virtual CPU taken away for milliseconds stops the
+//! sender, the taker or Redis) and Redis's own.
+
+use super::ceiling::{Acker, fresh_group, read_group};
+use crate::bench::jobs::JobKind;
+use crate::bench::load::BenchStamp;
+use crate::bench::stats::Latency;
+use crate::runtime::clock;
+use crate::runtime::connection::Redis;
+use crate::runtime::error::Result;
+use crate::runtime::queue::{Envelope, QueueKeys};
+use crate::runtime::timer::LoopTimer;
+use redis::Value;
+use std::time::Duration;
+
+/// Most entries claimed per read: a conveyor worker's claim batch in `conveyor bench`.
+const CLAIM: usize = 200;
+/// How long one blocking read waits before it is sent again.
+const BLOCK_MS: u64 = 100;
+
+/// The plan of one measurement.
+#[derive(Debug, Clone, Copy)]
+pub struct Plan {
+    /// Jobs per second the sender plans.
+    pub rate: f64,
+    /// Sent before the measured window and not recorded (connections and Redis warm up).
+    pub warmup: Duration,
+    /// The measured window.
+    pub window: Duration,
+    /// Most entries per pipelined round of `XADD`s.
+    pub batch: usize,
+    /// Payload bytes of every entry.
+    pub payload_bytes: usize,
+}
+
+/// Sends `plan` through a scratch stream under `{prefix:latency-floor}`, removed after, and
+/// returns the delay from each measured entry's due time to its claim.
+pub async fn measure(redis: &Redis, prefix: &str, plan: Plan) -> Result<Latency> {
+    let keys = QueueKeys::new(prefix, "latency-floor");
+    let stream = keys.ready();
+    let mut send_conn = redis.blocking_connection().await?;
+    let mut take_conn = redis.blocking_connection().await?;
+    fresh_group(&stream).query_async::<()>(&mut send_conn).await?;
+
+    let gap_us = 1e6 / plan.rate.max(1e-3);
+    let total = ((plan.warmup + plan.window).as_secs_f64() * plan.rate).ceil() as u64;
+    let start_us = clock::now_us() + 1_000;
+    let due_at = move |j: u64| start_us + (j as f64 * gap_us) as u64;
+    let measured_from_us = start_us + plan.warmup.as_micros() as u64;
+
+    let sending = async {
+        let mut job = Envelope {
+            seq: Some(0),
+            headers: Some(BenchStamp { run: 1, warmup: false }.encode().into()),
+            ..Envelope::new(JobKind::Noop.name(), JobKind::Noop.payload(plan.payload_bytes))
+        };
+        let mut timer = LoopTimer::new();
+        let mut k = 0u64;
+        while k < total {
+            let now = clock::now_us();
+            if due_at(k) > now {
+                let lead = Duration::from_micros((gap_us / 10.0) as u64);
+                timer.sleep_precisely(Duration::from_micros(due_at(k) - now), lead).await;
+                continue;
+            }
+            // Every job due by now, as conveyor's producer sends them.
+            let due = (((now - start_us) as f64 / gap_us) as u64 + 1).min(total);
+            let n = (due - k).min(plan.batch as u64);
+            let mut pipe = redis::pipe();
+            for j in k..k + n {
+                job.enqueued_us = Some(due_at(j));
+                pipe.cmd("XADD").arg(&stream).arg("*");
+                job.write_to_pipe(&mut pipe);
+                pipe.ignore();
+            }
+            pipe.query_async::<()>(&mut send_conn).await?;
+            k += n;
+        }
+        Ok::<_, redis::RedisError>(())
+    };
+    let taking = async {
+        let mut acker = Acker::new(&stream);
+        let mut late = Latency::default();
+        let (mut taken, mut ids) = (0u64, Vec::new());
+        while taken < total {
+            let mut pipe = redis::pipe();
+            acker.ack_into(&mut pipe, &ids);
+            pipe.add_command(read_group(&stream, CLAIM, Some(BLOCK_MS)));
+            let (reply,): (Value,) = pipe.query_async(&mut take_conn).await?;
+            let now = clock::now_us();
+            ids.clear();
+            for (id, due) in entries(reply) {
+                if due >= measured_from_us {
+                    late.record_us(now.saturating_sub(due));
+                }
+                ids.push(id);
+                taken += 1;
+            }
+        }
+        Ok::<_, redis::RedisError>(late)
+    };
+    // A failed loop ends the other (the taker would otherwise wait for entries never sent).
+    let ((), late) = futures::try_join!(sending, taking)?;
+    let _: () = redis::cmd("DEL").arg(&stream).query_async(&mut send_conn).await?;
+    Ok(late)
+}
+
+/// Each entry of an `XREADGROUP` reply: its id and the due time its job carries (0 when the
+/// entry is not a job or carries none).
+fn entries(reply: Value) -> Vec<(Vec<u8>, u64)> {
+    let mut out = Vec::new();
+    let Value::Array(streams) = reply else { return out };
+    for s in streams {
+        let Value::Array(mut parts) = s else { continue };
+        let Some(Value::Array(list)) = parts.pop() else { continue };
+        for e in list {
+            let Value::Array(pair) = e else { continue };
+            let mut pair = pair.into_iter();
+            let (Some(Value::BulkString(id)), Some(Value::Array(fields))) = (pair.next(), pair.next()) else {
+                continue;
+            };
+            let mut fields: Vec<(Vec<u8>, Vec<u8>)> = fields
+                .chunks_exact(2)
+                .filter_map(|kv| match kv {
+                    [Value::BulkString(k), Value::BulkString(v)] => Some((k.clone(), v.clone())),
+                    _ => None,
+                })
+                .collect();
+            let due = Envelope::from_fields(&mut fields).ok().and_then(|job| job.enqueued_us).unwrap_or(0);
+            out.push((id, due));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_read_the_id_and_the_due_time_of_each_entry() {
+        let bulk = |b: &[u8]| Value::BulkString(b.to_vec());
+        let entry = |id: &str, job: &Envelope| {
+            let fields = job.fields().into_iter().flat_map(|(k, v)| [bulk(k.as_bytes()), bulk(v.as_bytes())]);
+            Value::Array(vec![bulk(id.as_bytes()), Value::Array(fields.collect())])
+        };
+        let due = Envelope { enqueued_us: Some(1_500), seq: Some(7), ..Envelope::new("noop", vec![0; 100]) };
+        let undated = Envelope::new("noop", vec![0; 100]);
+        let reply = Value::Array(vec![Value::Array(vec![
+            bulk(b"stream"),
+            Value::Array(vec![entry("1-0", &due), entry("1-1", &undated)]),
+        ])]);
+        assert_eq!(entries(reply), vec![(b"1-0".to_vec(), 1_500), (b"1-1".to_vec(), 0)]);
+        assert!(entries(Value::Nil).is_empty());
+    }
+}
