@@ -338,6 +338,8 @@ pub async fn run(redis: &Redis, size: BenchSize, progress: impl Fn(&str)) -> Res
                 window,
                 batch: 500,
                 payload_bytes: PAYLOAD,
+                // As many as the run's workers.
+                takers: 10,
             };
             let probe = jitter::Probe::start()?;
             let late = latency_floor::measure(redis, BENCH_PREFIX, plan).await;

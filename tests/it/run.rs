@@ -333,9 +333,13 @@ async fn the_latency_floor_claims_every_job_it_sends_and_measures_those_of_its_w
         window: Duration::from_millis(500),
         batch: 500,
         payload_bytes: 100,
+        takers: 1,
     };
     let late = measure(&redis, &prefix, plan).await.unwrap();
     assert_eq!(late.len(), 1_000, "one delay per measured job, none for the warm-up");
+    // Three takers together claim each job once.
+    let late = measure(&redis, &prefix, Plan { takers: 3, ..plan }).await.unwrap();
+    assert_eq!(late.len(), 1_000, "one delay per measured job with three takers");
     let h = late.histogram();
     assert!(h.min() <= h.value_at_quantile(0.5) && h.value_at_quantile(0.5) <= h.max());
     // The scratch stream is gone.

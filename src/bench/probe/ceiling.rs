@@ -76,7 +76,7 @@ pub async fn measure(redis: &Redis, prefix: &str, entries: u64, batch: usize, pa
     while done < entries {
         let n = (entries - done).min(batch as u64);
         xadd_batch(n).query_async::<()>(&mut conn).await?;
-        let ids = entry_ids(read_group(&stream, n as usize, None).query_async(&mut conn).await?);
+        let ids = entry_ids(read_group(&stream, "ceiling", n as usize, None).query_async(&mut conn).await?);
         acker.ack(&ids).query_async::<()>(&mut conn).await?;
         done += ids.len().max(1) as u64;
     }
@@ -98,7 +98,7 @@ pub async fn measure(redis: &Redis, prefix: &str, entries: u64, batch: usize, pa
         let mut acker = Acker::new(&stream);
         let mut done = 0;
         while done < entries {
-            let reply = read_group(&stream, batch, Some(100)).query_async(&mut consumer_conn).await?;
+            let reply = read_group(&stream, "ceiling", batch, Some(100)).query_async(&mut consumer_conn).await?;
             let ids = entry_ids(reply);
             if ids.is_empty() {
                 continue;
@@ -124,10 +124,10 @@ pub(super) fn fresh_group(stream: &str) -> redis::Pipeline {
     pipe
 }
 
-/// Claims up to `count` new entries, waiting up to `block_ms` when given.
-pub(super) fn read_group(stream: &str, count: usize, block_ms: Option<u64>) -> redis::Cmd {
+/// Claims up to `count` new entries as consumer `consumer`, waiting up to `block_ms` when given.
+pub(super) fn read_group(stream: &str, consumer: &str, count: usize, block_ms: Option<u64>) -> redis::Cmd {
     let mut cmd = redis::cmd("XREADGROUP");
-    cmd.arg("GROUP").arg(GROUP).arg("ceiling").arg("COUNT").arg(count);
+    cmd.arg("GROUP").arg(GROUP).arg(consumer).arg("COUNT").arg(count);
     if let Some(ms) = block_ms {
         cmd.arg("BLOCK").arg(ms);
     }

@@ -3,15 +3,17 @@
 //! latency so a tail can be read against it (as throughput is read against
 //! [`super::ceiling`]).
 //!
-//! Two loops on two connections, the shape conveyor has, each doing the least a streams queue
-//! can do:
+//! A sender and as many takers as conveyor has workers, each on a connection of its own (the
+//! shape conveyor has), each doing the least a streams queue can do:
 //! - the sender sends open loop as conveyor's benchmark producer does: every job due by now
 //!   (up to a batch) in one pipelined round of `XADD`s, one round in flight, the same fields a
 //!   benchmark job carries, each stamped with the time it was *due*; between rounds it sleeps
 //!   precisely until the next job is due;
-//! - the taker acknowledges what it took (trimming the acknowledged head as often as conveyor's
+//! - a taker acknowledges what it took (trimming the acknowledged head as often as conveyor's
 //!   scheduler does) and claims again with a blocking `XREADGROUP`, in one round trip, and
-//!   records for each entry the time from when it was due to when the claim reached it.
+//!   records for each entry the time from when it was due to when the claim reached it. With
+//!   one taker, a read waits for the one before it, and after a stall the backlog drains one
+//!   claim per round trip; several drain it together, as conveyor's workers do.
 //!
 //! Whatever this floor shows, no queue built on these commands can beat on this machine in the
 //! same minutes: its tail is the host's (a virtual CPU taken away for milliseconds stops the
@@ -47,6 +49,8 @@ pub struct Plan {
     pub batch: usize,
     /// Payload bytes of every entry.
     pub payload_bytes: usize,
+    /// Takers claiming at the same time (at least 1).
+    pub takers: usize,
 }
 
 /// Sends `plan` through a scratch stream under `{prefix:latency-floor}`, removed after, and
@@ -55,7 +59,10 @@ pub async fn measure(redis: &Redis, prefix: &str, plan: Plan) -> Result<Latency>
     let keys = QueueKeys::new(prefix, "latency-floor");
     let stream = keys.ready();
     let mut send_conn = redis.blocking_connection().await?;
-    let mut take_conn = redis.blocking_connection().await?;
+    let mut take_conns = Vec::new();
+    for _ in 0..plan.takers.max(1) {
+        take_conns.push(redis.blocking_connection().await?);
+    }
     fresh_group(&stream).query_async::<()>(&mut send_conn).await?;
 
     let gap_us = 1e6 / plan.rate.max(1e-3);
@@ -94,26 +101,39 @@ pub async fn measure(redis: &Redis, prefix: &str, plan: Plan) -> Result<Latency>
         }
         Ok::<_, redis::RedisError>(())
     };
-    let taking = async {
-        let mut acker = Acker::new(&stream);
-        let mut late = Latency::default();
-        let (mut taken, mut ids) = (0u64, Vec::new());
-        while taken < total {
-            let mut pipe = redis::pipe();
-            acker.ack_into(&mut pipe, &ids);
-            pipe.add_command(read_group(&stream, CLAIM, Some(BLOCK_MS)));
-            let (reply,): (Value,) = pipe.query_async(&mut take_conn).await?;
-            let now = clock::now_us();
-            ids.clear();
-            for (id, due) in entries(reply) {
-                if due >= measured_from_us {
-                    late.record_us(now.saturating_sub(due));
+    // Entries taken by all takers together; each stops once all are.
+    let taken = std::cell::Cell::new(0u64);
+    let takers = take_conns.iter_mut().enumerate().map(|(i, conn)| {
+        let (stream, taken) = (&stream, &taken);
+        async move {
+            let consumer = format!("taker-{i}");
+            let mut acker = Acker::new(stream);
+            let mut late = Latency::default();
+            let mut ids = Vec::new();
+            while taken.get() < total {
+                let mut pipe = redis::pipe();
+                acker.ack_into(&mut pipe, &ids);
+                pipe.add_command(read_group(stream, &consumer, CLAIM, Some(BLOCK_MS)));
+                let (reply,): (Value,) = pipe.query_async(conn).await?;
+                let now = clock::now_us();
+                ids.clear();
+                for (id, due) in entries(reply) {
+                    if due >= measured_from_us {
+                        late.record_us(now.saturating_sub(due));
+                    }
+                    ids.push(id);
                 }
-                ids.push(id);
-                taken += 1;
+                taken.set(taken.get() + ids.len() as u64);
             }
+            Ok::<_, redis::RedisError>(late)
         }
-        Ok::<_, redis::RedisError>(late)
+    });
+    let taking = async {
+        let mut all = Latency::default();
+        for late in futures::future::try_join_all(takers).await? {
+            all.add(&late);
+        }
+        Ok(all)
     };
     // A failed loop ends the other (the taker would otherwise wait for entries never sent).
     let ((), late) = futures::try_join!(sending, taking)?;
