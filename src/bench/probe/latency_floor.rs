@@ -7,7 +7,9 @@
 //! shape conveyor has), each doing the least a streams queue can do:
 //! - the sender sends open loop as conveyor's benchmark producer does: every job due by now
 //!   (up to a batch) in one pipelined round of `XADD`s, one round in flight, the same fields a
-//!   benchmark job carries, each stamped with the time it was *due*; between rounds it sleeps
+//!   benchmark job carries, each stamped with the time it was *due*; a round of up to
+//!   [`WAKE_ONCE_UP_TO`] in one `MULTI`/`EXEC`, so that Redis serves a waiting taker the whole
+//!   round in one reply rather than an entry to each taker per `XADD`; between rounds it sleeps
 //!   precisely until the next job is due;
 //! - a taker acknowledges what it took (trimming the acknowledged head as often as conveyor's
 //!   scheduler does) and claims again with a blocking `XREADGROUP`, in one round trip, and
@@ -26,7 +28,7 @@ use crate::bench::stats::Latency;
 use crate::runtime::clock;
 use crate::runtime::connection::Redis;
 use crate::runtime::error::Result;
-use crate::runtime::queue::{Envelope, QueueKeys};
+use crate::runtime::queue::{Envelope, QueueKeys, WAKE_ONCE_UP_TO};
 use crate::runtime::timer::LoopTimer;
 use redis::Value;
 use std::time::Duration;
@@ -90,6 +92,9 @@ pub async fn measure(redis: &Redis, prefix: &str, plan: Plan) -> Result<Latency>
             let due = (((now - start_us) as f64 / gap_us) as u64 + 1).min(total);
             let n = (due - k).min(plan.batch as u64);
             let mut pipe = redis::pipe();
+            if (2..=WAKE_ONCE_UP_TO as u64).contains(&n) {
+                pipe.atomic();
+            }
             for j in k..k + n {
                 job.enqueued_us = Some(due_at(j));
                 pipe.cmd("XADD").arg(&stream).arg("*");

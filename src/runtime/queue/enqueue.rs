@@ -60,7 +60,7 @@ impl Enqueued {
 }
 
 /// Most entries a batch writes in one transaction (see [`Queue::enqueue_batch_to`]).
-const WAKE_ONCE_UP_TO: usize = 100;
+pub const WAKE_ONCE_UP_TO: usize = 100;
 
 impl Queue {
     /// Adds one job to the ready stream; returns its id.

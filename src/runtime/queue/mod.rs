@@ -54,7 +54,7 @@ mod unique;
 pub use audit::{Audit, BatchReport};
 pub use backoff::Backoff;
 pub use claim::{Claimed, PackPlace, Poison};
-pub use enqueue::{Enqueued, NewJob};
+pub use enqueue::{Enqueued, NewJob, WAKE_ONCE_UP_TO};
 pub use envelope::{DecodeError, Envelope, JobId, SEQ_LIMIT};
 pub use inspect::{ByPriority, DeadLetter, Depth};
 pub use keys::{GROUP, QueueKeys};
