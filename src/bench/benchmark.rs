@@ -13,7 +13,7 @@
 //!    probe of how late the machine wakes a sleeping thread in the same window
 //!    ([`crate::bench::probe::jitter`]) and of the CPU time the host took meanwhile, and (one job
 //!    per entry) after a plain Redis client at the same rate
-//!    ([`crate::bench::probe::latency_floor`]): the floors under any tail measured on it;
+//!    ([`crate::bench::probe::latency_floor`]): what any tail measured on it is read against;
 //! 6. memory: this process's RSS with 20 idle workers, and Redis bytes per queued job;
 //! 7. scaling: sleep-1ms jobs drained by one, then two `conveyor worker` processes (Redis is
 //!    not the bottleneck there, so the second process should nearly double throughput).
@@ -204,8 +204,8 @@ pub struct LatencyAt {
     /// over the vCPUs), in ms; `None` where the kernel does not report it.
     pub host_steal_ms: Option<u64>,
     /// A plain Redis client with no runtime at the same rate, in the window just before
-    /// ([`crate::bench::probe::latency_floor`]): the floor of the command mix on this machine
-    /// in those minutes. Measured for one job per entry only.
+    /// ([`crate::bench::probe::latency_floor`]): the command mix on this machine in those
+    /// minutes with nothing of conveyor. Measured for one job per entry only.
     pub plain_client: Option<PlainClient>,
     /// Jobs lost in this run, per the audit.
     pub lost: u64,
@@ -624,7 +624,7 @@ impl BenchResult {
             if let Some(c) = &l.plain_client {
                 let _ = writeln!(
                     s,
-                    "    window before, a plain Redis client: {} (the command mix's floor; conveyor's p99 = {:.2}x){}",
+                    "    window before, a plain Redis client: {} (no runtime, same commands; conveyor's p99 = {:.2}x){}",
                     in_ms(&c.due_to_claim_us),
                     p.p99 as f64 / c.due_to_claim_us.p99.max(1) as f64,
                     c.host_steal_ms.map_or(String::new(), |ms| format!("; steal {ms} ms"))

@@ -1,5 +1,5 @@
-//! The latency floor of conveyor's command mix at a planned rate: what a plain Redis client with
-//! no runtime gets on this machine and this Redis, measured next to conveyor's own open-loop
+//! The latency of conveyor's command mix with no runtime at a planned rate (the floor a queue
+//! adds its own cost to): what a plain Redis client gets on this machine and this Redis, measured next to conveyor's own open-loop
 //! latency so a tail can be read against it (as throughput is read against
 //! [`super::ceiling`]).
 //!
@@ -18,9 +18,11 @@
 //!   claim per round trip; several drain it together, as conveyor's workers do.
 //!
 //! Its tail is the host's (a virtual CPU taken away for milliseconds stops the sender, a taker
-//! or Redis) and Redis's own; a queue whose tail is near it adds little of its own. The two
-//! windows follow each other, not overlap, so they compare only when the host took alike from
-//! both (the bench prints the steal of each).
+//! or Redis) and Redis's own; a queue whose tail is near it adds little of its own. It is a
+//! reference measured in its own window, not a bound: the two windows follow each other, so
+//! they compare only when the host took alike from both (the bench prints the steal of each),
+//! and a window can come out worse than conveyor's (in a CI run beside a busy loop, p99 24.8 ms
+//! against conveyor's 5.3 ms at 63,367 jobs/s, with no steal in either).
 
 use super::ceiling::{Acker, fresh_group, read_group};
 use crate::bench::jobs::JobKind;
