@@ -172,21 +172,28 @@ impl<'a> Acker<'a> {
 }
 
 fn entry_ids(reply: Value) -> Vec<Vec<u8>> {
-    let mut ids = Vec::new();
-    if let Value::Array(streams) = reply {
-        for s in streams {
-            if let Value::Array(mut parts) = s
-                && let Some(Value::Array(entries)) = parts.pop()
-            {
-                for e in entries {
-                    if let Value::Array(pair) = e
-                        && let Some(Value::BulkString(id)) = pair.into_iter().next()
-                    {
-                        ids.push(id);
-                    }
-                }
+    stream_entries(reply).into_iter().map(|(id, _)| id).collect()
+}
+
+/// Each entry of an `XREADGROUP` reply as its id and its field-value list (moved out of the
+/// reply, not copied); anything not shaped like an entry is skipped.
+pub(super) fn stream_entries(reply: Value) -> Vec<(Vec<u8>, Vec<Value>)> {
+    let mut out = Vec::new();
+    let Value::Array(streams) = reply else { return out };
+    for s in streams {
+        let Value::Array(mut parts) = s else { continue };
+        let Some(Value::Array(entries)) = parts.pop() else { continue };
+        for e in entries {
+            let Value::Array(pair) = e else { continue };
+            let mut pair = pair.into_iter();
+            if let (Some(Value::BulkString(id)), fields) = (pair.next(), pair.next()) {
+                let fields = match fields {
+                    Some(Value::Array(f)) => f,
+                    _ => Vec::new(),
+                };
+                out.push((id, fields));
             }
         }
     }
-    ids
+    out
 }

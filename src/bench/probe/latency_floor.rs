@@ -1,7 +1,7 @@
 //! The latency of conveyor's command mix with no runtime at a planned rate (the floor a queue
-//! adds its own cost to): what a plain Redis client gets on this machine and this Redis, measured next to conveyor's own open-loop
-//! latency so a tail can be read against it (as throughput is read against
-//! [`super::ceiling`]).
+//! adds its own cost to): what a plain Redis client gets on this machine and this Redis,
+//! measured next to conveyor's own open-loop latency so a tail can be read against it (as
+//! throughput is read against [`super::ceiling`]).
 //!
 //! A sender and as many takers as conveyor has workers, each on a connection of its own (the
 //! shape conveyor has), each doing the least a streams queue can do:
@@ -24,7 +24,7 @@
 //! and a window can come out worse than conveyor's (in a CI run beside a busy loop, p99 24.8 ms
 //! against conveyor's 5.3 ms at 63,367 jobs/s, with no steal in either).
 
-use super::ceiling::{Acker, fresh_group, read_group};
+use super::ceiling::{Acker, fresh_group, read_group, stream_entries};
 use crate::bench::jobs::JobKind;
 use crate::bench::load::BenchStamp;
 use crate::bench::stats::Latency;
@@ -152,29 +152,20 @@ pub async fn measure(redis: &Redis, prefix: &str, plan: Plan) -> Result<Latency>
 /// Each entry of an `XREADGROUP` reply: its id and the due time its job carries (0 when the
 /// entry is not a job or carries none).
 fn entries(reply: Value) -> Vec<(Vec<u8>, u64)> {
-    let mut out = Vec::new();
-    let Value::Array(streams) = reply else { return out };
-    for s in streams {
-        let Value::Array(mut parts) = s else { continue };
-        let Some(Value::Array(list)) = parts.pop() else { continue };
-        for e in list {
-            let Value::Array(pair) = e else { continue };
-            let mut pair = pair.into_iter();
-            let (Some(Value::BulkString(id)), Some(Value::Array(fields))) = (pair.next(), pair.next()) else {
-                continue;
-            };
-            let mut fields: Vec<(Vec<u8>, Vec<u8>)> = fields
+    stream_entries(reply)
+        .into_iter()
+        .map(|(id, fields)| {
+            let pairs: Vec<(&[u8], &[u8])> = fields
                 .chunks_exact(2)
                 .filter_map(|kv| match kv {
-                    [Value::BulkString(k), Value::BulkString(v)] => Some((k.clone(), v.clone())),
+                    [Value::BulkString(k), Value::BulkString(v)] => Some((k.as_slice(), v.as_slice())),
                     _ => None,
                 })
                 .collect();
-            let due = Envelope::from_fields(&mut fields).ok().and_then(|job| job.enqueued_us).unwrap_or(0);
-            out.push((id, due));
-        }
-    }
-    out
+            let due = Envelope::from_slices(&pairs).ok().and_then(|job| job.enqueued_us).unwrap_or(0);
+            (id, due)
+        })
+        .collect()
 }
 
 #[cfg(test)]
